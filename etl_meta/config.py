@@ -1,0 +1,103 @@
+"""Settings, read from ``ETL_META_*`` environment variables (and a ``.env`` file if present).
+
+Nothing is read at import time: call :func:`get_settings` (cached) or build :class:`Settings`
+yourself to override values in code and tests.
+"""
+
+from __future__ import annotations
+
+import getpass
+import socket
+from functools import lru_cache
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The file name of the embedded SQLite store inside :attr:`Settings.home`.
+SQLITE_FILE_NAME = "etl_meta.db"
+
+
+def _default_home() -> Path:
+    return Path(platformdirs.user_data_dir("etl-meta", appauthor=False))
+
+
+def _default_actor() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry, e.g. an arbitrary container uid
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def normalize_database_url(url: str) -> str:
+    """Point bare PostgreSQL URLs at psycopg 3, the only PostgreSQL driver etl-meta supports.
+
+    >>> normalize_database_url("postgres://u@h/db")
+    'postgresql+psycopg://u@h/db'
+    """
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class Settings(BaseSettings):
+    """Everything etl-meta reads from its environment.
+
+    ``database_url`` is a secret (it may carry a password): it prints masked.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="ETL_META_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    home: Path = Field(
+        default_factory=_default_home,
+        description="Directory of the embedded SQLite store (used when no database URL is set).",
+    )
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the store; unset means a SQLite file under `home`.",
+    )
+    actor: str = Field(
+        default_factory=_default_actor,
+        max_length=200,
+        description="Who the audit trail names for changes made through this process.",
+    )
+    pool_size: int = Field(default=5, ge=1, le=100, description="PostgreSQL pool size.")
+    max_overflow: int = Field(default=5, ge=0, le=100, description="PostgreSQL pool overflow.")
+    pool_recycle_seconds: int = Field(default=1800, ge=30, description="Recycle older connections.")
+    connect_timeout_seconds: int = Field(default=10, ge=1, le=600)
+    statement_timeout_ms: int = Field(
+        default=0, ge=0, description="PostgreSQL statement_timeout; 0 leaves the server's value."
+    )
+    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+    max_json_bytes: int = Field(
+        default=256 * 1024, ge=1024, description="Largest JSON document accepted, serialized."
+    )
+    max_json_depth: int = Field(default=32, ge=2, le=256, description="Deepest JSON nesting.")
+    echo_sql: bool = Field(default=False, description="Log SQL statements (never parameters).")
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def sqlite_path(self) -> Path:
+        """Where the embedded store lives when ``database_url`` is unset."""
+        return self.home / SQLITE_FILE_NAME
+
+    def resolved_database_url(self) -> str:
+        """The URL to connect to: the configured one, or the embedded SQLite file."""
+        if self.database_url is not None:
+            return normalize_database_url(self.database_url.get_secret_value())
+        return f"sqlite:///{self.sqlite_path}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment on first call."""
+    return Settings()

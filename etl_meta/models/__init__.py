@@ -1,0 +1,95 @@
+"""etl-meta's models: one SQLModel family per entity (Fields/Base → table → Create/Update/Public)."""
+
+from etl_meta.models.audit import AuditEvent, AuditEventPublic
+from etl_meta.models.base import NAMING_CONVENTION, EtlModel, PublicModel, metadata
+from etl_meta.models.component import (
+    Component,
+    ComponentBase,
+    ComponentConfig,
+    ComponentConfigPublic,
+    ComponentCreate,
+    ComponentDataclass,
+    ComponentDependency,
+    ComponentPublic,
+    ComponentUpdate,
+)
+from etl_meta.models.dataclass_ import (
+    Dataclass,
+    DataclassCreate,
+    DataclassesBase,
+    DataclassPublic,
+    DataclassUpdate,
+)
+from etl_meta.models.enums import (
+    ComponentStatus,
+    DataclassRole,
+    ExecutionStatus,
+    Orchestrator,
+    RunRequestStatus,
+    StepStatus,
+    StrategyType,
+)
+from etl_meta.models.execution import (
+    ComponentExecution,
+    Execution,
+    ExecutionPublic,
+    ExecutionUpsert,
+    StepAttemptPublic,
+    StepAttemptUpsert,
+)
+from etl_meta.models.job import Job, JobBase, JobCreate, JobPublic, JobTag, JobUpdate, Tag
+from etl_meta.models.metric import Metric, MetricPoint, MetricPublic
+from etl_meta.models.run_request import RunRequest, RunRequestCreate, RunRequestPublic
+
+# Resolve forward references between the Public schemas of different modules.
+JobPublic.model_rebuild()
+ExecutionPublic.model_rebuild()
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "AuditEvent",
+    "AuditEventPublic",
+    "Component",
+    "ComponentBase",
+    "ComponentConfig",
+    "ComponentConfigPublic",
+    "ComponentCreate",
+    "ComponentDataclass",
+    "ComponentDependency",
+    "ComponentExecution",
+    "ComponentPublic",
+    "ComponentStatus",
+    "ComponentUpdate",
+    "Dataclass",
+    "DataclassCreate",
+    "DataclassPublic",
+    "DataclassRole",
+    "DataclassUpdate",
+    "DataclassesBase",
+    "EtlModel",
+    "Execution",
+    "ExecutionPublic",
+    "ExecutionStatus",
+    "ExecutionUpsert",
+    "Job",
+    "JobBase",
+    "JobCreate",
+    "JobPublic",
+    "JobTag",
+    "JobUpdate",
+    "Metric",
+    "MetricPoint",
+    "MetricPublic",
+    "Orchestrator",
+    "PublicModel",
+    "RunRequest",
+    "RunRequestCreate",
+    "RunRequestPublic",
+    "RunRequestStatus",
+    "StepAttemptPublic",
+    "StepAttemptUpsert",
+    "StepStatus",
+    "StrategyType",
+    "Tag",
+    "metadata",
+]

@@ -1,0 +1,79 @@
+"""The metadata every etl-meta table belongs to, and what all models share.
+
+etl-meta's tables live in their own :class:`~sqlalchemy.MetaData` (not ``SQLModel.metadata``), so an
+application that also defines SQLModel tables neither sees ours in its ``create_all`` nor changes our
+constraint names. The naming convention is set before any table class exists, so every constraint
+and index has a stable, predictable name that migrations can refer to.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+from pydantic import ConfigDict, field_serializer
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
+
+from etl_meta.masking import mask_value
+from etl_meta.types import UTCDateTime, utcnow
+
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+mapper_registry = registry(metadata=metadata)
+
+
+class EtlModel(SQLModel, registry=mapper_registry):
+    """Root of every etl-meta model, table or schema.
+
+    ``repr``/``str`` mask secret values in any field listed in ``_masked_fields``.
+    """
+
+    model_config = ConfigDict(use_enum_values=False, ser_json_timedelta="iso8601")
+
+    #: Fields holding configuration-like JSON whose secret values must never be shown.
+    _masked_fields: ClassVar[tuple[str, ...]] = ()
+
+    def _component_type_for_masking(self) -> str | None:
+        return getattr(self, "component_type", None)
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            if name in self._masked_fields:
+                value = mask_value(value, component_type=self._component_type_for_masking())
+            yield name, value
+
+
+class PublicModel(EtlModel):
+    """What callers get back: detached, serializable, secrets masked in JSON and dumps.
+
+    Timestamps serialize as ISO-8601 in UTC (``2026-01-01T00:00:00Z``).
+    """
+
+    model_config = ConfigDict(from_attributes=True)
+
+    @field_serializer("*", mode="wrap", when_used="always", check_fields=False)
+    def _mask_secrets(self, value: Any, handler: Any, info: Any) -> Any:
+        # A wrap serializer keeps pydantic's own handling (nested include/exclude, ISO-8601 'Z'
+        # timestamps) and only post-processes the configuration-like fields.
+        serialized = handler(value)
+        if info.field_name in self._masked_fields:
+            return mask_value(serialized, component_type=self._component_type_for_masking())
+        return serialized
+
+
+def created_at_field() -> Any:
+    """``created_at``: set once by the store, aware UTC."""
+    return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+def updated_at_field() -> Any:
+    """``updated_at``: bumped by the store on every change, aware UTC."""
+    return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)

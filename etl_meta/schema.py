@@ -1,0 +1,217 @@
+"""Schema versioning: alembic migrations, the start-up check and drift detection.
+
+Migrations are the only way etl-meta's schema is created or changed, in tests too. The runtime
+never migrates on its own: :func:`check_schema` refuses a database that is behind or ahead of this
+code and names the command that fixes it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection, Engine
+
+from etl_meta.errors import (
+    SchemaDriftError,
+    SchemaNotInitializedError,
+    SchemaOutOfDateError,
+    SchemaTooNewError,
+)
+
+log = logging.getLogger(__name__)
+
+#: etl-meta's own version table, so it can share a database with other alembic users.
+VERSION_TABLE = "etl_meta_schema_version"
+
+
+def migrations_dir() -> Path:
+    """Where the migration scripts are: inside the installed wheel, or the source checkout."""
+    package_dir = Path(__file__).resolve().parent
+    for candidate in (package_dir / "_migrations", package_dir.parent / "migrations"):
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise FileNotFoundError("etl-meta's migration scripts are missing from this installation")
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An alembic ``Config`` for etl-meta's chain, bound to ``connection`` when given."""
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def migration_context_options() -> dict[str, Any]:
+    """Options shared by ``env.py`` and the drift check, so both compare the same way."""
+    return {
+        "version_table": VERSION_TABLE,
+        "render_as_batch": True,
+        "compare_type": True,
+        "compare_server_default": False,
+        "include_object": _include_object,
+    }
+
+
+def _include_object(obj: Any, name: str | None, type_: str, reflected: bool, _other: Any) -> bool:
+    # Only etl-meta's own tables: the database may be shared with other applications.
+    if type_ == "table":
+        from etl_meta.models import metadata
+
+        return name in metadata.tables or not reflected
+    return True
+
+
+@lru_cache(maxsize=1)
+def _script() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config())
+
+
+def head_revision() -> str:
+    """The newest revision this code knows; there must be exactly one."""
+    heads = _script().get_heads()
+    if len(heads) != 1:
+        raise RuntimeError(f"the migration chain must have exactly one head, found {heads}")
+    return heads[0]
+
+
+def known_revisions() -> set[str]:
+    """Every revision in this code's chain."""
+    return {rev.revision for rev in _script().walk_revisions()}
+
+
+def current_revision(engine_or_connection: Engine | Connection) -> str | None:
+    """The revision the database is at (``None``: never migrated)."""
+    with _connection(engine_or_connection) as connection:
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+        heads = context.get_current_heads()
+    if len(heads) > 1:
+        raise RuntimeError(f"the database has several schema heads: {heads}")
+    return heads[0] if heads else None
+
+
+@dataclass(frozen=True)
+class SchemaStatus:
+    """Where the database stands against this code."""
+
+    current: str | None
+    head: str
+
+    @property
+    def is_current(self) -> bool:
+        return self.current == self.head
+
+
+def schema_status(engine: Engine | Connection) -> SchemaStatus:
+    """The database's revision next to this code's head."""
+    return SchemaStatus(current=current_revision(engine), head=head_revision())
+
+
+def check_schema(engine: Engine | Connection) -> None:
+    """Raise unless the database is exactly at this code's head revision."""
+    status = schema_status(engine)
+    if status.is_current:
+        return
+    if status.current is None:
+        raise SchemaNotInitializedError(
+            "the database has no etl-meta schema yet: run `etl-meta db upgrade`",
+            current=None,
+            expected=status.head,
+        )
+    if status.current in known_revisions():
+        raise SchemaOutOfDateError(
+            f"the database schema is at {status.current}, older than this etl-meta "
+            f"({status.head}): run `etl-meta db upgrade`",
+            current=status.current,
+            expected=status.head,
+        )
+    raise SchemaTooNewError(
+        f"the database schema is at {status.current}, which this etl-meta does not know: it was "
+        f"migrated by a newer version. Upgrade etl-meta, or run `etl-meta db downgrade "
+        f"{status.head}` with the newer version",
+        current=status.current,
+        expected=status.head,
+    )
+
+
+def schema_drift(engine: Engine | Connection) -> list[Any]:
+    """Differences between the live schema and the models (empty when they agree)."""
+    from etl_meta.models import metadata
+
+    with _connection(engine) as connection:
+        context = MigrationContext.configure(connection, opts=migration_context_options())
+        return list(compare_metadata(context, metadata))
+
+
+def check_no_drift(engine: Engine | Connection) -> None:
+    """Raise :class:`SchemaDriftError` when the live schema differs from the models."""
+    diffs = schema_drift(engine)
+    if diffs:
+        revision = current_revision(engine)
+        raise SchemaDriftError(
+            f"the schema differs from etl-meta's models in {len(diffs)} place(s): {diffs!r}",
+            current=revision,
+            expected=revision,
+        )
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Migrate the database up to ``revision`` (default: the newest)."""
+    _run_alembic(engine, lambda config: command.upgrade(config, revision))
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Migrate the database down to ``revision`` (``base`` removes etl-meta's schema)."""
+    _run_alembic(engine, lambda config: command.downgrade(config, revision))
+
+
+def _run_alembic(engine: Engine, action: Callable[[Config], None]) -> None:
+    with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # Batch mode rebuilds SQLite tables (copy, drop, rename); with foreign keys on, the
+            # drop would cascade into child rows. The pragma only works outside a transaction,
+            # so it goes straight to the driver before alembic begins one.
+            connection.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
+        try:
+            action(alembic_config(connection))
+            if connection.in_transaction():
+                connection.commit()
+        finally:
+            if sqlite:
+                raw = connection.connection.dbapi_connection
+                violations = raw.execute("PRAGMA foreign_key_check").fetchall()  # type: ignore[union-attr]
+                raw.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
+                if violations:
+                    raise RuntimeError(f"migration left broken foreign keys: {violations[:5]}")
+
+
+@contextmanager
+def _connection(engine_or_connection: Engine | Connection) -> Iterator[Connection]:
+    if isinstance(engine_or_connection, Connection):
+        yield engine_or_connection
+        return
+    from etl_meta.db import readonly
+
+    engine = engine_or_connection
+    if engine.dialect.name == "sqlite":
+        engine = readonly(engine)
+    with engine.connect() as connection:
+        yield connection
+
+
+def table_exists(engine: Engine, name: str) -> bool:
+    """Whether ``name`` exists in the database (used by tests and ``db current``)."""
+    return sa.inspect(engine).has_table(name)
