@@ -1,4 +1,4 @@
-"""etl-meta's models: one SQLModel family per entity (Fields/Base → table → Create/Update/Public)."""
+"""etl-meta's models: one SQLModel family per entity (Base, table, Create, Update, Public)."""
 
 from etl_meta.models.audit import AuditEvent, AuditEventPublic
 from etl_meta.models.base import NAMING_CONVENTION, EtlModel, PublicModel, metadata

@@ -1,9 +1,9 @@
 """The metadata every etl-meta table belongs to, and what all models share.
 
-etl-meta's tables live in their own :class:`~sqlalchemy.MetaData` (not ``SQLModel.metadata``), so an
-application that also defines SQLModel tables neither sees ours in its ``create_all`` nor changes our
-constraint names. The naming convention is set before any table class exists, so every constraint
-and index has a stable, predictable name that migrations can refer to.
+etl-meta's tables live in their own :class:`~sqlalchemy.MetaData` (not ``SQLModel.metadata``),
+so an application that also defines SQLModel tables neither sees ours in its ``create_all`` nor
+changes our constraint names. The naming convention is set before any table class exists, so
+every constraint and index has a stable, predictable name that migrations can refer to.
 """
 
 from __future__ import annotations
