@@ -184,7 +184,7 @@ def _run_alembic(engine: Engine, action: Callable[[Config], None]) -> None:
             # Batch mode rebuilds SQLite tables (copy, drop, rename); with foreign keys on, the
             # drop would cascade into child rows. The pragma only works outside a transaction,
             # so it goes straight to the driver before alembic begins one.
-            connection.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
+            connection.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")
         try:
             action(alembic_config(connection))
             if connection.in_transaction():
@@ -192,8 +192,8 @@ def _run_alembic(engine: Engine, action: Callable[[Config], None]) -> None:
         finally:
             if sqlite:
                 raw = connection.connection.dbapi_connection
-                violations = raw.execute("PRAGMA foreign_key_check").fetchall()  # type: ignore[union-attr]
-                raw.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
+                violations = raw.execute("PRAGMA foreign_key_check").fetchall()
+                raw.execute("PRAGMA foreign_keys=ON")
                 if violations:
                     raise RuntimeError(f"migration left broken foreign keys: {violations[:5]}")
 

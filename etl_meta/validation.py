@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, ValidationInfo
 
 #: Names usable as a Dagster op alias, a Dagster job name and an Airflow task/DAG id.
 IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -118,11 +118,22 @@ def _walk_json(value: Any, *, depth: int, max_depth: int, path: str) -> None:
     raise ValueError(f"holds a {type(value).__name__}, which is not JSON{where}")
 
 
-def check_json_object(value: Any) -> dict[str, Any]:
-    """A JSON document whose top level is an object (configuration, schemas, rules)."""
+def check_json_object(value: Any, info: ValidationInfo) -> dict[str, Any]:
+    """A JSON document whose top level is an object (configuration, schemas, rules).
+
+    Limits come from the validation context (``max_json_bytes``, ``max_json_depth``) when the store
+    passes one, so they follow the store's settings.
+    """
     if not isinstance(value, Mapping):
         raise ValueError("must be a JSON object (a mapping)")
-    return dict(check_json_document(value))
+    context = info.context or {}
+    return dict(
+        check_json_document(
+            value,
+            max_bytes=context.get("max_json_bytes", DEFAULT_MAX_JSON_BYTES),
+            max_depth=context.get("max_json_depth", DEFAULT_MAX_JSON_DEPTH),
+        )
+    )
 
 
 #: Annotated types for pydantic models.

@@ -36,7 +36,8 @@ class EtlModel(SQLModel, registry=mapper_registry):
     ``repr``/``str`` mask secret values in any field listed in ``_masked_fields``.
     """
 
-    model_config = ConfigDict(use_enum_values=False, ser_json_timedelta="iso8601")
+    # Pydantic quotes offending input in its error text by default; input may hold secrets.
+    model_config = ConfigDict(hide_input_in_errors=True)
 
     #: Fields holding configuration-like JSON whose secret values must never be shown.
     _masked_fields: ClassVar[tuple[str, ...]] = ()

@@ -106,7 +106,7 @@ class ExecutionPublic(PublicModel):
     updated_at: datetime
     steps: list[StepAttemptPublic] | None = None
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field
     @property
     def duration_seconds(self) -> float | None:
         return _duration(self.started_at, self.ended_at)
@@ -163,7 +163,7 @@ class StepAttemptPublic(PublicModel):
     ended_at: datetime | None
     error: str | None
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field
     @property
     def duration_seconds(self) -> float | None:
         return _duration(self.started_at, self.ended_at)

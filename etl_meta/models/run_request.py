@@ -50,7 +50,7 @@ class RunRequestCreate(EtlModel):
 
     job: Identifier
     request_key: SafeText | None = Field(default=None, min_length=1, max_length=255)
-    orchestrator: lenient_enum(Orchestrator) | None = None  # type: ignore[valid-type]
+    orchestrator: lenient_enum(Orchestrator) | None = None
     run_config: JSONObject = Field(default_factory=dict)
 
 

@@ -1,0 +1,210 @@
+"""Executions and step attempts: idempotent, forward-only upserts on the orchestrator's keys.
+
+An upsert first tries ``INSERT … ON CONFLICT DO NOTHING``; when the row exists it locks it and
+merges. Merging never moves a status backwards: a late "running" after "success" only fills fields
+that are still empty. Replaying an event therefore changes nothing, and two writers racing on a new
+run cannot create two rows.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from etl_meta.errors import ConflictError
+from etl_meta.models import (
+    Component,
+    ComponentExecution,
+    Execution,
+    ExecutionStatus,
+    Job,
+    Orchestrator,
+    StepStatus,
+)
+from etl_meta.repository.dialect import insert
+from etl_meta.types import utcnow
+
+Outcome = Literal["created", "updated", "unchanged"]
+
+
+def _merge(row: Any, values: Mapping[str, Any], status_field: str = "status") -> dict[str, Any]:
+    """Apply ``values`` to ``row`` forward-only; return ``{field: (old, new)}`` of real changes."""
+    old_status: StrEnum = getattr(row, status_field)
+    new_status: StrEnum | None = values.get(status_field)
+    regress = new_status is not None and new_status.rank < old_status.rank
+    # Two different terminal statuses: the first one recorded wins.
+    sideways = (
+        new_status is not None and new_status != old_status and new_status.rank == old_status.rank
+    )
+    changes: dict[str, Any] = {}
+    for field, new in values.items():
+        if new is None:
+            continue
+        old = getattr(row, field)
+        if field == status_field and (regress or sideways):
+            continue
+        if (regress or sideways) and old is not None:
+            continue  # stale event: may only fill gaps
+        if old != new:
+            setattr(row, field, new)
+            changes[field] = (old, new)
+    if changes:
+        row.updated_at = utcnow()
+    return changes
+
+
+def upsert_execution(
+    session: Session, *, job: Job, values: Mapping[str, Any]
+) -> tuple[Execution, Outcome, dict[str, Any]]:
+    """Create or merge the execution keyed by ``(orchestrator, external_run_id)``."""
+    orchestrator, run_id = values["orchestrator"], values["external_run_id"]
+    row_values = {k: v for k, v in values.items() if v is not None}
+    now = utcnow()
+    new_id = session.scalar(
+        insert(session, Execution)
+        .values(job_id=job.id, created_at=now, updated_at=now, **row_values)
+        .on_conflict_do_nothing(index_elements=["orchestrator", "external_run_id"])
+        .returning(Execution.id)
+    )
+    if new_id is not None:
+        created = session.get(Execution, new_id, populate_existing=True)
+        assert created is not None
+        return created, "created", {}
+    row = find_execution(session, orchestrator, run_id, for_update=True)
+    assert row is not None
+    if row.job_id != job.id:
+        raise ConflictError(
+            f"{orchestrator} run {run_id!r} is already recorded for another job",
+            entity="execution",
+            field="job",
+        )
+    changes = _merge(row, values)
+    session.flush()
+    return row, ("updated" if changes else "unchanged"), changes
+
+
+def upsert_attempt(
+    session: Session, *, execution: Execution, component: Component, values: Mapping[str, Any]
+) -> tuple[ComponentExecution, Outcome, dict[str, Any]]:
+    """Create or merge the attempt keyed by ``(execution, component, attempt)``."""
+    row_values = {k: v for k, v in values.items() if v is not None}
+    now = utcnow()
+    new_id = session.scalar(
+        insert(session, ComponentExecution)
+        .values(
+            execution_id=execution.id,
+            component_id=component.id,
+            created_at=now,
+            updated_at=now,
+            **row_values,
+        )
+        .on_conflict_do_nothing(index_elements=["execution_id", "component_id", "attempt"])
+        .returning(ComponentExecution.id)
+    )
+    if new_id is not None:
+        created = session.get(ComponentExecution, new_id, populate_existing=True)
+        assert created is not None
+        return created, "created", {}
+    row = session.scalars(
+        sa.select(ComponentExecution)
+        .where(
+            ComponentExecution.execution_id == execution.id,
+            ComponentExecution.component_id == component.id,
+            ComponentExecution.attempt == values["attempt"],
+        )
+        .with_for_update()
+    ).one()
+    changes = _merge(row, values)
+    session.flush()
+    return row, ("updated" if changes else "unchanged"), changes
+
+
+def find_execution(
+    session: Session, orchestrator: Orchestrator, external_run_id: str, *, for_update: bool = False
+) -> Execution | None:
+    """The execution an orchestrator knows as ``external_run_id``, or ``None``."""
+    query = sa.select(Execution).where(
+        Execution.orchestrator == orchestrator, Execution.external_run_id == external_run_id
+    )
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return session.scalars(query).one_or_none()
+
+
+def find_by_run_id(session: Session, run_id: str) -> Sequence[Execution]:
+    """Executions whose orchestrator run id is ``run_id`` (any orchestrator)."""
+    return session.scalars(sa.select(Execution).where(Execution.external_run_id == run_id)).all()
+
+
+def list_executions(
+    session: Session,
+    *,
+    job_id: int | None = None,
+    status: ExecutionStatus | None = None,
+    orchestrator: Orchestrator | None = None,
+    since: datetime | None = None,
+    before_id: int | None = None,
+    limit: int = 50,
+) -> Sequence[Execution]:
+    """Executions newest first (by id, which is stable under concurrent inserts for paging)."""
+    query = sa.select(Execution).order_by(Execution.id.desc()).limit(limit)
+    if job_id is not None:
+        query = query.where(Execution.job_id == job_id)
+    if status is not None:
+        query = query.where(Execution.status == status)
+    if orchestrator is not None:
+        query = query.where(Execution.orchestrator == orchestrator)
+    if since is not None:
+        query = query.where(Execution.created_at >= since)
+    if before_id is not None:
+        query = query.where(Execution.id < before_id)
+    return session.scalars(query).all()
+
+
+def latest_executions(session: Session, job_ids: Iterable[int]) -> dict[int, Execution]:
+    """The newest execution of each given job, in one query."""
+    ids = list(job_ids)
+    if not ids:
+        return {}
+    newest = (
+        sa.select(sa.func.max(Execution.id))
+        .where(Execution.job_id.in_(ids))
+        .group_by(Execution.job_id)
+    )
+    rows = session.scalars(sa.select(Execution).where(Execution.id.in_(newest)))
+    return {row.job_id: row for row in rows}
+
+
+def attempts_by_execution(
+    session: Session, execution_ids: Iterable[int]
+) -> dict[int, list[tuple[ComponentExecution, str]]]:
+    """``{execution_id: [(attempt, component name)]}`` ordered by start, then attempt."""
+    ids = list(execution_ids)
+    result: dict[int, list[tuple[ComponentExecution, str]]] = defaultdict(list)
+    if not ids:
+        return result
+    rows = session.execute(
+        sa.select(ComponentExecution, Component.name)
+        .join(Component, Component.id == ComponentExecution.component_id)
+        .where(ComponentExecution.execution_id.in_(ids))
+        .order_by(ComponentExecution.component_id, ComponentExecution.attempt)
+    )
+    for attempt, name in rows:
+        result[attempt.execution_id].append((attempt, name))
+    return result
+
+
+def step_status_counts(session: Session, execution_id: int) -> dict[StepStatus, int]:
+    """How many attempts of the execution ended in each status."""
+    rows = session.execute(
+        sa.select(ComponentExecution.status, sa.func.count())
+        .where(ComponentExecution.execution_id == execution_id)
+        .group_by(ComponentExecution.status)
+    )
+    return {StepStatus(status): count for status, count in rows}

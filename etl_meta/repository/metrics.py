@@ -1,0 +1,116 @@
+"""Metric points: a bulk, idempotent insert path and simple reads.
+
+Going row by row through the ORM was 2.5–3× slower than Core ``executemany`` here, which is
+itself 4–6× slower than the driver's bulk path. So points skip the ORM entirely:
+
+* SQLite: one ``INSERT … ON CONFLICT DO NOTHING`` through the driver's ``executemany``.
+* PostgreSQL: binary ``COPY`` into a session-local staging table, then one
+  ``INSERT … SELECT … ON CONFLICT DO NOTHING`` — COPY speed, with replays ignored.
+
+Rows arrive validated (finite values, aware timestamps) from the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, aliased
+
+from etl_meta.models import Component, Metric
+
+#: Column order of the tuples :func:`insert_points` takes.
+POINT_COLUMNS = ("execution_id", "component_id", "attempt", "name", "step", "value", "recorded_at")
+# Literal statements (no string building): the column order matches POINT_COLUMNS.
+_SQLITE_INSERT = (
+    "INSERT INTO metric (execution_id, component_id, attempt, name, step, value, recorded_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
+_PG_CREATE_STAGE = (
+    "CREATE TEMP TABLE IF NOT EXISTS etl_meta_metric_stage ("
+    "execution_id integer, component_id integer, attempt integer, name varchar(255), "
+    "step bigint, value double precision, recorded_at timestamptz) ON COMMIT DELETE ROWS"
+)
+_PG_COPY_STAGE = (
+    "COPY etl_meta_metric_stage "
+    "(execution_id, component_id, attempt, name, step, value, recorded_at) "
+    "FROM STDIN (FORMAT BINARY)"
+)
+_PG_COPY_TYPES = ["int4", "int4", "int4", "varchar", "int8", "float8", "timestamptz"]
+_PG_INSERT_FROM_STAGE = (
+    "INSERT INTO metric (execution_id, component_id, attempt, name, step, value, recorded_at) "
+    "SELECT execution_id, component_id, attempt, name, step, value, recorded_at "
+    "FROM etl_meta_metric_stage ON CONFLICT DO NOTHING"
+)
+_PG_EMPTY_STAGE = "TRUNCATE etl_meta_metric_stage"
+
+PointRow = tuple[int, int, int, str, int, float, datetime]
+
+
+def insert_points(session: Session, rows: Sequence[PointRow]) -> int:
+    """Insert ``rows``, skipping any whose natural key exists; returns how many were new."""
+    if not rows:
+        return 0
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        return _insert_postgresql(connection, rows)
+    return _insert_sqlite(connection, rows)
+
+
+def _insert_sqlite(connection: sa.Connection, rows: Sequence[PointRow]) -> int:
+    # Use the column type's own bind processing so bulk rows are stored exactly like ORM rows.
+    to_db = Metric.__table__.c.recorded_at.type.bind_processor(connection.dialect)
+    assert to_db is not None
+    params = [(*row[:6], to_db(row[6])) for row in rows]
+    cursor = connection.exec_driver_sql(_SQLITE_INSERT, params)
+    return max(cursor.rowcount, 0)
+
+
+def _insert_postgresql(connection: sa.Connection, rows: Sequence[PointRow]) -> int:
+    driver: Any = connection.connection.driver_connection  # psycopg.Connection
+    with driver.cursor() as cursor:
+        cursor.execute(_PG_CREATE_STAGE)
+        with cursor.copy(_PG_COPY_STAGE) as copy:
+            copy.set_types(_PG_COPY_TYPES)
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(_PG_INSERT_FROM_STAGE)
+        inserted = cursor.rowcount
+        # Several batches may share one transaction: empty the stage now, not at commit.
+        cursor.execute(_PG_EMPTY_STAGE)
+    return max(inserted, 0)
+
+
+def list_points(
+    session: Session,
+    *,
+    execution_id: int,
+    component_id: int | None = None,
+    name: str | None = None,
+    final_attempt_only: bool = False,
+) -> Sequence[tuple[Metric, str]]:
+    """``(point, component name)`` of one execution, by component, name, attempt and step."""
+    query = (
+        sa.select(Metric, Component.name)
+        .join(Component, Component.id == Metric.component_id)
+        .where(Metric.execution_id == execution_id)
+        .order_by(Component.name, Metric.name, Metric.attempt, Metric.step)
+    )
+    if component_id is not None:
+        query = query.where(Metric.component_id == component_id)
+    if name is not None:
+        query = query.where(Metric.name == name)
+    if final_attempt_only:
+        same_step = aliased(Metric)
+        latest = (
+            sa.select(sa.func.max(same_step.attempt))
+            .where(
+                same_step.execution_id == Metric.execution_id,
+                same_step.component_id == Metric.component_id,
+            )
+            .scalar_subquery()
+        )
+        query = query.where(Metric.attempt == latest)
+    return [(point, component_name) for point, component_name in session.execute(query)]

@@ -1,0 +1,125 @@
+"""Turn driver and pydantic errors into etl-meta's typed errors, without leaking values.
+
+PostgreSQL's error DETAIL quotes the offending row ("Failing row contains (…)") and SQLAlchemy's
+message quotes statement parameters unless hidden; either may carry a secret. The translated error
+keeps only the primary message, SQLSTATE and constraint name, and chains to a sanitized stand-in
+for the driver error rather than the driver error itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pydantic
+import sqlalchemy.exc as sa_exc
+
+from etl_meta.errors import (
+    AlreadyExistsError,
+    EtlMetaError,
+    FieldProblem,
+    IntegrityError,
+    StoreUnavailableError,
+    ValidationError,
+)
+
+# SQLSTATE classes that mean "try again": connection failures, serialization failures,
+# deadlocks, lock timeouts, admin shutdowns, resource pressure.
+_TRANSIENT_SQLSTATE_PREFIXES = ("08", "40", "53", "57P", "55P03")
+
+
+class DriverError(Exception):
+    """A sanitized copy of a driver error: SQLSTATE, constraint and primary message only."""
+
+    def __init__(self, message: str, *, sqlstate: str | None, constraint: str | None) -> None:
+        self.sqlstate = sqlstate
+        self.constraint = constraint
+        super().__init__(message)
+
+
+def _diagnostics(error: sa_exc.DBAPIError) -> tuple[str, str | None, str | None]:
+    orig = error.orig
+    diag = getattr(orig, "diag", None)
+    if diag is not None:  # psycopg
+        message = diag.message_primary or type(orig).__name__
+        return message, diag.sqlstate, diag.constraint_name
+    # sqlite3 messages name the constraint or columns but never the values.
+    return str(orig).splitlines()[0] if orig else type(error).__name__, None, None
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether retrying the same transaction may succeed (used by orchestrator writers)."""
+    if isinstance(error, StoreUnavailableError):
+        return True
+    if isinstance(error, DriverError):
+        return bool(error.sqlstate and error.sqlstate.startswith(_TRANSIENT_SQLSTATE_PREFIXES))
+    cause = error.__cause__
+    return cause is not None and cause is not error and is_transient(cause)
+
+
+def translate_db_error(error: sa_exc.SQLAlchemyError) -> EtlMetaError:
+    """The typed error for a SQLAlchemy error, chained to a sanitized :class:`DriverError`."""
+    if isinstance(error, sa_exc.DBAPIError):
+        message, sqlstate, constraint = _diagnostics(error)
+        cause = DriverError(message, sqlstate=sqlstate, constraint=constraint)
+        translated: EtlMetaError
+        if isinstance(error, sa_exc.IntegrityError):
+            if sqlstate == "23505" or message.startswith("UNIQUE constraint failed"):
+                translated = AlreadyExistsError(
+                    _table_of(constraint, message), constraint or message, field="unique key"
+                )
+            else:
+                translated = IntegrityError(
+                    f"the database rejected the write: {message}", constraint=constraint
+                )
+        elif isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError) or (
+            sqlstate and sqlstate.startswith(_TRANSIENT_SQLSTATE_PREFIXES)
+        ):
+            translated = StoreUnavailableError(f"the store is unavailable: {message}")
+        else:
+            translated = IntegrityError(f"the database rejected the statement: {message}")
+        translated.__cause__ = cause
+        return translated
+    if isinstance(error, sa_exc.StatementError) and isinstance(error.orig, ValueError | TypeError):
+        return ValidationError.single("?", str(error.orig))
+    return EtlMetaError(f"database error: {type(error).__name__}")
+
+
+def _table_of(constraint: str | None, message: str) -> str:
+    if constraint and constraint.startswith("uq_"):
+        return constraint[3:].split("_", 1)[0]
+    if ":" in message:  # "UNIQUE constraint failed: job.name"
+        return message.split(":", 1)[1].strip().split(".", 1)[0]
+    return "row"
+
+
+def translate_validation_error(
+    error: pydantic.ValidationError, *, entity: str | None = None, prefix: str = ""
+) -> ValidationError:
+    """Our :class:`ValidationError` for a pydantic one: field paths and reasons, never input."""
+    problems = []
+    for item in error.errors(include_input=False, include_url=False, include_context=False):
+        loc = ".".join(str(part) for part in item["loc"]) or "(root)"
+        message = item["msg"].removeprefix("Value error, ")
+        problems.append(FieldProblem(f"{prefix}{loc}", message))
+    return ValidationError(problems, entity=entity)
+
+
+def validate_input(
+    model: type[pydantic.BaseModel],
+    data: Any,
+    *,
+    entity: str,
+    context: dict[str, Any] | None = None,
+    prefix: str = "",
+) -> Any:
+    """Validate ``data`` (a dict or an instance of ``model``) with the store's limits.
+
+    Instances are dumped and validated again: they may have been built with default limits or
+    with ``model_construct``, which skips validation.
+    """
+    if isinstance(data, pydantic.BaseModel):
+        data = data.model_dump(exclude_unset=True)
+    try:
+        return model.model_validate(data, context=context)
+    except pydantic.ValidationError as exc:
+        raise translate_validation_error(exc, entity=entity, prefix=prefix) from None

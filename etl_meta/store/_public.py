@@ -1,0 +1,69 @@
+"""Turn ORM rows into the detached ``*Public`` models callers receive."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic_core import to_jsonable_python
+
+from etl_meta.models import (
+    Component,
+    ComponentExecution,
+    ComponentPublic,
+    DataclassRole,
+    Execution,
+    ExecutionPublic,
+    Job,
+    JobPublic,
+    StepAttemptPublic,
+)
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON data (ISO timestamps, enum values) for audit before/after documents."""
+    return to_jsonable_python(value)
+
+
+def job_public(
+    job: Job, tags: dict[str, str], components: Sequence[ComponentPublic] | None = None
+) -> JobPublic:
+    data = job.model_dump()
+    data.update(tags=tags, components=list(components) if components is not None else None)
+    return JobPublic.model_validate(data)
+
+
+def component_public(
+    component: Component,
+    *,
+    job_name: str,
+    depends_on: Sequence[str],
+    links: dict[DataclassRole, list[str]],
+) -> ComponentPublic:
+    data = component.model_dump()
+    data.update(
+        job_name=job_name,
+        depends_on=list(depends_on),
+        inputs=list(links.get(DataclassRole.INPUT, [])),
+        outputs=list(links.get(DataclassRole.OUTPUT, [])),
+    )
+    return ComponentPublic.model_validate(data)
+
+
+def attempt_public(attempt: ComponentExecution, component_name: str) -> StepAttemptPublic:
+    return StepAttemptPublic.model_validate(
+        {**attempt.model_dump(), "component_name": component_name}
+    )
+
+
+def execution_public(
+    execution: Execution,
+    *,
+    job_name: str,
+    steps: Sequence[tuple[ComponentExecution, str]] | None = None,
+) -> ExecutionPublic:
+    data = execution.model_dump()
+    data["job_name"] = job_name
+    if steps is not None:
+        data["steps"] = [attempt_public(attempt, name) for attempt, name in steps]
+    return ExecutionPublic.model_validate(data)

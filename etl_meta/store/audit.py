@@ -1,0 +1,40 @@
+"""``store.audit``: read the trail every change through the store leaves."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from etl_meta.models import AuditEventPublic
+from etl_meta.repository import audit as repo
+from etl_meta.store._base import StoreAPI
+
+
+class AuditAPI(StoreAPI):
+    """The audit trail, newest first. Values in ``before``/``after`` are masked."""
+
+    def list(
+        self,
+        *,
+        entity_type: str | None = None,
+        entity_key: str | None = None,
+        entity_id: int | None = None,
+        action: str | None = None,
+        actor: str | None = None,
+        since: datetime | None = None,
+        before_id: int | None = None,
+        limit: int = 100,
+    ) -> list[AuditEventPublic]:
+        """Events matching every given filter; page with ``before_id=<last id seen>``."""
+        with self._tx(readonly=True) as session:
+            rows = repo.list_events(
+                session,
+                entity_type=entity_type,
+                entity_key=entity_key,
+                entity_id=entity_id,
+                action=action,
+                actor=actor,
+                since=since,
+                before_id=before_id,
+                limit=limit,
+            )
+            return [AuditEventPublic.model_validate(row.model_dump()) for row in rows]

@@ -1,0 +1,334 @@
+"""``store.components``: the steps of a job, their configuration versions and dependencies."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from graphlib import CycleError, TopologicalSorter
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from etl_meta.errors import AlreadyExistsError, ConflictError, NotFoundError, ValidationError
+from etl_meta.models import (
+    Component,
+    ComponentConfigPublic,
+    ComponentCreate,
+    ComponentPublic,
+    ComponentStatus,
+    ComponentUpdate,
+    DataclassRole,
+    Job,
+)
+from etl_meta.repository import components as repo
+from etl_meta.repository import dataclasses as dataclasses_repo
+from etl_meta.repository import jobs as jobs_repo
+from etl_meta.store._base import StoreAPI, diff
+from etl_meta.store._public import component_public, jsonable
+from etl_meta.store.jobs import touch
+from etl_meta.types import utcnow
+
+_COMPONENT_FIELDS = ("component_type", "status", "description")
+
+
+class ComponentsAPI(StoreAPI):
+    """Components belong to one job; names are unique within it and identifier-safe."""
+
+    def create(self, job: str, data: ComponentCreate | Mapping[str, Any]) -> ComponentPublic:
+        """Add a component to ``job``; ``depends_on`` names components already in the job."""
+        definition: ComponentCreate = self._validate(ComponentCreate, data, entity="component")
+        with self._tx() as session:
+            job_row = jobs_repo.get_job(session, job, for_update=True)
+            (created,) = self._create_many(session, job_row, [definition])
+            return self._public(session, job_row, created)
+
+    def _create_many(
+        self,
+        session: Session,
+        job: Job,
+        definitions: Sequence[ComponentCreate],
+        *,
+        touch_job: bool = True,
+    ) -> list[Component]:
+        existing = repo.components_by_name(session, job.id)
+        seen: set[str] = set()
+        for definition in definitions:
+            if definition.name in existing or definition.name in seen:
+                raise AlreadyExistsError("component", f"{job.name}.{definition.name}")
+            seen.add(definition.name)
+        created = []
+        for definition in definitions:
+            component = Component.model_validate(
+                {
+                    **definition.model_dump(exclude={"depends_on", "inputs", "outputs"}),
+                    "job_id": job.id,
+                }
+            )
+            session.add(component)
+            session.flush()
+            repo.add_config_version(
+                session, component, definition.configuration, actor=self._store.actor
+            )
+            created.append(component)
+            self._audit(
+                session,
+                action="create",
+                entity_type="component",
+                entity_key=f"{job.name}.{component.name}",
+                entity_id=component.id,
+                after=jsonable(component.model_dump(exclude={"id"})),
+                component_type=component.component_type,
+            )
+        by_name = repo.components_by_name(session, job.id)
+        for index, (component, definition) in enumerate(zip(created, definitions, strict=True)):
+            prefix = f"components.{index}." if len(definitions) > 1 else ""
+            self._replace_dependencies(
+                session, job, component, definition.depends_on, by_name, prefix
+            )
+            self._replace_links(session, component, definition.inputs, definition.outputs, prefix)
+        self._check_acyclic(session, job)
+        if touch_job:
+            touch(job)
+        return created
+
+    def get(self, job: str, name: str) -> ComponentPublic:
+        """One component; raises :class:`~etl_meta.errors.NotFoundError`."""
+        with self._tx(readonly=True) as session:
+            job_row = jobs_repo.get_job(session, job)
+            component = repo.get_component(session, job_row.id, name, job_name=job)
+            return self._public(session, job_row, component)
+
+    def list(self, job: str, *, include_archived: bool = False) -> list[ComponentPublic]:
+        """The job's components in creation order."""
+        with self._tx(readonly=True) as session:
+            job_row = jobs_repo.get_job(session, job)
+            return self._publics(session, job_row, include_archived=include_archived)
+
+    def update(
+        self, job: str, name: str, data: ComponentUpdate | Mapping[str, Any]
+    ) -> ComponentPublic:
+        """Change the fields set in ``data``.
+
+        A different ``configuration`` is stored as a new version (the old one stays in the
+        history); setting the same one again changes nothing. Any real change bumps the job's
+        revision.
+        """
+        update: ComponentUpdate = self._validate(ComponentUpdate, data, entity="component")
+        changes = update.model_dump(exclude_unset=True)
+        with self._tx() as session:
+            job_row = jobs_repo.get_job(session, job, for_update=True)
+            component = repo.get_component(session, job_row.id, name, job_name=job)
+            changed = self._apply_update(session, job_row, component, changes)
+            if changed:
+                touch(job_row)
+            return self._public(session, job_row, component)
+
+    def _apply_update(
+        self, session: Session, job: Job, component: Component, changes: dict[str, Any]
+    ) -> bool:
+        before = jsonable(component.model_dump(include=set(_COMPONENT_FIELDS)))
+        for field in _COMPONENT_FIELDS:
+            if field in changes:
+                setattr(component, field, changes[field])
+        after = jsonable(component.model_dump(include=set(_COMPONENT_FIELDS)))
+        before_diff, after_diff = diff(before, after)
+        if after_diff.get("status") == ComponentStatus.ARCHIVED:
+            self._refuse_if_depended_on(session, job, component)
+        if "configuration" in changes and changes["configuration"] != component.configuration:
+            before_diff["configuration"] = component.configuration
+            before_diff["config_version"] = component.config_version
+            repo.add_config_version(
+                session, component, changes["configuration"], actor=self._store.actor
+            )
+            after_diff["configuration"] = component.configuration
+            after_diff["config_version"] = component.config_version
+        deps_before = repo.dependency_names(session, [component.id])[component.id]
+        links_before = repo.dataclass_links(session, [component.id])[component.id]
+        if changes.get("depends_on") is not None:
+            by_name = repo.components_by_name(session, job.id)
+            self._replace_dependencies(session, job, component, changes["depends_on"], by_name)
+            self._check_acyclic(session, job)
+        if changes.get("inputs") is not None or changes.get("outputs") is not None:
+            self._replace_links(session, component, changes.get("inputs"), changes.get("outputs"))
+        deps_after = repo.dependency_names(session, [component.id])[component.id]
+        links_after = repo.dataclass_links(session, [component.id])[component.id]
+        if deps_after != deps_before:
+            before_diff["depends_on"], after_diff["depends_on"] = deps_before, deps_after
+        if jsonable(links_after) != jsonable(links_before):
+            before_diff["dataclasses"] = jsonable(links_before)
+            after_diff["dataclasses"] = jsonable(links_after)
+        if not after_diff:
+            return False
+        component.updated_at = utcnow()
+        self._audit(
+            session,
+            action="update",
+            entity_type="component",
+            entity_key=f"{job.name}.{component.name}",
+            entity_id=component.id,
+            before=before_diff,
+            after=after_diff,
+            component_type=component.component_type,
+        )
+        session.flush()
+        return True
+
+    def set_dependencies(self, job: str, name: str, depends_on: Iterable[str]) -> ComponentPublic:
+        """Make ``name`` run after exactly the components in ``depends_on``."""
+        return self.update(job, name, {"depends_on": list(depends_on)})
+
+    def archive(self, job: str, name: str) -> ComponentPublic:
+        """Retire a component; refused while another live component depends on it."""
+        return self.update(job, name, {"status": ComponentStatus.ARCHIVED})
+
+    def configuration(self, job: str, name: str, *, version: int | None = None) -> dict[str, Any]:
+        """The component's configuration, **unmasked**, for the code that runs the component.
+
+        Everything else receives masked values; call this only where the values are used.
+        """
+        with self._tx(readonly=True) as session:
+            job_row = jobs_repo.get_job(session, job)
+            component = repo.get_component(session, job_row.id, name, job_name=job)
+            if version is None or version == component.config_version:
+                return dict(component.configuration)
+            stored = repo.find_config_version(session, component.id, version)
+            if stored is None:
+                raise NotFoundError("component_config", f"{job}.{name}@{version}")
+            return dict(stored.configuration)
+
+    def config_history(self, job: str, name: str) -> list[ComponentConfigPublic]:
+        """Every configuration version of the component, oldest first (masked)."""
+        with self._tx(readonly=True) as session:
+            job_row = jobs_repo.get_job(session, job)
+            component = repo.get_component(session, job_row.id, name, job_name=job)
+            return [
+                ComponentConfigPublic.model_validate(
+                    {**row.model_dump(), "component_type": component.component_type}
+                )
+                for row in repo.config_history(session, component.id)
+            ]
+
+    def graph(self, job: str) -> dict[str, list[str]]:
+        """``{component: [upstream components]}`` for live components, in topological order."""
+        components = [c for c in self.list(job) if c.status != ComponentStatus.ARCHIVED]
+        upstream = {c.name: list(c.depends_on) for c in components}
+        order = list(TopologicalSorter(upstream).static_order())
+        return {name: upstream[name] for name in order if name in upstream}
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _replace_dependencies(
+        self,
+        session: Session,
+        job: Job,
+        component: Component,
+        names: Iterable[str],
+        by_name: dict[str, Component],
+        prefix: str = "",
+    ) -> None:
+        upstream_ids = []
+        for name in names:
+            upstream = by_name.get(name)
+            if upstream is None or upstream.status == ComponentStatus.ARCHIVED:
+                raise ValidationError.single(
+                    f"{prefix}depends_on",
+                    f"no live component {name!r} in job {job.name!r} "
+                    "(dependencies stay within one job)",
+                    entity="component",
+                )
+            if upstream.id == component.id:
+                raise ValidationError.single(
+                    f"{prefix}depends_on", "a component cannot depend on itself", entity="component"
+                )
+            upstream_ids.append(upstream.id)
+        repo.set_dependencies(session, component, upstream_ids)
+
+    def _replace_links(
+        self,
+        session: Session,
+        component: Component,
+        inputs: Iterable[str] | None,
+        outputs: Iterable[str] | None,
+        prefix: str = "",
+    ) -> None:
+        for role, names in ((DataclassRole.INPUT, inputs), (DataclassRole.OUTPUT, outputs)):
+            if names is None:
+                continue
+            wanted = list(names)
+            ids = dataclasses_repo.dataclass_ids(session, wanted)
+            missing = sorted(set(wanted) - ids.keys())
+            if missing:
+                raise ValidationError.single(
+                    f"{prefix}{role.value}s",
+                    f"unknown dataclass(es): {', '.join(missing)}",
+                    entity="component",
+                )
+            repo.set_dataclass_links(session, component, role, ids.values())
+
+    def _check_acyclic(self, session: Session, job: Job) -> None:
+        graph: dict[int, set[int]] = {}
+        for component_id, upstream_id in repo.dependency_edges(session, job.id):
+            graph.setdefault(component_id, set()).add(upstream_id)
+        try:
+            TopologicalSorter(graph).prepare()
+        except CycleError as exc:
+            ids = exc.args[1]
+            names = {c.id: c.name for c in repo.components_by_name(session, job.id).values()}
+            cycle = " -> ".join(names.get(i, str(i)) for i in reversed(ids))
+            raise ConflictError(
+                f"dependency cycle in job {job.name!r}: {cycle}",
+                entity="component",
+                field="depends_on",
+            ) from None
+
+    def _refuse_if_depended_on(self, session: Session, job: Job, component: Component) -> None:
+        by_id = {c.id: c for c in repo.components_by_name(session, job.id).values()}
+        dependants = sorted(
+            by_id[child].name
+            for child, upstream in repo.dependency_edges(session, job.id)
+            if upstream == component.id and by_id[child].status != ComponentStatus.ARCHIVED
+        )
+        if dependants:
+            raise ConflictError(
+                f"cannot archive {job.name}.{component.name}: "
+                f"{', '.join(dependants)} depend(s) on it",
+                entity="component",
+                field="status",
+            )
+
+    def _public(self, session: Session, job: Job, component: Component) -> ComponentPublic:
+        deps = repo.dependency_names(session, [component.id])
+        links = repo.dataclass_links(session, [component.id])
+        return component_public(
+            component,
+            job_name=job.name,
+            depends_on=deps[component.id],
+            links=links[component.id],
+        )
+
+    def _publics(
+        self, session: Session, job: Job, *, include_archived: bool = False
+    ) -> list[ComponentPublic]:
+        return self._publics_by_job(session, [job], include_archived=include_archived).get(
+            job.id,
+            [],
+        )
+
+    def _publics_by_job(
+        self, session: Session, jobs: Sequence[Job], *, include_archived: bool = False
+    ) -> dict[int, list[ComponentPublic]]:
+        names = {job.id: job.name for job in jobs}
+        components = repo.list_components(session, names, include_archived=include_archived)
+        ids = [c.id for c in components]
+        deps = repo.dependency_names(session, ids)
+        links = repo.dataclass_links(session, ids)
+        result: dict[int, list[ComponentPublic]] = {}
+        for c in components:
+            result.setdefault(c.job_id, []).append(
+                component_public(
+                    c,
+                    job_name=names[c.job_id],
+                    depends_on=deps[c.id],
+                    links=links[c.id],
+                )
+            )
+        return result

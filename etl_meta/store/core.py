@@ -1,0 +1,159 @@
+"""``MetadataStore``: the one facade over etl-meta's database.
+
+The store owns transactions. Every method runs in its own transaction unless called inside
+``with store.transaction():``, in which case all calls share that one and commit or roll back
+together::
+
+    store = MetadataStore()                      # ETL_META_DATABASE_URL or the embedded SQLite file
+    with store.transaction():
+        store.jobs.create({"name": "daily_sales", "num_of_retries": 2})
+        store.components.create("daily_sales", {"name": "extract", "component_type": "read_csv"})
+
+Entities have their own namespaces: ``store.jobs``, ``store.components``, ``store.dataclasses``,
+``store.executions``, ``store.metrics``, ``store.run_requests`` and ``store.audit``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, NoReturn
+
+import sqlalchemy.exc as sa_exc
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from etl_meta import schema
+from etl_meta.config import Settings, get_settings
+from etl_meta.db import create_engine, readonly, render_url
+from etl_meta.errors import EtlMetaError, StoreUnavailableError
+from etl_meta.store._errors import translate_db_error
+from etl_meta.store.audit import AuditAPI
+from etl_meta.store.components import ComponentsAPI
+from etl_meta.store.dataclasses import DataclassesAPI
+from etl_meta.store.executions import ExecutionsAPI
+from etl_meta.store.jobs import JobsAPI
+from etl_meta.store.metrics import MetricsAPI
+from etl_meta.store.run_requests import RunRequestsAPI
+
+log = logging.getLogger(__name__)
+
+
+class MetadataStore:
+    """Validated, audited access to jobs, components, dataclasses, runs and metrics.
+
+    Args:
+        url: SQLAlchemy URL; default ``ETL_META_DATABASE_URL`` or the embedded SQLite file.
+        settings: settings to use instead of the environment's.
+        actor: who the audit trail names for changes made through this store.
+        engine: an existing engine (its URL wins over ``url``); the store will not dispose it.
+        check_schema: refuse a database whose schema is not exactly this code's (default).
+
+    Raises:
+        SchemaError: the schema is missing, behind or ahead; the message names the fix.
+        StoreUnavailableError: the database cannot be reached.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        settings: Settings | None = None,
+        actor: str | None = None,
+        engine: Engine | None = None,
+        check_schema: bool = True,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self._owns_engine = engine is None
+        self.engine = engine or create_engine(url, settings=self.settings)
+        self._readonly_engine = readonly(self.engine)
+        self.actor = actor or self.settings.actor
+        self._session: ContextVar[Session | None] = ContextVar(f"etl_meta_session_{id(self)}")
+        if check_schema:
+            try:
+                schema.check_schema(self.engine)
+            except sa_exc.SQLAlchemyError as exc:
+                _raise_translated(exc)
+        self.jobs = JobsAPI(self)
+        self.components = ComponentsAPI(self)
+        self.dataclasses = DataclassesAPI(self)
+        self.executions = ExecutionsAPI(self)
+        self.metrics = MetricsAPI(self)
+        self.run_requests = RunRequestsAPI(self)
+        self.audit = AuditAPI(self)
+
+    @property
+    def url(self) -> str:
+        """The database URL with any password hidden."""
+        return render_url(self.engine.url)
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    def __repr__(self) -> str:
+        return f"MetadataStore(url={self.url!r}, actor={self.actor!r})"
+
+    @contextmanager
+    def transaction(self, *, readonly: bool = False) -> Iterator[Session]:
+        """A session whose work commits on exit and rolls back on any error.
+
+        Nested calls (including every store method called inside) join the outermost
+        transaction. ``readonly=True`` avoids taking SQLite's write lock; don't write in it.
+        Driver errors come out as typed :class:`~etl_meta.errors.EtlMetaError` s.
+        """
+        current = self._session.get(None)
+        if current is not None:
+            yield current
+            return
+        bind = self._readonly_engine if readonly else self.engine
+        session = Session(bind=bind, expire_on_commit=False, autoflush=True)
+        token = self._session.set(session)
+        try:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+        except sa_exc.SQLAlchemyError as exc:
+            log.warning("store transaction failed: %s", translate_db_error(exc))
+            _raise_translated(exc)
+        finally:
+            self._session.reset(token)
+            session.close()
+
+    def in_transaction(self) -> bool:
+        """Whether the calling context is inside ``store.transaction()``."""
+        return self._session.get(None) is not None
+
+    def ping(self) -> None:
+        """Round-trip to the database; raises :class:`StoreUnavailableError` when it can't."""
+        try:
+            with self._readonly_engine.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+        except sa_exc.SQLAlchemyError as exc:
+            _raise_translated(exc)
+
+    def close(self) -> None:
+        """Release pooled connections (only when the store created its engine)."""
+        if self._owns_engine:
+            self.engine.dispose()
+
+    def __enter__(self) -> MetadataStore:
+        return self
+
+    def __exit__(self, *_exc: Any) -> None:
+        self.close()
+
+
+def _raise_translated(exc: sa_exc.SQLAlchemyError) -> NoReturn:
+    translated = translate_db_error(exc)
+    # Chain to the sanitized driver error only: the original's text may quote row values.
+    raise translated from translated.__cause__
+
+
+__all__ = ["EtlMetaError", "MetadataStore", "StoreUnavailableError"]

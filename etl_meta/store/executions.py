@@ -1,0 +1,228 @@
+"""``store.executions``: runs and step attempts reported by orchestrators.
+
+Every write is an upsert on the orchestrator's own keys, and statuses only move forward, so an
+orchestrator may replay any event any number of times, late or out of order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from etl_meta.errors import ConflictError, NotFoundError, ValidationError
+from etl_meta.masking import mask_value
+from etl_meta.models import (
+    Execution,
+    ExecutionPublic,
+    ExecutionStatus,
+    ExecutionUpsert,
+    Orchestrator,
+    StepAttemptPublic,
+    StepAttemptUpsert,
+)
+from etl_meta.repository import components as components_repo
+from etl_meta.repository import executions as repo
+from etl_meta.repository import jobs as jobs_repo
+from etl_meta.store._base import StoreAPI
+from etl_meta.store._public import attempt_public, execution_public, jsonable
+from etl_meta.types import coerce_enum
+
+_KEY_FIELDS = {"orchestrator", "external_run_id", "attempt"}
+
+
+class ExecutionsAPI(StoreAPI):
+    """Executions (runs) and their step attempts."""
+
+    def upsert(
+        self,
+        data: ExecutionUpsert | Mapping[str, Any],
+        *,
+        steps: Iterable[StepAttemptUpsert | Mapping[str, Any]] = (),
+    ) -> ExecutionPublic:
+        """Record what an orchestrator knows about a run (and, optionally, its steps) at once.
+
+        ``run_config`` is masked before it is stored: the store keeps a snapshot for people,
+        never the secrets in it.
+        """
+        run: ExecutionUpsert = self._validate(ExecutionUpsert, data, entity="execution")
+        attempts: list[StepAttemptUpsert] = [
+            self._validate(StepAttemptUpsert, s, entity="step attempt", prefix=f"steps.{i}.")
+            for i, s in enumerate(steps)
+        ]
+        self._check_times(run.started_at, run.ended_at)
+        for attempt in attempts:
+            self._check_times(attempt.started_at, attempt.ended_at)
+        with self._tx() as session:
+            job = jobs_repo.get_job(session, run.job)
+            values = run.model_dump(exclude={"job"}, exclude_unset=True)
+            if values.get("run_config") is not None:
+                values["run_config"] = mask_value(values["run_config"])
+            row, outcome, changes = repo.upsert_execution(session, job=job, values=values)
+            self._audit_outcome(session, "execution", _run_key(row), row.id, outcome, changes, row)
+            for attempt in attempts:
+                self._upsert_attempt(session, row, attempt)
+            return self._public(session, row, job.name, with_steps=bool(attempts))
+
+    def record_attempt(
+        self,
+        orchestrator: Orchestrator | str,
+        run_id: str,
+        data: StepAttemptUpsert | Mapping[str, Any],
+    ) -> StepAttemptPublic:
+        """Record one attempt of one step of a run the store already knows."""
+        attempt: StepAttemptUpsert = self._validate(StepAttemptUpsert, data, entity="step attempt")
+        self._check_times(attempt.started_at, attempt.ended_at)
+        with self._tx() as session:
+            execution = self._find_row(session, orchestrator, run_id)
+            row, name = self._upsert_attempt(session, execution, attempt)
+            return attempt_public(row, name)
+
+    def _upsert_attempt(
+        self, session: Session, execution: Execution, attempt: StepAttemptUpsert
+    ) -> tuple[Any, str]:
+        job_name = jobs_repo.job_names(session, [execution.job_id])[execution.job_id]
+        component = components_repo.get_component(
+            session, execution.job_id, attempt.component, job_name=job_name
+        )
+        values = attempt.model_dump(exclude={"component"}, exclude_unset=True)
+        row, outcome, changes = repo.upsert_attempt(
+            session, execution=execution, component=component, values=values
+        )
+        key = f"{_run_key(execution)}/{component.name}#{row.attempt}"
+        self._audit_outcome(session, "component_execution", key, row.id, outcome, changes, row)
+        return row, component.name
+
+    def get(self, execution_id: int, *, with_steps: bool = False) -> ExecutionPublic:
+        """The execution with the store's id; raises :class:`NotFoundError`."""
+        with self._tx(readonly=True) as session:
+            row = session.get(Execution, execution_id)
+            if row is None:
+                raise NotFoundError("execution", execution_id)
+            return self._public(session, row, None, with_steps=with_steps)
+
+    def find(
+        self, orchestrator: Orchestrator | str, run_id: str, *, with_steps: bool = False
+    ) -> ExecutionPublic | None:
+        """The execution an orchestrator calls ``run_id``, or ``None``."""
+        with self._tx(readonly=True) as session:
+            row = repo.find_execution(session, coerce_enum(Orchestrator, orchestrator), run_id)
+            return self._public(session, row, None, with_steps=with_steps) if row else None
+
+    def resolve(self, ref: str | int, *, with_steps: bool = False) -> ExecutionPublic:
+        """Find an execution by the store's id or by any orchestrator's run id.
+
+        A run id pasted from the Dagster or Airflow UI works as well as ``42``.
+        """
+        with self._tx(readonly=True) as session:
+            matches = list(repo.find_by_run_id(session, str(ref)))
+            if not matches and str(ref).isdigit():
+                row = session.get(Execution, int(ref))
+                matches = [row] if row is not None else []
+            if not matches:
+                raise NotFoundError("execution", ref)
+            if len(matches) > 1:
+                raise ConflictError(
+                    f"run id {ref!r} is known to several orchestrators; use find(orchestrator, id)",
+                    entity="execution",
+                )
+            return self._public(session, matches[0], None, with_steps=with_steps)
+
+    def list(
+        self,
+        *,
+        job: str | None = None,
+        status: ExecutionStatus | str | None = None,
+        orchestrator: Orchestrator | str | None = None,
+        since: datetime | None = None,
+        before_id: int | None = None,
+        limit: int = 50,
+        with_steps: bool = False,
+    ) -> list[ExecutionPublic]:
+        """Executions newest first; page with ``before_id=<smallest id of the previous page>``."""
+        with self._tx(readonly=True) as session:
+            job_id = jobs_repo.get_job(session, job).id if job else None
+            rows = repo.list_executions(
+                session,
+                job_id=job_id,
+                status=coerce_enum(ExecutionStatus, status) if status else None,
+                orchestrator=coerce_enum(Orchestrator, orchestrator) if orchestrator else None,
+                since=since,
+                before_id=before_id,
+                limit=limit,
+            )
+            steps = repo.attempts_by_execution(session, [r.id for r in rows]) if with_steps else {}
+            names = jobs_repo.job_names(session, [r.job_id for r in rows])
+            return [
+                execution_public(
+                    r,
+                    job_name=names[r.job_id],
+                    steps=steps.get(r.id, []) if with_steps else None,
+                )
+                for r in rows
+            ]
+
+    def attempts(self, execution_id: int) -> list[StepAttemptPublic]:
+        """Every attempt of every step of the execution."""
+        with self._tx(readonly=True) as session:
+            rows = repo.attempts_by_execution(session, [execution_id]).get(execution_id, [])
+            return [attempt_public(attempt, name) for attempt, name in rows]
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _find_row(
+        self, session: Session, orchestrator: Orchestrator | str, run_id: str
+    ) -> Execution:
+        row = repo.find_execution(session, coerce_enum(Orchestrator, orchestrator), run_id)
+        if row is None:
+            raise NotFoundError("execution", f"{orchestrator}:{run_id}")
+        return row
+
+    @staticmethod
+    def _check_times(started_at: datetime | None, ended_at: datetime | None) -> None:
+        if started_at and ended_at and ended_at < started_at:
+            raise ValidationError.single("ended_at", "must not be before started_at")
+
+    def _audit_outcome(
+        self,
+        session: Session,
+        entity_type: str,
+        key: str,
+        entity_id: int | None,
+        outcome: str,
+        changes: dict[str, Any],
+        row: Any,
+    ) -> None:
+        if outcome == "unchanged":
+            return
+        if outcome == "created":
+            after = jsonable(row.model_dump(exclude={"id", "created_at", "updated_at"}))
+            before = None
+        else:
+            changed = {k: v for k, v in changes.items() if k not in _KEY_FIELDS}
+            before = jsonable({k: old for k, (old, _new) in changed.items()})
+            after = jsonable({k: new for k, (_old, new) in changed.items()})
+        self._audit(
+            session,
+            action="create" if outcome == "created" else "update",
+            entity_type=entity_type,
+            entity_key=key,
+            entity_id=entity_id,
+            before=before,
+            after=after,
+        )
+
+    def _public(
+        self, session: Session, row: Execution, job_name: str | None, *, with_steps: bool
+    ) -> ExecutionPublic:
+        steps = (
+            repo.attempts_by_execution(session, [row.id]).get(row.id, []) if with_steps else None
+        )
+        name = job_name or jobs_repo.job_names(session, [row.job_id])[row.job_id]
+        return execution_public(row, job_name=name, steps=steps)
+
+
+def _run_key(row: Execution) -> str:
+    return f"{row.orchestrator}:{row.external_run_id}"

@@ -1,0 +1,182 @@
+"""``store.jobs``: create, read, update, archive and list jobs (with tags and components)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from etl_meta.errors import AlreadyExistsError
+from etl_meta.models import (
+    ComponentCreate,
+    ExecutionPublic,
+    Job,
+    JobCreate,
+    JobPublic,
+    JobUpdate,
+)
+from etl_meta.models.job import TagBase
+from etl_meta.repository import executions as executions_repo
+from etl_meta.repository import jobs as jobs_repo
+from etl_meta.store._base import StoreAPI, diff
+from etl_meta.store._errors import validate_input
+from etl_meta.store._public import execution_public, job_public, jsonable
+from etl_meta.types import utcnow
+
+_JOB_FIELDS = ("num_of_retries", "file_logging", "strategy_type", "description", "max_concurrency")
+
+
+def _check_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    for key, value in tags.items():
+        validate_input(TagBase, {"key": key, "value": value}, entity="tag", prefix=f"tags.{key}.")
+    return dict(tags)
+
+
+def touch(job: Job) -> None:
+    """Record a change to the job's definition: bump its revision and ``updated_at``."""
+    job.revision += 1
+    job.updated_at = utcnow()
+
+
+class JobsAPI(StoreAPI):
+    """Jobs: the unit an orchestrator runs. Names are unique and identifier-safe."""
+
+    def create(self, data: JobCreate | Mapping[str, Any]) -> JobPublic:
+        """Create a job, optionally with its components in the same transaction.
+
+        ``data`` may carry ``components`` (a list of component definitions whose ``depends_on``
+        may name each other).
+
+        Raises:
+            ValidationError: a field is invalid (``error.field`` names it).
+            AlreadyExistsError: a job with that name exists.
+        """
+        raw = dict(data.model_dump(exclude_unset=True) if isinstance(data, JobCreate) else data)
+        components = raw.pop("components", None) or []
+        job_in: JobCreate = self._validate(JobCreate, raw, entity="job")
+        tags = _check_tags(job_in.tags)
+        component_defs = [
+            self._validate(ComponentCreate, c, entity="component", prefix=f"components.{i}.")
+            for i, c in enumerate(components)
+        ]
+        with self._tx() as session:
+            if jobs_repo.find_job(session, job_in.name) is not None:
+                raise AlreadyExistsError("job", job_in.name)
+            job = Job.model_validate(job_in.model_dump(exclude={"tags"}))
+            session.add(job)
+            session.flush()
+            jobs_repo.set_tags(session, job, tags)
+            after = jsonable(job.model_dump(exclude={"id"})) | {"tags": tags}
+            self._audit(
+                session,
+                action="create",
+                entity_type="job",
+                entity_key=job.name,
+                entity_id=job.id,
+                after=after,
+            )
+            if component_defs:
+                # Components created with the job are part of its first revision.
+                self._store.components._create_many(session, job, component_defs, touch_job=False)
+            return self.get(job.name, with_components=bool(component_defs))
+
+    def get(self, name: str, *, with_components: bool = False) -> JobPublic:
+        """The job called ``name``; raises :class:`~etl_meta.errors.NotFoundError`."""
+        with self._tx(readonly=True) as session:
+            job = jobs_repo.get_job(session, name)
+            tags = jobs_repo.tags_by_job(session, [job.id])[job.id]
+            components = self._store.components._publics(session, job) if with_components else None
+            return job_public(job, tags, components)
+
+    def exists(self, name: str) -> bool:
+        """Whether a job called ``name`` exists (archived or not)."""
+        with self._tx(readonly=True) as session:
+            return jobs_repo.find_job(session, name) is not None
+
+    def list(
+        self,
+        *,
+        include_archived: bool = False,
+        tags: Mapping[str, str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        with_components: bool = False,
+    ) -> list[JobPublic]:
+        """Jobs ordered by name, optionally only those carrying every tag in ``tags``."""
+        with self._tx(readonly=True) as session:
+            jobs = jobs_repo.list_jobs(
+                session, include_archived=include_archived, tags=tags, limit=limit, offset=offset
+            )
+            tag_map = jobs_repo.tags_by_job(session, [job.id for job in jobs])
+            components = (
+                self._store.components._publics_by_job(session, jobs) if with_components else {}
+            )
+            return [
+                job_public(
+                    job, tag_map[job.id], components.get(job.id) if with_components else None
+                )
+                for job in jobs
+            ]
+
+    def update(self, name: str, data: JobUpdate | Mapping[str, Any]) -> JobPublic:
+        """Change the fields set in ``data``; a no-op update changes nothing (no revision bump)."""
+        update: JobUpdate = self._validate(JobUpdate, data, entity="job")
+        changes = update.model_dump(exclude_unset=True)
+        new_tags = changes.pop("tags", None)
+        if new_tags is not None:
+            new_tags = _check_tags(new_tags)
+        with self._tx() as session:
+            job = jobs_repo.get_job(session, name, for_update=True)
+            before = jsonable(job.model_dump(include=set(_JOB_FIELDS)))
+            for field, value in changes.items():
+                setattr(job, field, value)
+            after = jsonable(job.model_dump(include=set(_JOB_FIELDS)))
+            before_diff, after_diff = diff(before, after)
+            if new_tags is not None:
+                old_tags = jobs_repo.tags_by_job(session, [job.id])[job.id]
+                if jobs_repo.set_tags(session, job, new_tags):
+                    before_diff["tags"], after_diff["tags"] = old_tags, new_tags
+            if after_diff:
+                touch(job)
+                self._audit(
+                    session,
+                    action="update",
+                    entity_type="job",
+                    entity_key=job.name,
+                    entity_id=job.id,
+                    before=before_diff,
+                    after=after_diff,
+                )
+            session.flush()
+            return self.get(name)
+
+    def archive(self, name: str) -> JobPublic:
+        """Hide a job from orchestrators and listings; its runs and metrics stay."""
+        return self._set_archived(name, True)
+
+    def restore(self, name: str) -> JobPublic:
+        """Undo :meth:`archive`."""
+        return self._set_archived(name, False)
+
+    def _set_archived(self, name: str, archived: bool) -> JobPublic:
+        with self._tx() as session:
+            job = jobs_repo.get_job(session, name, for_update=True)
+            if job.is_archived != archived:
+                job.is_archived = archived
+                touch(job)
+                self._audit(
+                    session,
+                    action="archive" if archived else "restore",
+                    entity_type="job",
+                    entity_key=job.name,
+                    entity_id=job.id,
+                    before={"is_archived": not archived},
+                    after={"is_archived": archived},
+                )
+            return self.get(name)
+
+    def latest_execution(self, name: str) -> ExecutionPublic | None:
+        """The job's most recent execution (by creation), or ``None``."""
+        with self._tx(readonly=True) as session:
+            job = jobs_repo.get_job(session, name)
+            latest = executions_repo.latest_executions(session, [job.id]).get(job.id)
+            return execution_public(latest, job_name=job.name) if latest else None

@@ -1,0 +1,199 @@
+"""``store.metrics``: record and read metric points, in bulk and idempotently."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from etl_meta.errors import FieldProblem, NotFoundError, ValidationError
+from etl_meta.models import Execution, MetricPoint, MetricPublic, Orchestrator
+from etl_meta.models.metric import METRIC_NAME_MAX
+from etl_meta.repository import components as components_repo
+from etl_meta.repository import executions as executions_repo
+from etl_meta.repository import jobs as jobs_repo
+from etl_meta.repository import metrics as repo
+from etl_meta.store._base import StoreAPI
+from etl_meta.types import coerce_enum, utcnow
+
+#: A point as a tuple: ``(component, name, value[, step[, attempt[, recorded_at]]])``.
+PointTuple = tuple[Any, ...]
+_MAX_PROBLEMS = 20
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    """How many points were new and how many were already recorded (replays)."""
+
+    inserted: int
+    skipped: int
+
+
+class MetricsAPI(StoreAPI):
+    """Metric points keyed by (run, component, attempt, name, step); a point is written once."""
+
+    def record(
+        self,
+        points: Iterable[MetricPoint | Mapping[str, Any] | PointTuple],
+        *,
+        execution_id: int | None = None,
+        orchestrator: Orchestrator | str | None = None,
+        run_id: str | None = None,
+    ) -> RecordResult:
+        """Record points for one execution, given by ``execution_id`` or orchestrator + run id.
+
+        All points are validated before any is written (finite values, known components, names,
+        aware timestamps); one bad point rejects the batch with every problem listed. Points
+        already recorded are skipped, so replaying a batch changes nothing.
+        """
+        if (execution_id is None) == (run_id is None):
+            raise ValidationError.single(
+                "execution_id", "give either execution_id or orchestrator and run_id"
+            )
+        with self._tx() as session:
+            execution = self._execution(session, execution_id, orchestrator, run_id)
+            components = components_repo.components_by_name(session, execution.job_id)
+            ids = {name: c.id for name, c in components.items()}
+            rows = _validate_points(points, execution.id, ids)
+            inserted = repo.insert_points(session, rows)
+            if rows:
+                self._audit(
+                    session,
+                    action="record_metrics",
+                    entity_type="execution",
+                    entity_key=f"{execution.orchestrator}:{execution.external_run_id}",
+                    entity_id=execution.id,
+                    after={"points": len(rows), "inserted": inserted},
+                )
+            return RecordResult(inserted=inserted, skipped=len(rows) - inserted)
+
+    def list(
+        self,
+        *,
+        execution_id: int,
+        component: str | None = None,
+        name: str | None = None,
+        final_attempt_only: bool = False,
+    ) -> list[MetricPublic]:
+        """Points of one execution; ``final_attempt_only`` drops points of retried attempts."""
+        with self._tx(readonly=True) as session:
+            execution = self._execution(session, execution_id, None, None)
+            component_id = None
+            if component is not None:
+                job_name = jobs_repo.job_names(session, [execution.job_id])[execution.job_id]
+                component_id = components_repo.get_component(
+                    session, execution.job_id, component, job_name=job_name
+                ).id
+            rows = repo.list_points(
+                session,
+                execution_id=execution_id,
+                component_id=component_id,
+                name=name,
+                final_attempt_only=final_attempt_only,
+            )
+            return [
+                MetricPublic.model_validate({**point.model_dump(), "component_name": cname})
+                for point, cname in rows
+            ]
+
+    @staticmethod
+    def _execution(
+        session: Session,
+        execution_id: int | None,
+        orchestrator: Orchestrator | str | None,
+        run_id: str | None,
+    ) -> Execution:
+        if execution_id is not None:
+            row = session.get(Execution, execution_id)
+            key: object = execution_id
+        else:
+            orch = coerce_enum(Orchestrator, orchestrator or Orchestrator.MANUAL)
+            row = executions_repo.find_execution(session, orch, run_id or "")
+            key = f"{orch}:{run_id}"
+        if row is None:
+            raise NotFoundError("execution", key)
+        return row
+
+
+def _validate_points(
+    points: Iterable[MetricPoint | Mapping[str, Any] | PointTuple],
+    execution_id: int,
+    component_ids: Mapping[str, int],
+) -> list[repo.PointRow]:
+    """Check every point with plain Python (pydantic per point costs more than the insert)."""
+    now = utcnow()
+    rows: list[repo.PointRow] = []
+    problems: list[FieldProblem] = []
+    for index, point in enumerate(points):
+        try:
+            component, name, value, step, attempt, recorded_at = _unpack(point)
+            component_id = component_ids.get(component) if isinstance(component, str) else None
+            if component_id is None:
+                raise _Bad("component", "unknown component of this run's job")
+            if not isinstance(name, str) or not 0 < len(name) <= METRIC_NAME_MAX:
+                raise _Bad("name", f"must be a string of 1 to {METRIC_NAME_MAX} characters")
+            if not name.isprintable():
+                raise _Bad("name", "must not contain NUL bytes or control characters")
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise _Bad("value", "must be a number")
+            value = float(value)
+            if not math.isfinite(value):
+                raise _Bad("value", "must be a finite number (not NaN or infinity)")
+            if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < 2**63:
+                raise _Bad("step", "must be a non-negative integer")
+            if (
+                isinstance(attempt, bool)
+                or not isinstance(attempt, int)
+                or not 1 <= attempt < 2**31
+            ):
+                raise _Bad("attempt", "must be a positive integer")
+            if recorded_at is None:
+                recorded_at = now
+            elif not isinstance(recorded_at, datetime) or recorded_at.utcoffset() is None:
+                raise _Bad("recorded_at", "must be a timezone-aware datetime")
+        except _Bad as bad:
+            problems.append(FieldProblem(f"points.{index}.{bad.field}", bad.message))
+            if len(problems) >= _MAX_PROBLEMS:
+                break
+            continue
+        rows.append((execution_id, component_id, attempt, name, step, value, recorded_at))
+    if problems:
+        raise ValidationError(problems, entity="metric")
+    return rows
+
+
+class _Bad(Exception):
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+
+
+def _unpack(point: Any) -> tuple[Any, Any, Any, Any, Any, Any]:
+    if isinstance(point, MetricPoint):
+        return (
+            point.component,
+            point.name,
+            point.value,
+            point.step,
+            point.attempt,
+            point.recorded_at,
+        )
+    if isinstance(point, Mapping):
+        if "component" not in point or "name" not in point or "value" not in point:
+            raise _Bad("(point)", "needs component, name and value")
+        return (
+            point["component"],
+            point["name"],
+            point["value"],
+            point.get("step", 0),
+            point.get("attempt", 1),
+            point.get("recorded_at"),
+        )
+    if isinstance(point, Sequence) and not isinstance(point, str) and 3 <= len(point) <= 6:
+        padded = (*point, *((0, 1, None)[len(point) - 3 :]))
+        return padded[0], padded[1], padded[2], padded[3], padded[4], padded[5]
+    raise _Bad("(point)", "must be a MetricPoint, a mapping or a tuple of 3 to 6 items")

@@ -1,0 +1,174 @@
+"""``store.run_requests``: ask for a run; an orchestrator sensor launches it exactly once."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from etl_meta.errors import ConflictError, ValidationError
+from etl_meta.models import (
+    Orchestrator,
+    RunRequest,
+    RunRequestCreate,
+    RunRequestPublic,
+    RunRequestStatus,
+)
+from etl_meta.repository import jobs as jobs_repo
+from etl_meta.repository import run_requests as repo
+from etl_meta.repository.dialect import insert
+from etl_meta.store._base import StoreAPI
+from etl_meta.store._public import jsonable
+from etl_meta.types import coerce_enum, utcnow
+from etl_meta.validation import check_text
+
+
+class RunRequestsAPI(StoreAPI):
+    """Run requests move pending → launched → success | failed | canceled, never back."""
+
+    def create(self, data: RunRequestCreate | Mapping[str, Any]) -> RunRequestPublic:
+        """Ask for a run of ``data.job``.
+
+        With a ``request_key``, asking again returns the first request instead of a second
+        one (a different job under the same key is a :class:`ConflictError`).
+        """
+        request: RunRequestCreate = self._validate(RunRequestCreate, data, entity="run_request")
+        key = request.request_key or uuid.uuid4().hex
+        with self._tx() as session:
+            job = jobs_repo.get_job(session, request.job)
+            if job.is_archived:
+                raise ValidationError.single("job", "is archived", entity="run_request")
+            now = utcnow()
+            new_id = session.scalar(
+                insert(session, RunRequest)
+                .values(
+                    job_id=job.id,
+                    request_key=key,
+                    status=RunRequestStatus.PENDING,
+                    orchestrator=request.orchestrator,
+                    run_config=request.run_config,
+                    requested_by=self._store.actor,
+                    created_at=now,
+                    updated_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["request_key"])
+                .returning(RunRequest.id)
+            )
+            if new_id is None:
+                existing = repo.find_by_key(session, key)
+                assert existing is not None
+                if existing.job_id != job.id:
+                    raise ConflictError(
+                        f"request key {key!r} is already used for another job",
+                        entity="run_request",
+                        field="request_key",
+                    )
+                return self._public(session, existing)
+            row = repo.get_request(session, new_id)
+            self._audit(
+                session,
+                action="create",
+                entity_type="run_request",
+                entity_key=key,
+                entity_id=row.id,
+                after=jsonable(row.model_dump(include={"status", "orchestrator", "run_config"}))
+                | {"job": job.name},
+            )
+            return self._public(session, row)
+
+    def get(self, request_id: int) -> RunRequestPublic:
+        """One request; raises :class:`~etl_meta.errors.NotFoundError`."""
+        with self._tx(readonly=True) as session:
+            return self._public(session, repo.get_request(session, request_id))
+
+    def list(
+        self,
+        *,
+        status: RunRequestStatus | str | None = None,
+        orchestrator: Orchestrator | str | None = None,
+        job: str | None = None,
+        after_id: int | None = None,
+        limit: int = 100,
+    ) -> list[RunRequestPublic]:
+        """Requests oldest first (``orchestrator`` also matches requests naming none)."""
+        with self._tx(readonly=True) as session:
+            rows = repo.list_requests(
+                session,
+                status=coerce_enum(RunRequestStatus, status) if status else None,
+                orchestrator=coerce_enum(Orchestrator, orchestrator) if orchestrator else None,
+                job_id=jobs_repo.get_job(session, job).id if job else None,
+                after_id=after_id,
+                limit=limit,
+            )
+            names = jobs_repo.job_names(session, [r.job_id for r in rows])
+            return [self._public(session, r, names[r.job_id]) for r in rows]
+
+    def run_config(self, request_id: int) -> dict[str, Any]:
+        """The request's run configuration, **unmasked**, for the sensor that launches it."""
+        with self._tx(readonly=True) as session:
+            return dict(repo.get_request(session, request_id).run_config)
+
+    def mark_launched(
+        self, request_id: int, *, orchestrator: Orchestrator | str, external_run_id: str
+    ) -> RunRequestPublic:
+        """Record the run launched for the request. Repeating it with the same run is a no-op."""
+        check_text(external_run_id)
+        orch = coerce_enum(Orchestrator, orchestrator)
+        with self._tx() as session:
+            row = repo.get_request(session, request_id, for_update=True)
+            if row.external_run_id is not None and row.external_run_id != external_run_id:
+                raise ConflictError(
+                    f"run request {request_id} was already launched as {row.external_run_id!r}",
+                    entity="run_request",
+                    field="external_run_id",
+                )
+            if row.status.rank < RunRequestStatus.LAUNCHED.rank or row.external_run_id is None:
+                before = jsonable(row.model_dump(include={"status", "external_run_id"}))
+                if row.status.rank < RunRequestStatus.LAUNCHED.rank:
+                    row.status = RunRequestStatus.LAUNCHED
+                row.orchestrator = orch
+                row.external_run_id = external_run_id
+                row.launched_at = row.launched_at or utcnow()
+                row.updated_at = utcnow()
+                self._audit_transition(session, row, before)
+            return self._public(session, row)
+
+    def mark_finished(
+        self, request_id: int, status: RunRequestStatus | str, *, error: str | None = None
+    ) -> RunRequestPublic:
+        """Record the request's terminal status; the first terminal status recorded wins."""
+        final = coerce_enum(RunRequestStatus, status)
+        if not final.is_terminal:
+            raise ValidationError.single("status", "must be success, failed or canceled")
+        if error is not None:
+            check_text(error)
+        with self._tx() as session:
+            row = repo.get_request(session, request_id, for_update=True)
+            if not row.status.is_terminal:
+                before = jsonable(row.model_dump(include={"status", "error"}))
+                row.status = final
+                row.error = error
+                row.ended_at = utcnow()
+                row.updated_at = row.ended_at
+                self._audit_transition(session, row, before)
+            return self._public(session, row)
+
+    def _audit_transition(self, session: Session, row: RunRequest, before: dict[str, Any]) -> None:
+        session.flush()
+        after = jsonable(row.model_dump(include=set(before)))
+        self._audit(
+            session,
+            action="update",
+            entity_type="run_request",
+            entity_key=row.request_key,
+            entity_id=row.id,
+            before=before,
+            after=after,
+        )
+
+    @staticmethod
+    def _public(session: Session, row: RunRequest, job_name: str | None = None) -> RunRequestPublic:
+        name = job_name or jobs_repo.job_names(session, [row.job_id])[row.job_id]
+        return RunRequestPublic.model_validate({**row.model_dump(), "job_name": name})
