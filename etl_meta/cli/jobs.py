@@ -1,0 +1,113 @@
+"""``etl-meta jobs``: look at stored job definitions."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from etl_meta.cli._common import (
+    DatabaseUrlOption,
+    FormatOption,
+    OutputFormat,
+    console,
+    handle_errors,
+    print_json,
+    print_table,
+    settings_for,
+    when,
+)
+from etl_meta.store import MetadataStore
+
+app = typer.Typer(help="List and show jobs.", no_args_is_help=True)
+
+
+def open_store(database_url: str | None) -> MetadataStore:
+    """The store the command works on (errors become one readable line)."""
+    with handle_errors():
+        return MetadataStore(settings=settings_for(database_url))
+
+
+@app.command("list")
+def list_jobs(
+    database_url: DatabaseUrlOption = None,
+    output: FormatOption = OutputFormat.table,
+    tag: Annotated[
+        list[str] | None, typer.Option(help="Only jobs tagged KEY=VALUE (repeatable).")
+    ] = None,
+    archived: Annotated[bool, typer.Option(help="Include archived jobs.")] = False,
+) -> None:
+    """List jobs with their retries, strategy, tags and latest run."""
+    tags = dict(t.split("=", 1) if "=" in t else (t, "") for t in tag or [])
+    with open_store(database_url) as store, handle_errors():
+        jobs = store.jobs.list(include_archived=archived, tags=tags, with_components=True)
+        latest = {job.name: store.jobs.latest_execution(job.name) for job in jobs}
+    if output is OutputFormat.json:
+        print_json(jobs)
+        return
+    rows = [
+        (
+            job.name,
+            len(job.components or []),
+            job.num_of_retries,
+            job.strategy_type,
+            "yes" if job.file_logging else "no",
+            ", ".join(f"{k}={v}" for k, v in job.tags.items()),
+            job.revision,
+            f"{latest[job.name].status} {when(latest[job.name].started_at)}"
+            if latest[job.name]
+            else "never",
+        )
+        for job in jobs
+    ]
+    print_table(
+        "jobs",
+        ["name", "components", "retries", "strategy", "file log", "tags", "rev", "last run"],
+        rows,
+    )
+
+
+@app.command("show")
+def show_job(
+    name: Annotated[str, typer.Argument(help="Job name.")],
+    database_url: DatabaseUrlOption = None,
+    output: FormatOption = OutputFormat.table,
+) -> None:
+    """Show a job, its components (configuration masked) and its dependency graph."""
+    with open_store(database_url) as store, handle_errors():
+        job = store.jobs.get(name, with_components=True)
+        graph = store.components.graph(name)
+    if output is OutputFormat.json:
+        print_json(job)
+        return
+    console.print(f"[bold]{job.name}[/bold]  (revision {job.revision})", highlight=False)
+    if job.description:
+        console.print(job.description, highlight=False, markup=False)
+    console.print(
+        f"retries: {job.num_of_retries}   strategy: {job.strategy_type}"
+        + (f" (max {job.max_concurrency})" if job.max_concurrency else "")
+        + f"   file logging: {'on' if job.file_logging else 'off'}",
+        highlight=False,
+    )
+    if job.tags:
+        console.print("tags: " + ", ".join(f"{k}={v}" for k, v in job.tags.items()), markup=False)
+    rows = [
+        (
+            c.name,
+            c.component_type,
+            c.status,
+            c.config_version,
+            ", ".join(c.depends_on),
+            ", ".join(c.inputs),
+            ", ".join(c.outputs),
+        )
+        for c in job.components or []
+    ]
+    print_table(
+        "components", ["name", "type", "status", "config v", "after", "reads", "writes"], rows
+    )
+    if graph:
+        console.print("[bold]run order[/bold]")
+        for step, upstream in graph.items():
+            arrow = f"  ← {', '.join(upstream)}" if upstream else ""
+            console.print(f"  {step}{arrow}", highlight=False, markup=False)

@@ -1,0 +1,82 @@
+"""Fixtures: every store test runs once per backend (SQLite, and PostgreSQL when configured)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from etl_meta import MetadataStore
+from tests.backends import (
+    POSTGRES_ENV,
+    MigratedDatabase,
+    PostgresServer,
+    backends,
+    empty_database,
+    isolated_settings,
+    postgres_admin_url,
+)
+from tests.factories import Factory
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if postgres_admin_url():
+        return "etl-meta backends: sqlite, postgresql"
+    return f"etl-meta backends: sqlite only (set {POSTGRES_ENV} to add postgresql)"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer | None]:
+    admin = postgres_admin_url()
+    if admin is None:
+        yield None
+        return
+    server = PostgresServer(admin)  # raises, failing every PostgreSQL test, when unreachable
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session", params=backends())
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def migrated_database(
+    backend: str, postgres_server: PostgresServer | None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MigratedDatabase]:
+    database = MigratedDatabase(backend, tmp_path_factory.mktemp(backend), postgres_server)
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def store_url(migrated_database: MigratedDatabase, tmp_path: Path) -> str:
+    """An empty, migrated database for this test."""
+    return migrated_database.fresh_url(tmp_path)
+
+
+@pytest.fixture
+def settings(tmp_path: Path):
+    return isolated_settings(tmp_path)
+
+
+@pytest.fixture
+def store(store_url: str, settings) -> Iterator[MetadataStore]:
+    with MetadataStore(store_url, settings=settings) as opened:
+        yield opened
+
+
+@pytest.fixture
+def factory(store: MetadataStore) -> Factory:
+    return Factory(store)
+
+
+@pytest.fixture
+def empty_url(
+    backend: str, tmp_path: Path, postgres_server: PostgresServer | None
+) -> Iterator[str]:
+    """A database with no schema at all."""
+    with empty_database(backend, tmp_path, postgres_server) as url:
+        yield url
