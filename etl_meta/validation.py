@@ -50,6 +50,15 @@ def check_type_name(value: str) -> str:
     return value
 
 
+def check_tag_key(value: str) -> str:
+    """Tag keys look like labels: ``team``, ``dagster/priority``, ``app.kubernetes.io/name``."""
+    if len(value) > IDENTIFIER_MAX:
+        raise ValueError(f"must be at most {IDENTIFIER_MAX} characters")
+    if not TAG_KEY_RE.fullmatch(value):
+        raise ValueError("must start with a letter or digit; letters, digits, _ . - / only")
+    return value
+
+
 def check_text(value: str) -> str:
     """Reject NUL bytes and other control characters (tab and newlines are allowed)."""
     if _CONTROL_RE.search(value):
@@ -139,6 +148,7 @@ def check_json_object(value: Any, info: ValidationInfo) -> dict[str, Any]:
 #: Annotated types for pydantic models.
 Identifier = Annotated[str, AfterValidator(check_identifier)]
 TypeName = Annotated[str, AfterValidator(check_type_name)]
+TagKey = Annotated[str, AfterValidator(check_tag_key)]
 SafeText = Annotated[str, AfterValidator(check_text)]
 AwareDatetime = Annotated[datetime, AfterValidator(check_aware)]
 FiniteFloat = Annotated[float, AfterValidator(check_finite)]

@@ -11,7 +11,7 @@ from sqlmodel import Field, Relationship
 from etl_meta.models.base import EtlModel, PublicModel, created_at_field, updated_at_field
 from etl_meta.models.enums import StrategyType
 from etl_meta.types import lenient_enum, string_enum
-from etl_meta.validation import Identifier, SafeText
+from etl_meta.validation import Identifier, SafeText, TagKey
 
 if TYPE_CHECKING:
     from etl_meta.models.component import Component, ComponentPublic
@@ -38,7 +38,7 @@ class JobTag(EtlModel, table=True):
 class TagBase(EtlModel):
     """A ``key=value`` label (``team=finance``). One row per distinct pair, shared by jobs."""
 
-    key: str = Field(max_length=63, regex=r"^[A-Za-z0-9][A-Za-z0-9_.\-/]*$")
+    key: TagKey = Field(max_length=63)
     value: SafeText = Field(default="", max_length=255)
 
 

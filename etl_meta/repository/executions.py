@@ -119,6 +119,7 @@ def upsert_attempt(
             ComponentExecution.attempt == values["attempt"],
         )
         .with_for_update()
+        .execution_options(populate_existing=True)
     ).one()
     changes = _merge(row, values)
     session.flush()

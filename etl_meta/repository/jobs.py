@@ -16,7 +16,9 @@ def find_job(session: Session, name: str, *, for_update: bool = False) -> Job | 
     """The job called ``name``, or ``None``. ``for_update`` locks the row (PostgreSQL)."""
     query = sa.select(Job).where(Job.name == name)
     if for_update:
-        query = query.with_for_update()
+        # Refresh the row: the session may hold it from an earlier read, and a lock taken on
+        # stale attributes would lose concurrent changes (the revision counter, for one).
+        query = query.with_for_update().execution_options(populate_existing=True)
     return session.scalars(query).one_or_none()
 
 

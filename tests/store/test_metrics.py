@@ -1,0 +1,114 @@
+"""Metric points: validated in bulk, written once, replays skipped."""
+
+import math
+from datetime import UTC, datetime
+
+import pytest
+
+from etl_meta import NotFoundError, ValidationError
+from etl_meta.models import MetricPoint
+from tests.factories import T0
+
+
+@pytest.fixture
+def run(factory):
+    job = factory.job()
+    return factory.execution(job.name, run_id="metrics-run")
+
+
+def test_points_in_every_accepted_shape_are_recorded(store, run):
+    result = store.metrics.record(
+        [
+            ("extract", "rows", 100),
+            ("extract", "rows", 120, 1),
+            ("extract", "rows", 90, 0, 2, T0),
+            {"component": "load", "name": "bytes", "value": 1.5e6},
+            MetricPoint(component="load", name="nulls", value=0),
+        ],
+        execution_id=run.id,
+    )
+    assert (result.inserted, result.skipped) == (5, 0)
+    points = store.metrics.list(execution_id=run.id)
+    assert [(p.component_name, p.name, p.attempt, p.step, p.value) for p in points] == [
+        ("extract", "rows", 1, 0, 100.0),
+        ("extract", "rows", 1, 1, 120.0),
+        ("extract", "rows", 2, 0, 90.0),
+        ("load", "bytes", 1, 0, 1.5e6),
+        ("load", "nulls", 1, 0, 0.0),
+    ]
+    assert points[2].recorded_at == T0
+
+
+def test_replaying_a_batch_records_nothing_new(store, run):
+    batch = [("extract", "rows", float(i), i) for i in range(50)]
+    assert store.metrics.record(batch, execution_id=run.id).inserted == 50
+    again = store.metrics.record(batch, orchestrator="dagster", run_id="metrics-run")
+    assert (again.inserted, again.skipped) == (0, 50)
+    assert len(store.metrics.list(execution_id=run.id)) == 50
+
+
+def test_a_point_is_immutable_once_recorded(store, run):
+    store.metrics.record([("extract", "rows", 1.0)], execution_id=run.id)
+    store.metrics.record([("extract", "rows", 2.0)], execution_id=run.id)
+    assert [p.value for p in store.metrics.list(execution_id=run.id)] == [1.0]
+
+
+def test_one_bad_point_rejects_the_whole_batch_listing_every_problem(store, run):
+    with pytest.raises(ValidationError) as caught:
+        store.metrics.record(
+            [
+                ("extract", "rows", 1.0),
+                ("extract", "rows", math.nan, 1),
+                ("ghost", "rows", 1.0),
+                ("extract", "", 1.0),
+                ("extract", "rows", True),
+                ("extract", "rows", 1.0, -1),
+                ("extract", "rows", 1.0, 0, 0),
+                ("extract", "rows", 1.0, 0, 1, datetime(2026, 1, 1)),
+                ("extract", "bad\x00name", 1.0),
+            ],
+            execution_id=run.id,
+        )
+    fields = [p.field for p in caught.value.problems]
+    assert fields == [
+        "points.1.value",
+        "points.2.component",
+        "points.3.name",
+        "points.4.value",
+        "points.5.step",
+        "points.6.attempt",
+        "points.7.recorded_at",
+        "points.8.name",
+    ]
+    assert store.metrics.list(execution_id=run.id) == []
+
+
+def test_points_need_an_existing_execution(store, run):
+    with pytest.raises(NotFoundError):
+        store.metrics.record([("extract", "rows", 1)], orchestrator="airflow", run_id="metrics-run")
+    with pytest.raises(ValidationError):
+        store.metrics.record([("extract", "rows", 1)])
+
+
+def test_final_attempt_only_drops_points_of_retried_attempts(store, run):
+    store.metrics.record(
+        [
+            ("extract", "rows", 1.0, 0, 1),
+            ("extract", "rows", 2.0, 0, 2),
+            ("load", "rows", 3.0, 0, 1),
+        ],
+        execution_id=run.id,
+    )
+    final = store.metrics.list(execution_id=run.id, final_attempt_only=True)
+    assert [(p.component_name, p.attempt, p.value) for p in final] == [
+        ("extract", 2, 2.0),
+        ("load", 1, 3.0),
+    ]
+    assert [p.value for p in store.metrics.list(execution_id=run.id, component="load")] == [3.0]
+
+
+def test_many_points_go_in_one_batch(store, run):
+    now = datetime.now(UTC)
+    batch = [("extract", f"m{i % 20}", float(i), i // 20, 1, now) for i in range(5000)]
+    assert store.metrics.record(batch, execution_id=run.id).inserted == 5000
+    assert len(store.metrics.list(execution_id=run.id, name="m7")) == 250

@@ -1,0 +1,47 @@
+"""``import etl_meta`` stays light: no orchestrator or pandas at module top."""
+
+import subprocess
+import sys
+
+
+def test_importing_etl_meta_loads_neither_dagster_airflow_nor_pandas():
+    code = (
+        "import sys, etl_meta, etl_meta.cli;"
+        "heavy = [m for m in ('dagster', 'airflow', 'pandas') if m in sys.modules];"
+        "print(','.join(heavy))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == ""
+
+
+def test_public_contract_names_are_exported():
+    import etl_meta
+
+    for name in ("JobBase", "ComponentBase", "DataclassesBase", "StrategyType", "MetadataStore"):
+        assert hasattr(etl_meta, name)
+    assert set(etl_meta.JobBase.model_fields) >= {
+        "name",
+        "num_of_retries",
+        "file_logging",
+        "strategy_type",
+        "created_at",
+        "updated_at",
+    }
+    assert set(etl_meta.ComponentBase.model_fields) >= {
+        "name",
+        "component_type",
+        "configuration",
+        "status",
+        "created_at",
+        "updated_at",
+    }
+    assert set(etl_meta.DataclassesBase.model_fields) >= {
+        "name",
+        "dataclass_type",
+        "schema_definition",
+        "validation_rules",
+        "created_at",
+        "updated_at",
+    }
