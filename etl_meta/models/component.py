@@ -87,7 +87,7 @@ class Component(ComponentBase, table=True):
     __tablename__ = "component"
     __table_args__ = (
         sa.UniqueConstraint("job_id", "name"),
-        sa.CheckConstraint("config_version >= 1", name="config_version_positive"),
+        sa.CheckConstraint("config_version >= 1", name="current_version_positive"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

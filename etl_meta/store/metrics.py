@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from math import isfinite
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -23,6 +24,8 @@ from etl_meta.types import coerce_enum, utcnow
 #: A point as a tuple: ``(component, name, value[, step[, attempt[, recorded_at]]])``.
 PointTuple = tuple[Any, ...]
 _MAX_PROBLEMS = 20
+_STEP_LIMIT = 2**63  # BIGINT
+_ATTEMPT_LIMIT = 2**31  # INTEGER
 
 
 @dataclass(frozen=True)
@@ -124,46 +127,90 @@ def _validate_points(
     execution_id: int,
     component_ids: Mapping[str, int],
 ) -> list[repo.PointRow]:
-    """Check every point with plain Python (pydantic per point costs more than the insert)."""
+    """Check every point with plain Python (pydantic per point costs more than the insert).
+
+    A 6-tuple of exact builtin types that passes every check takes an inline fast path; any other
+    point, or any doubt, goes through :func:`_check_point`, which applies the same rules and names
+    the problem. Both give the same row for the same point.
+    """
     now = utcnow()
     rows: list[repo.PointRow] = []
+    append = rows.append
     problems: list[FieldProblem] = []
+    component_id_of = component_ids.get
+    known_names: set[str] = set()  # exact ``str`` names that already passed the name checks
     for index, point in enumerate(points):
-        try:
-            component, name, value, step, attempt, recorded_at = _unpack(point)
-            component_id = component_ids.get(component) if isinstance(component, str) else None
-            if component_id is None:
-                raise _Bad("component", "unknown component of this run's job")
-            if not isinstance(name, str) or not 0 < len(name) <= METRIC_NAME_MAX:
-                raise _Bad("name", f"must be a string of 1 to {METRIC_NAME_MAX} characters")
-            if not name.isprintable():
-                raise _Bad("name", "must not contain NUL bytes or control characters")
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise _Bad("value", "must be a number")
-            value = float(value)
-            if not math.isfinite(value):
-                raise _Bad("value", "must be a finite number (not NaN or infinity)")
-            if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < 2**63:
-                raise _Bad("step", "must be a non-negative integer")
+        if type(point) is tuple and len(point) == 6:
+            component, name, value, step, attempt, recorded_at = point
+            value_type = type(value)
             if (
-                isinstance(attempt, bool)
-                or not isinstance(attempt, int)
-                or not 1 <= attempt < 2**31
+                type(component) is str
+                and (component_id := component_id_of(component)) is not None
+                and type(name) is str
+                and name in known_names
+                and ((value_type is float and isfinite(value)) or value_type is int)
+                and type(step) is int
+                and 0 <= step < _STEP_LIMIT
+                and type(attempt) is int
+                and 1 <= attempt < _ATTEMPT_LIMIT
+                and (
+                    recorded_at is None
+                    or (type(recorded_at) is datetime and recorded_at.tzinfo is UTC)
+                )
             ):
-                raise _Bad("attempt", "must be a positive integer")
-            if recorded_at is None:
-                recorded_at = now
-            elif not isinstance(recorded_at, datetime) or recorded_at.utcoffset() is None:
-                raise _Bad("recorded_at", "must be a timezone-aware datetime")
+                if value_type is int:
+                    value = float(value)  # may raise OverflowError, as _check_point's does
+                if recorded_at is None:
+                    recorded_at = now
+                append((execution_id, component_id, attempt, name, step, value, recorded_at))
+                continue
+        try:
+            component_id, name, value, step, attempt, recorded_at = _check_point(
+                point, component_ids, now
+            )
         except _Bad as bad:
             problems.append(FieldProblem(f"points.{index}.{bad.field}", bad.message))
             if len(problems) >= _MAX_PROBLEMS:
                 break
             continue
-        rows.append((execution_id, component_id, attempt, name, step, value, recorded_at))
+        if type(name) is str:
+            known_names.add(name)
+        append((execution_id, component_id, attempt, name, step, value, recorded_at))
     if problems:
         raise ValidationError(problems, entity="metric")
     return rows
+
+
+def _check_point(
+    point: Any, component_ids: Mapping[str, int], now: datetime
+) -> tuple[int, str, float, int, int, datetime]:
+    """``(component_id, name, value, step, attempt, recorded_at)`` of a valid point, or _Bad."""
+    component, name, value, step, attempt, recorded_at = _unpack(point)
+    component_id = component_ids.get(component) if isinstance(component, str) else None
+    if component_id is None:
+        raise _Bad("component", "unknown component of this run's job")
+    if not isinstance(name, str) or not 0 < len(name) <= METRIC_NAME_MAX:
+        raise _Bad("name", f"must be a string of 1 to {METRIC_NAME_MAX} characters")
+    if not name.isprintable():
+        raise _Bad("name", "must not contain NUL bytes or control characters")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Bad("value", "must be a number")
+    value = float(value)
+    if not math.isfinite(value):
+        raise _Bad("value", "must be a finite number (not NaN or infinity)")
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < _STEP_LIMIT:
+        raise _Bad("step", "must be a non-negative integer")
+    if (
+        isinstance(attempt, bool)
+        or not isinstance(attempt, int)
+        or not 1 <= attempt < _ATTEMPT_LIMIT
+    ):
+        raise _Bad("attempt", "must be a positive integer")
+    if recorded_at is None:
+        recorded_at = now
+    elif not isinstance(recorded_at, datetime) or recorded_at.utcoffset() is None:
+        raise _Bad("recorded_at", "must be a timezone-aware datetime")
+    return component_id, name, value, step, attempt, recorded_at
 
 
 class _Bad(Exception):

@@ -127,7 +127,7 @@ def upgrade() -> None:
         sa.Column("job_id", sa.Integer(), nullable=False),
         sa.Column("config_version", sa.Integer(), nullable=False),
         sa.CheckConstraint(
-            "config_version >= 1", name=op.f("ck_component_config_version_positive")
+            "config_version >= 1", name=op.f("ck_component_current_version_positive")
         ),
         sa.ForeignKeyConstraint(["job_id"], ["job.id"], name=op.f("fk_component_job_id_job")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_component")),

@@ -65,7 +65,7 @@ def test_a_check_violation_never_leaks_the_row_it_rejected(store, factory):
                 updated_at=job.created_at,
             )
         )
-    assert caught.value.constraint in (None, "ck_component_config_version_positive")
+    assert caught.value.constraint in (None, "ck_component_current_version_positive")
     assert SENTINEL not in _full_text(caught.value)
     assert SENTINEL not in str(caught.value.__cause__)
 
