@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -17,8 +18,17 @@ from rich.table import Table
 from etl_meta.config import Settings, get_settings
 from etl_meta.errors import EtlMetaError, ValidationError
 
-console = Console()
-err_console = Console(stderr=True)
+
+def _width() -> int | None:
+    # Rich falls back to 80 columns when output is not a terminal, wrapping table cells; piped
+    # output (grep, less, CI logs) reads better unwrapped. COLUMNS still wins when set.
+    if os.environ.get("COLUMNS") or sys.stdout.isatty():
+        return None
+    return 200
+
+
+console = Console(width=_width())
+err_console = Console(stderr=True, width=_width())
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -1,0 +1,58 @@
+# etl-meta — a newcomer needs two targets: `make demo` and `make test`.
+# Everything installs into .venv from pyproject.toml, pinned by requirements/constraints.txt.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+EXAMPLES := examples/pipeline.yaml
+
+.PHONY: install demo test lint format bench lock clean
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "etl-meta needs Python 3.11+"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=25"
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## demo: migrate the store (embedded SQLite unless ETL_META_DATABASE_URL is set), apply the
+## example pipeline, and show its jobs, components and dependency graph.
+demo: install
+	$(BIN)/etl-meta db upgrade
+	$(BIN)/etl-meta apply -f $(EXAMPLES)
+	$(BIN)/etl-meta jobs list
+	$(BIN)/etl-meta jobs show daily_sales
+
+## test: lint, then the whole suite (PostgreSQL too when ETL_META_TEST_POSTGRES_URL is set).
+test: install lint
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+## bench: metric ingestion against the raw driver (add POSTGRES_URL=... for PostgreSQL).
+bench: install
+	$(BIN)/python benchmarks/metric_ingest.py $(if $(POSTGRES_URL),--postgres-url $(POSTGRES_URL))
+
+## lock: re-resolve every dependency into requirements/constraints.txt.
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --upgrade "pip>=25"
+	.lock-venv/bin/python -m pip install --quiet '.[dev]'
+	{ echo "# Exact versions of every dependency, direct and transitive (Python 3.11, Linux x86_64)."; \
+	  echo "# Regenerate with 'make lock' after changing dependencies in pyproject.toml."; \
+	  .lock-venv/bin/pip freeze --exclude-editable | grep -v '^etl-meta' | sort -f; } \
+	  > requirements/constraints.txt
+	rm -rf .lock-venv
+
+clean:
+	rm -rf $(VENV) dist build .pytest_cache .ruff_cache
