@@ -40,11 +40,12 @@ def _root(
 
 
 def _register() -> None:
-    from etl_meta.cli import db, jobs, runs
+    from etl_meta.cli import apply, db, jobs, runs
 
     app.add_typer(db.app, name="db")
     app.add_typer(jobs.app, name="jobs")
     app.add_typer(runs.app, name="runs")
+    app.command("apply")(apply.apply)
 
 
 _register()

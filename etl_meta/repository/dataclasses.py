@@ -25,12 +25,14 @@ def get_dataclass(session: Session, name: str) -> Dataclass:
 
 
 def dataclass_ids(session: Session, names: Iterable[str]) -> dict[str, int]:
-    """``{name: id}`` for the names that exist (callers report the missing ones)."""
+    """``{name: id}`` for the names that exist and are not archived (callers report the rest)."""
     wanted = sorted(set(names))
     if not wanted:
         return {}
     rows = session.execute(
-        sa.select(Dataclass.name, Dataclass.id).where(Dataclass.name.in_(wanted))
+        sa.select(Dataclass.name, Dataclass.id).where(
+            Dataclass.name.in_(wanted), Dataclass.is_archived.is_(False)
+        )
     )
     return {name: id_ for name, id_ in rows}
 

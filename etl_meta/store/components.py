@@ -38,7 +38,7 @@ class ComponentsAPI(StoreAPI):
         definition: ComponentCreate = self._validate(ComponentCreate, data, entity="component")
         with self._tx() as session:
             job_row = jobs_repo.get_job(session, job, for_update=True)
-            (created,) = self._create_many(session, job_row, [definition])
+            (created,) = self._create_many(session, job_row, [definition], field_prefix=False)
             return self._public(session, job_row, created)
 
     def _create_many(
@@ -48,7 +48,10 @@ class ComponentsAPI(StoreAPI):
         definitions: Sequence[ComponentCreate],
         *,
         touch_job: bool = True,
+        field_prefix: bool = True,
     ) -> list[Component]:
+        # Errors name ``components.<i>.<field>`` when the components came with a job, so callers
+        # can tell them from the job's own fields; a single ``create`` names the bare field.
         existing = repo.components_by_name(session, job.id)
         seen: set[str] = set()
         for definition in definitions:
@@ -80,7 +83,7 @@ class ComponentsAPI(StoreAPI):
             )
         by_name = repo.components_by_name(session, job.id)
         for index, (component, definition) in enumerate(zip(created, definitions, strict=True)):
-            prefix = f"components.{index}." if len(definitions) > 1 else ""
+            prefix = f"components.{index}." if field_prefix else ""
             self._replace_dependencies(
                 session, job, component, definition.depends_on, by_name, prefix
             )
@@ -259,7 +262,7 @@ class ComponentsAPI(StoreAPI):
             if missing:
                 raise ValidationError.single(
                     f"{prefix}{role.value}s",
-                    f"unknown dataclass(es): {', '.join(missing)}",
+                    f"unknown or archived dataclass(es): {', '.join(missing)}",
                     entity="component",
                 )
             repo.set_dataclass_links(session, component, role, ids.values())

@@ -80,20 +80,27 @@ class DataclassesAPI(StoreAPI):
             return DataclassPublic.model_validate(row.model_dump())
 
     def archive(self, name: str) -> DataclassPublic:
-        """Hide a dataclass from listings; components keep their links to it."""
+        """Hide a dataclass from listings; existing links stay, new ones are refused."""
+        return self._set_archived(name, True)
+
+    def restore(self, name: str) -> DataclassPublic:
+        """Undo :meth:`archive`."""
+        return self._set_archived(name, False)
+
+    def _set_archived(self, name: str, archived: bool) -> DataclassPublic:
         with self._tx() as session:
             row = repo.get_dataclass(session, name)
-            if not row.is_archived:
-                row.is_archived = True
+            if row.is_archived != archived:
+                row.is_archived = archived
                 row.updated_at = utcnow()
                 self._audit(
                     session,
-                    action="archive",
+                    action="archive" if archived else "restore",
                     entity_type="dataclass",
                     entity_key=row.name,
                     entity_id=row.id,
-                    before={"is_archived": False},
-                    after={"is_archived": True},
+                    before={"is_archived": not archived},
+                    after={"is_archived": archived},
                 )
             session.flush()
             return DataclassPublic.model_validate(row.model_dump())

@@ -6,7 +6,6 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from math import isfinite
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -24,8 +23,6 @@ from etl_meta.types import coerce_enum, utcnow
 #: A point as a tuple: ``(component, name, value[, step[, attempt[, recorded_at]]])``.
 PointTuple = tuple[Any, ...]
 _MAX_PROBLEMS = 20
-_STEP_LIMIT = 2**63  # BIGINT
-_ATTEMPT_LIMIT = 2**31  # INTEGER
 
 
 @dataclass(frozen=True)
@@ -138,6 +135,7 @@ def _validate_points(
     append = rows.append
     problems: list[FieldProblem] = []
     component_id_of = component_ids.get
+    isfinite = math.isfinite
     known_names: set[str] = set()  # exact ``str`` names that already passed the name checks
     for index, point in enumerate(points):
         if type(point) is tuple and len(point) == 6:
@@ -150,12 +148,15 @@ def _validate_points(
                 and name in known_names
                 and ((value_type is float and isfinite(value)) or value_type is int)
                 and type(step) is int
-                and 0 <= step < _STEP_LIMIT
+                and 0 <= step < 2**63
                 and type(attempt) is int
-                and 1 <= attempt < _ATTEMPT_LIMIT
+                and 1 <= attempt < 2**31
                 and (
                     recorded_at is None
-                    or (type(recorded_at) is datetime and recorded_at.tzinfo is UTC)
+                    or (
+                        type(recorded_at) is datetime
+                        and (recorded_at.tzinfo is UTC or recorded_at.utcoffset() is not None)
+                    )
                 )
             ):
                 if value_type is int:
@@ -198,13 +199,9 @@ def _check_point(
     value = float(value)
     if not math.isfinite(value):
         raise _Bad("value", "must be a finite number (not NaN or infinity)")
-    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < _STEP_LIMIT:
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < 2**63:
         raise _Bad("step", "must be a non-negative integer")
-    if (
-        isinstance(attempt, bool)
-        or not isinstance(attempt, int)
-        or not 1 <= attempt < _ATTEMPT_LIMIT
-    ):
+    if isinstance(attempt, bool) or not isinstance(attempt, int) or not 1 <= attempt < 2**31:
         raise _Bad("attempt", "must be a positive integer")
     if recorded_at is None:
         recorded_at = now

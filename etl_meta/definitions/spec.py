@@ -1,0 +1,244 @@
+"""The definitions file format: dataclasses and jobs with their components.
+
+Field types and limits are the store's own (``Identifier``, ``JSONObject``, case-insensitive
+enums, …), so a file that validates here is refused by the store only for reasons that need the
+database (an unknown dataclass, a settings-specific size limit). Unknown keys are errors at every
+level. Cross-references inside a job (duplicate names, ``depends_on`` targets, cycles) are checked
+here too, before anything touches the store.
+"""
+
+from __future__ import annotations
+
+from graphlib import CycleError, TopologicalSorter
+from typing import Annotated, Any, ClassVar
+
+import pydantic
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints
+
+from etl_meta.definitions.errors import TEXT_SOURCE, DefinitionProblem, DefinitionsError, DocPath
+from etl_meta.definitions.errors import format_path as _format
+from etl_meta.definitions.loader import SourceMap
+from etl_meta.masking import mask_value
+from etl_meta.models.component import ComponentStatusField
+from etl_meta.models.enums import ComponentStatus, StrategyType
+from etl_meta.models.job import MAX_RETRIES, StrategyTypeField
+from etl_meta.validation import TAG_KEY_RE, Identifier, JSONObject, TypeName, check_text
+
+#: The only file format version this code reads.
+FORMAT_VERSION = 1
+
+TagKey = Annotated[str, StringConstraints(max_length=63, pattern=TAG_KEY_RE.pattern)]
+TagValue = Annotated[str, StringConstraints(max_length=255), AfterValidator(check_text)]
+# Length before the text check, so pydantic reports "characters" rather than generic "items".
+Description = Annotated[str, StringConstraints(max_length=4000), AfterValidator(check_text)] | None
+
+
+class _Spec(BaseModel):
+    # Pydantic quotes offending input in its messages by default; input may hold secrets.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    #: Fields whose secret values ``repr`` masks (as the store's models do).
+    _masked_fields: ClassVar[tuple[str, ...]] = ()
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            if name in self._masked_fields:
+                value = mask_value(value, component_type=getattr(self, "component_type", None))
+            yield name, value
+
+    @pydantic.field_validator("*", mode="before")
+    @classmethod
+    def _empty_is_default(cls, value: Any, info: pydantic.ValidationInfo) -> Any:
+        # `components:` with nothing after it is YAML null; mean "none" rather than an error.
+        if value is None and info.field_name in _EMPTY_MEANS_NONE:
+            return [] if info.field_name != "tags" else {}
+        return value
+
+
+_EMPTY_MEANS_NONE = frozenset(
+    {"dataclasses", "jobs", "components", "depends_on", "inputs", "outputs", "tags"}
+)
+
+
+class DataclassSpec(_Spec):
+    """A dataclass: a named schema with validation rules."""
+
+    name: Identifier
+    dataclass_type: TypeName = Field(default="table", max_length=100)
+    schema_definition: JSONObject = Field(default_factory=dict)
+    validation_rules: JSONObject = Field(default_factory=dict)
+    description: Description = None
+
+
+class ComponentSpec(_Spec):
+    """One step of a job. ``depends_on`` names steps of the same job declared in the file."""
+
+    _masked_fields: ClassVar[tuple[str, ...]] = ("configuration",)
+
+    name: Identifier
+    component_type: TypeName = Field(max_length=100)
+    configuration: JSONObject = Field(default_factory=dict)
+    status: ComponentStatusField = ComponentStatus.ACTIVE
+    description: Description = None
+    depends_on: list[Identifier] = Field(default_factory=list)
+    inputs: list[Identifier] = Field(default_factory=list)
+    outputs: list[Identifier] = Field(default_factory=list)
+
+
+class JobSpec(_Spec):
+    """A job, its tags and the complete list of its components."""
+
+    name: Identifier
+    num_of_retries: int = Field(default=0, ge=0, le=MAX_RETRIES)
+    file_logging: bool = False
+    strategy_type: StrategyTypeField = StrategyType.SEQUENTIAL
+    description: Description = None
+    max_concurrency: int | None = Field(default=None, ge=1, le=64)
+    tags: dict[TagKey, TagValue] = Field(default_factory=dict)
+    components: list[ComponentSpec] = Field(default_factory=list)
+
+
+class DefinitionsFile(_Spec):
+    """A whole definitions file. ``source_map`` says where each part came from (may be empty)."""
+
+    version: int = FORMAT_VERSION
+    dataclasses: list[DataclassSpec] = Field(default_factory=list)
+    jobs: list[JobSpec] = Field(default_factory=list)
+
+    _source_map: SourceMap = PrivateAttr(default_factory=lambda: SourceMap(TEXT_SOURCE))
+
+    @pydantic.field_validator("version")
+    @classmethod
+    def _supported_version(cls, value: int) -> int:
+        if value != FORMAT_VERSION:
+            raise ValueError(f"unsupported version {value}; this etl-meta reads version 1")
+        return value
+
+    @property
+    def source_map(self) -> SourceMap:
+        """Positions of the file's values (empty for definitions built in code)."""
+        return self._source_map
+
+
+def _pydantic_problems(
+    error: pydantic.ValidationError, source_map: SourceMap
+) -> list[DefinitionProblem]:
+    problems = []
+    for item in error.errors(include_input=False, include_url=False, include_context=False):
+        loc = tuple(item["loc"])
+        about_key = item["type"] in ("extra_forbidden",) or loc[-1:] == ("[key]",)
+        path = loc[:-1] if loc[-1:] == ("[key]",) else loc
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = f"unknown key {path[-1]!r}"
+        elif about_key:
+            message = f"invalid key: {message}"
+        position = source_map.locate(path, key=about_key)
+        line, column = position if position else (None, None)
+        problems.append(DefinitionProblem(_format(path), message, source_map.source, line, column))
+    return problems
+
+
+def _problem(source_map: SourceMap, path: DocPath, message: str) -> DefinitionProblem:
+    position = source_map.locate(path)
+    line, column = position if position else (None, None)
+    return DefinitionProblem(_format(path), message, source_map.source, line, column)
+
+
+def _duplicates(
+    source_map: SourceMap, prefix: DocPath, names: list[str], what: str
+) -> list[DefinitionProblem]:
+    first: dict[str, int] = {}
+    problems = []
+    for index, name in enumerate(names):
+        if name in first:
+            earlier = _format((*prefix, first[name]))
+            message = f"{what} {name!r} is declared twice (first as {earlier})"
+            problems.append(_problem(source_map, (*prefix, index, "name"), message))
+        else:
+            first[name] = index
+    return problems
+
+
+def _check_job(source_map: SourceMap, index: int, job: JobSpec) -> list[DefinitionProblem]:
+    prefix: DocPath = ("jobs", index, "components")
+    problems = _duplicates(source_map, prefix, [c.name for c in job.components], "component")
+    declared = {c.name: c for c in job.components}
+    graph: dict[str, set[str]] = {}
+    for c_index, component in enumerate(job.components):
+        graph.setdefault(component.name, set())
+        for d_index, upstream in enumerate(component.depends_on):
+            path = (*prefix, c_index, "depends_on", d_index)
+            target = declared.get(upstream)
+            if upstream == component.name:
+                problems.append(_problem(source_map, path, "a component cannot depend on itself"))
+            elif target is None:
+                problems.append(
+                    _problem(
+                        source_map,
+                        path,
+                        f"no component {upstream!r} in job {job.name!r} "
+                        "(dependencies stay within one job and must be declared in the file)",
+                    )
+                )
+            elif target.status == ComponentStatus.ARCHIVED:
+                problems.append(
+                    _problem(
+                        source_map, path, f"{upstream!r} is archived; nothing may depend on it"
+                    )
+                )
+            else:
+                graph[component.name].add(upstream)
+    try:
+        TopologicalSorter(graph).prepare()
+    except CycleError as exc:
+        # Each node in exc.args[1] is a dependency of the next: reversed, each depends on the next.
+        cycle = list(reversed(exc.args[1]))
+        positions = {c.name: i for i, c in enumerate(job.components)}
+        c_index = positions[cycle[0]]
+        d_index = job.components[c_index].depends_on.index(cycle[1])
+        problems.append(
+            _problem(
+                source_map,
+                (*prefix, c_index, "depends_on", d_index),
+                f"dependency cycle in job {job.name!r}: {' -> '.join(cycle)}",
+            )
+        )
+    return problems
+
+
+def check_references(definitions: DefinitionsFile) -> list[DefinitionProblem]:
+    """Problems with names inside the file: duplicates, unknown or archived upstreams, cycles.
+
+    Dataclass names in ``inputs``/``outputs`` are not checked here: they may name dataclasses
+    that already exist in the store.
+    """
+    source_map = definitions.source_map
+    problems = _duplicates(
+        source_map, ("dataclasses",), [d.name for d in definitions.dataclasses], "dataclass"
+    )
+    problems += _duplicates(source_map, ("jobs",), [j.name for j in definitions.jobs], "job")
+    for index, job in enumerate(definitions.jobs):
+        problems += _check_job(source_map, index, job)
+    return problems
+
+
+def validate_definitions(data: Any, source_map: SourceMap | None = None) -> DefinitionsFile:
+    """Validate loaded YAML (or any plain data) as a :class:`DefinitionsFile`.
+
+    Raises:
+        DefinitionsError: every problem found, each with its position when ``source_map`` has it.
+    """
+    source_map = source_map or SourceMap(TEXT_SOURCE)
+    if not isinstance(data, dict):
+        raise source_map.error("the file must be a mapping with 'dataclasses' and/or 'jobs'")
+    try:
+        definitions = DefinitionsFile.model_validate(data)
+    except pydantic.ValidationError as exc:
+        problems = _pydantic_problems(exc, source_map)
+        raise DefinitionsError(problems, source=source_map.source) from None
+    definitions._source_map = source_map
+    problems = check_references(definitions)
+    if problems:
+        raise DefinitionsError(problems, source=source_map.source)
+    return definitions
