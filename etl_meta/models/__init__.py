@@ -39,11 +39,13 @@ from etl_meta.models.execution import (
 )
 from etl_meta.models.job import Job, JobBase, JobCreate, JobPublic, JobTag, JobUpdate, Tag
 from etl_meta.models.metric import Metric, MetricPoint, MetricPublic
+from etl_meta.models.relationships import configure as _configure_relationships
 from etl_meta.models.run_request import RunRequest, RunRequestCreate, RunRequestPublic
 
 # Resolve forward references between the Public schemas of different modules.
 JobPublic.model_rebuild()
 ExecutionPublic.model_rebuild()
+_configure_relationships()
 
 __all__ = [
     "NAMING_CONVENTION",
