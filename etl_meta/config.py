@@ -61,6 +61,10 @@ class Settings(BaseSettings):
         default=None,
         description="SQLAlchemy URL of the store; unset means a SQLite file under `home`.",
     )
+    base_dir: Path = Field(
+        default_factory=Path.cwd,
+        description="Where relative paths in component configuration are resolved.",
+    )
     actor: str = Field(
         default_factory=_default_actor,
         max_length=200,
@@ -80,7 +84,7 @@ class Settings(BaseSettings):
     max_json_depth: int = Field(default=32, ge=2, le=256, description="Deepest JSON nesting.")
     echo_sql: bool = Field(default=False, description="Log SQL statements (never parameters).")
 
-    @field_validator("home", mode="after")
+    @field_validator("home", "base_dir", mode="after")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
         return value.expanduser()

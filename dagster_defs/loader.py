@@ -1,0 +1,70 @@
+"""Definitions from a snapshot of the store, taken once per code-location load.
+
+Dagster reconstructs definitions in every run worker and step process. Building them straight
+from the store would make a run fail with "unknown step" if a component was renamed after the
+location loaded, and would query the store again in every process. The state-backed loader
+fetches the snapshot once, stores it in the code location's metadata, and rebuilds from that copy
+everywhere else (notes/dagster.md).
+"""
+
+import logging
+import os
+
+import dagster as dg
+
+from dagster_defs._dagster_internal import StateBackedDefinitionsLoader
+from dagster_defs.jobs import build_jobs
+from dagster_defs.resources import DATABASE_URL_ENV, EtlMetaResource
+from dagster_defs.sensors import reconcile_sensor, run_request_sensor, status_sensors
+from etl_meta.catalog import CatalogSnapshot, take_snapshot
+from etl_meta.config import Settings
+from etl_meta.store import MetadataStore
+
+log = logging.getLogger(__name__)
+
+DEFS_KEY = "etl_meta/catalog"
+
+
+def resource() -> EtlMetaResource:
+    """The store resource; the UI shows the env var's name, never its value."""
+    if os.environ.get(DATABASE_URL_ENV):
+        return EtlMetaResource(database_url=dg.EnvVar(DATABASE_URL_ENV))
+    return EtlMetaResource()
+
+
+def definitions_from_catalog(catalog: CatalogSnapshot) -> dg.Definitions:
+    """Jobs, sensors and the resource for one snapshot (also used directly by tests)."""
+    jobs, errors = build_jobs(catalog)
+    return dg.Definitions(
+        jobs=jobs,
+        sensors=[*status_sensors(), reconcile_sensor, run_request_sensor(jobs)],
+        resources={"etl_meta": resource()},
+        metadata={
+            "etl_meta/catalog_revision": catalog.revision,
+            "etl_meta/snapshot_taken_at": catalog.taken_at.isoformat(),
+            "etl_meta/jobs_not_loaded": dg.MetadataValue.json([str(e) for e in errors]),
+        },
+    )
+
+
+class EtlMetaDefinitionsLoader(StateBackedDefinitionsLoader[str]):
+    """Fetches the catalog snapshot (as JSON) from the store, builds definitions from it."""
+
+    @property
+    def defs_key(self) -> str:
+        return DEFS_KEY
+
+    def fetch_state(self) -> str:
+        # EnvVar fields cannot be read while definitions load; read the settings directly.
+        with MetadataStore(settings=Settings(), actor="dagster:code-location") as store:
+            snapshot = take_snapshot(store)
+        log.info(
+            "etl-meta catalog %s: %d job(s) from %s",
+            snapshot.revision,
+            len(snapshot.jobs),
+            store.url,
+        )
+        return snapshot.model_dump_json()
+
+    def defs_from_state(self, state: str) -> dg.Definitions:
+        return definitions_from_catalog(CatalogSnapshot.model_validate_json(state))

@@ -1,0 +1,189 @@
+"""A snapshot of the store's definitions, for orchestrators that build pipelines from them.
+
+Orchestrators build their jobs or DAGs once from a snapshot rather than querying the store while
+they run: a run must not break because someone edited a job after the pipeline was loaded, and
+workers must not hammer the store. The snapshot carries **masked** configuration only (it ends up
+in orchestrator metadata and UIs); code that runs a component asks the store for the real values
+of the exact configuration version the snapshot names.
+
+``catalog_revision`` is a short fingerprint of every definition's revision: compare the one a
+pipeline was built from with the store's current one to know whether a reload is due.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field
+
+from etl_meta.components.base import DataclassInfo
+from etl_meta.masking import mask_value
+from etl_meta.models import ComponentStatus, Dataclass, Job, StrategyType
+from etl_meta.store import MetadataStore
+from etl_meta.types import utcnow
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ComponentSnapshot(_Frozen):
+    """One component as the orchestrator builds it (configuration masked)."""
+
+    name: str
+    component_type: str
+    status: ComponentStatus
+    config_version: int
+    configuration: dict[str, Any]
+    depends_on: tuple[str, ...] = ()
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    description: str | None = None
+
+
+class JobSnapshot(_Frozen):
+    """One job and its live components."""
+
+    name: str
+    revision: int
+    num_of_retries: int
+    file_logging: bool
+    strategy_type: StrategyType
+    max_concurrency: int | None = None
+    description: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    components: tuple[ComponentSnapshot, ...] = ()
+
+    @property
+    def active_components(self) -> tuple[ComponentSnapshot, ...]:
+        """Components that run (``disabled`` ones are skipped, see :func:`runnable_graph`)."""
+        return tuple(c for c in self.components if c.status == ComponentStatus.ACTIVE)
+
+    def runnable_graph(self) -> dict[str, tuple[str, ...]]:
+        """``{component: upstream components}`` over active components only.
+
+        A disabled component is bridged: its dependants inherit its upstreams, so disabling a
+        step in the middle keeps the order of everything around it.
+        """
+        by_name = {c.name: c for c in self.components}
+        active = {c.name for c in self.active_components}
+
+        def upstream_of(name: str, seen: frozenset[str]) -> list[str]:
+            found: list[str] = []
+            for parent in by_name[name].depends_on:
+                if parent in seen or parent not in by_name:
+                    continue
+                if parent in active:
+                    found.append(parent)
+                else:
+                    found.extend(upstream_of(parent, seen | {parent}))
+            return found
+
+        return {
+            name: tuple(dict.fromkeys(upstream_of(name, frozenset({name}))))
+            for name in by_name
+            if name in active
+        }
+
+    @property
+    def config_versions(self) -> dict[str, int]:
+        return {c.name: c.config_version for c in self.active_components}
+
+
+class DataclassSnapshot(_Frozen):
+    name: str
+    dataclass_type: str
+    version: int
+    schema_definition: dict[str, Any]
+    validation_rules: dict[str, Any]
+
+    def info(self) -> DataclassInfo:
+        return DataclassInfo(
+            name=self.name,
+            dataclass_type=self.dataclass_type,
+            schema_definition=self.schema_definition,
+            validation_rules=self.validation_rules,
+            version=self.version,
+        )
+
+
+class CatalogSnapshot(_Frozen):
+    """Every live job and dataclass, as of ``taken_at``, fingerprinted by ``revision``."""
+
+    revision: str
+    taken_at: datetime
+    jobs: tuple[JobSnapshot, ...] = ()
+    dataclasses: dict[str, DataclassSnapshot] = Field(default_factory=dict)
+
+    def job(self, name: str) -> JobSnapshot:
+        for job in self.jobs:
+            if job.name == name:
+                return job
+        raise KeyError(f"job {name!r} is not in the catalog snapshot")
+
+
+def catalog_revision(store: MetadataStore) -> str:
+    """A 12-character fingerprint of every job's and dataclass's revision (two small queries)."""
+    with store.transaction(readonly=True) as session:
+        jobs = session.execute(
+            sa.select(Job.name, Job.revision, Job.is_archived).order_by(Job.name)
+        ).all()
+        dataclasses = session.execute(
+            sa.select(Dataclass.name, Dataclass.version, Dataclass.is_archived).order_by(
+                Dataclass.name
+            )
+        ).all()
+    digest = hashlib.sha256(repr((list(map(tuple, jobs)), list(map(tuple, dataclasses)))).encode())
+    return digest.hexdigest()[:12]
+
+
+def take_snapshot(store: MetadataStore) -> CatalogSnapshot:
+    """Read every live job (with components) and dataclass in one read transaction."""
+    with store.transaction(readonly=True):
+        revision = catalog_revision(store)
+        jobs = store.jobs.list(with_components=True)
+        dataclasses = store.dataclasses.list()
+    return CatalogSnapshot(
+        revision=revision,
+        taken_at=utcnow(),
+        jobs=tuple(
+            JobSnapshot(
+                name=job.name,
+                revision=job.revision,
+                num_of_retries=job.num_of_retries,
+                file_logging=job.file_logging,
+                strategy_type=job.strategy_type,
+                max_concurrency=job.max_concurrency,
+                description=job.description,
+                tags=job.tags,
+                components=tuple(
+                    ComponentSnapshot(
+                        name=c.name,
+                        component_type=c.component_type,
+                        status=c.status,
+                        config_version=c.config_version,
+                        configuration=mask_value(c.configuration, component_type=c.component_type),
+                        depends_on=tuple(c.depends_on),
+                        inputs=tuple(c.inputs),
+                        outputs=tuple(c.outputs),
+                        description=c.description,
+                    )
+                    for c in job.components or []
+                ),
+            )
+            for job in jobs
+        ),
+        dataclasses={
+            d.name: DataclassSnapshot(
+                name=d.name,
+                dataclass_type=d.dataclass_type,
+                version=d.version,
+                schema_definition=d.schema_definition,
+                validation_rules=d.validation_rules,
+            )
+            for d in dataclasses
+        },
+    )

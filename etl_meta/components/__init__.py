@@ -1,0 +1,31 @@
+"""Component types: the code that runs a component, shared by every orchestrator.
+
+Importing this package loads neither pandas nor an orchestrator; built-in types import pandas
+when they run.
+"""
+
+from etl_meta.components.base import (
+    ComponentContext,
+    ComponentResult,
+    ComponentType,
+    DataclassInfo,
+)
+from etl_meta.components.registry import (
+    ENTRY_POINT_GROUP,
+    UnknownComponentTypeError,
+    get_component_type,
+    known_component_types,
+    register,
+)
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "ComponentContext",
+    "ComponentResult",
+    "ComponentType",
+    "DataclassInfo",
+    "UnknownComponentTypeError",
+    "get_component_type",
+    "known_component_types",
+    "register",
+]

@@ -1,0 +1,128 @@
+"""The contract every component type implements, whatever orchestrator runs it.
+
+A component type is a class with a ``name``, a pydantic ``Config`` model for its configuration,
+optionally ``secret_keys``, and a ``run`` method. Dagster ops and Airflow tasks both build a
+:class:`ComponentContext` and call ``run``; the type itself never imports an orchestrator::
+
+    from etl_meta.components import ComponentContext, ComponentResult, ComponentType, register
+
+    @register
+    class Upper(ComponentType):
+        name = "upper"
+
+        class Config(ComponentType.Config):
+            column: str
+
+        def run(self, context, config, inputs):
+            (frame,) = inputs.values()
+            frame = frame.assign(**{config.column: frame[config.column].str.upper()})
+            return ComponentResult(value=frame, metrics={"rows": len(frame)})
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pydantic
+
+from etl_meta.errors import FieldProblem, ValidationError
+
+
+@dataclass(frozen=True)
+class DataclassInfo:
+    """The parts of a stored dataclass a component needs (its schema and rules)."""
+
+    name: str
+    dataclass_type: str
+    schema_definition: Mapping[str, Any]
+    validation_rules: Mapping[str, Any]
+    version: int
+
+
+@dataclass
+class ComponentContext:
+    """What a running component knows about itself; built by the orchestrator integration.
+
+    ``config`` holds the resolved configuration **with secrets** (only running code sees it);
+    ``base_dir`` anchors relative paths in configuration; ``attempt`` is 1-based.
+    """
+
+    job: str
+    component: str
+    component_type: str
+    config: Mapping[str, Any]
+    attempt: int = 1
+    run_id: str | None = None
+    orchestrator: str = "manual"
+    base_dir: Path = field(default_factory=Path.cwd)
+    inputs: tuple[str, ...] = ()  #: names of the dataclasses this component reads
+    outputs: tuple[str, ...] = ()  #: names of the dataclasses this component writes
+    dataclasses: Mapping[str, DataclassInfo] = field(default_factory=dict)
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("etl_meta.component"))
+    #: Records metrics as the component goes (the integration wires it to the store).
+    record_metrics: Callable[[Mapping[str, float]], None] | None = None
+
+    def path(self, value: str | Path) -> Path:
+        """``value`` as a path; relative paths are taken from ``base_dir``."""
+        candidate = Path(value).expanduser()
+        return candidate if candidate.is_absolute() else self.base_dir / candidate
+
+    def dataclass(self, name: str) -> DataclassInfo:
+        """A dataclass this component is linked to; raises ``KeyError`` naming it otherwise."""
+        try:
+            return self.dataclasses[name]
+        except KeyError:
+            raise KeyError(f"component {self.component!r} has no dataclass {name!r}") from None
+
+
+@dataclass
+class ComponentResult:
+    """What a run produced: the value passed downstream, metrics, and display metadata.
+
+    ``metrics`` are numbers recorded in the store (and shown by the orchestrator);
+    ``metadata`` is for display only (a column schema, a path, a preview).
+    """
+
+    value: Any = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class ComponentType:
+    """Base class of component types. Subclasses set ``name`` and may override ``Config``."""
+
+    #: The ``component_type`` value stored on components of this type.
+    name: ClassVar[str]
+    #: Configuration keys to treat as secret beyond the built-in sensitive-key list.
+    secret_keys: ClassVar[frozenset[str]] = frozenset()
+    #: One-line description shown in listings and the orchestrators' UIs.
+    description: ClassVar[str] = ""
+
+    class Config(pydantic.BaseModel):
+        """Configuration schema; unknown keys are errors."""
+
+        model_config = pydantic.ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    def parse_config(self, configuration: Mapping[str, Any]) -> pydantic.BaseModel:
+        """Validate ``configuration``; raises :class:`ValidationError` naming each field."""
+        try:
+            return self.Config.model_validate(dict(configuration))
+        except pydantic.ValidationError as exc:
+            problems = [
+                FieldProblem(
+                    "configuration." + ".".join(str(p) for p in err["loc"]),
+                    err["msg"].removeprefix("Value error, "),
+                )
+                for err in exc.errors(include_input=False, include_url=False)
+            ]
+            raise ValidationError(problems, entity=f"{self.name} configuration") from None
+
+    def run(
+        self, context: ComponentContext, config: Any, inputs: Mapping[str, Any]
+    ) -> ComponentResult:
+        """Do the work. ``inputs`` maps each upstream component's name to its output value."""
+        raise NotImplementedError(f"component type {self.name!r} does not implement run()")

@@ -1,0 +1,146 @@
+"""Run one component for an orchestrator: resolve its configuration, run it, record metrics.
+
+Dagster ops and Airflow tasks both call :func:`run_component`, so a component behaves the same
+under either. Configuration comes from the store at the exact version the orchestrator's snapshot
+names; the orchestrator's own run config (which only ever holds masked values) may override
+plain values, and a masked value (``***``) always means "the stored one".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from etl_meta.catalog import ComponentSnapshot, DataclassSnapshot, JobSnapshot
+from etl_meta.components.base import ComponentContext, ComponentResult
+from etl_meta.components.registry import get_component_type
+from etl_meta.masking import MASK
+from etl_meta.models import ExecutionStatus
+from etl_meta.retry import retry_transient
+from etl_meta.store import MetadataStore, RecordResult
+
+
+def resolve_configuration(stored: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict:
+    """``stored`` with ``overrides`` merged in depth; masked override values keep the stored one."""
+    merged = dict(stored)
+    for key, value in overrides.items():
+        if value == MASK and key in stored:
+            continue
+        if isinstance(value, Mapping) and isinstance(stored.get(key), Mapping):
+            merged[key] = resolve_configuration(stored[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+@dataclass
+class RunIdentity:
+    """Which run and attempt a component execution belongs to."""
+
+    orchestrator: str
+    run_id: str
+    attempt: int = 1
+    job_revision: int | None = None
+    config_versions: dict[str, int] = field(default_factory=dict)
+    log_path: str | None = None
+
+
+class MetricRecorder:
+    """Records a component's metrics in the store, numbering repeated names by step."""
+
+    def __init__(self, store: MetadataStore, job: JobSnapshot, component: str, run: RunIdentity):
+        self.store = store
+        self.job = job
+        self.component = component
+        self.run = run
+        self._steps: dict[str, int] = {}
+        self._execution_known = False
+
+    def ensure_execution(self) -> None:
+        """Make sure the run exists in the store (an op may log before any sensor saw the run)."""
+        if self._execution_known:
+            return
+        retry_transient(
+            lambda: self.store.executions.upsert(
+                {
+                    "job": self.job.name,
+                    "orchestrator": self.run.orchestrator,
+                    "external_run_id": self.run.run_id,
+                    "status": ExecutionStatus.RUNNING,
+                    "job_revision": self.run.job_revision or self.job.revision,
+                    "config_versions": self.run.config_versions or self.job.config_versions,
+                    "log_path": self.run.log_path,
+                }
+            )
+        )
+        self._execution_known = True
+
+    def record(self, metrics: Mapping[str, float]) -> RecordResult:
+        """Record ``{name: value}``; a name recorded again gets the next step."""
+        if not metrics:
+            return RecordResult(inserted=0, skipped=0)
+        self.ensure_execution()
+        points = []
+        for name, value in metrics.items():
+            step = self._steps.get(name, -1) + 1
+            self._steps[name] = step
+            points.append((self.component, name, value, step, self.run.attempt, None))
+        return retry_transient(
+            lambda: self.store.metrics.record(
+                points, orchestrator=self.run.orchestrator, run_id=self.run.run_id
+            )
+        )
+
+
+def run_log_path(home: Path, job: str, run_id: str) -> Path:
+    """Where a run's log file goes when its job has ``file_logging`` on."""
+    return home / "logs" / job / f"{run_id}.log"
+
+
+def run_component(
+    store: MetadataStore,
+    *,
+    job: JobSnapshot,
+    component: ComponentSnapshot,
+    run: RunIdentity,
+    inputs: Mapping[str, Any],
+    dataclasses: Mapping[str, DataclassSnapshot] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    base_dir: Path | None = None,
+    log: logging.Logger | None = None,
+) -> ComponentResult:
+    """Run ``component`` of ``job`` once (one attempt) and record its metrics in the store."""
+    implementation = get_component_type(component.component_type)
+    stored = retry_transient(
+        lambda: store.components.configuration(
+            job.name, component.name, version=component.config_version
+        )
+    )
+    config = implementation.parse_config(resolve_configuration(stored, overrides or {}))
+    recorder = MetricRecorder(store, job, component.name, run)
+    linked = {*component.inputs, *component.outputs}
+    context = ComponentContext(
+        job=job.name,
+        component=component.name,
+        component_type=component.component_type,
+        config=config.model_dump(),
+        attempt=run.attempt,
+        run_id=run.run_id,
+        orchestrator=run.orchestrator,
+        base_dir=base_dir or store.settings.base_dir,
+        inputs=component.inputs,
+        outputs=component.outputs,
+        dataclasses={
+            name: snap.info() for name, snap in (dataclasses or {}).items() if name in linked
+        },
+        log=log or logging.getLogger(f"etl_meta.component.{component.name}"),
+        record_metrics=recorder.record,
+    )
+    result = implementation.run(context, config, inputs)
+    if not isinstance(result, ComponentResult):
+        result = ComponentResult(value=result)
+    recorder.record(result.metrics)
+    return result
