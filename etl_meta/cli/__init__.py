@@ -5,6 +5,7 @@ Each command group lives in its own module and registers itself on :data:`app` b
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 
 import typer
@@ -39,6 +40,11 @@ def _root(
     )
 
 
+#: Entry-point group through which integrations add command groups (``etl-meta dagster …``):
+#: ``name = "package.module:typer_app"``. etl_meta never imports its integrations directly.
+PLUGIN_GROUP = "etl_meta.cli"
+
+
 def _register() -> None:
     from etl_meta.cli import apply, db, jobs, runs
 
@@ -46,6 +52,13 @@ def _register() -> None:
     app.add_typer(jobs.app, name="jobs")
     app.add_typer(runs.app, name="runs")
     app.command("apply")(apply.apply)
+    for entry_point in importlib.metadata.entry_points(group=PLUGIN_GROUP):
+        # Plugin modules keep heavy imports (Dagster, Airflow) inside their commands, so
+        # loading them here costs nothing until one of their commands runs.
+        try:
+            app.add_typer(entry_point.load(), name=entry_point.name)
+        except ImportError as exc:  # an optional integration that is not installed
+            logging.getLogger(__name__).debug("CLI plugin %s unavailable: %s", entry_point, exc)
 
 
 _register()

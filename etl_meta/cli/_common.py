@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
@@ -112,3 +113,20 @@ def when(value: Any) -> str:
     if value is None:
         return ""
     return value.strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(value: str) -> datetime:
+    """``7d``/``12h``/``30m``/``45s``/``2w`` ago, or an ISO-8601 time (UTC if no zone given)."""
+    text = value.strip()
+    if len(text) > 1 and text[-1] in _UNITS and text[:-1].isdigit():
+        return datetime.now(UTC) - timedelta(seconds=int(text[:-1]) * _UNITS[text[-1]])
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r}: use a duration like 7d, 12h, 30m, or an ISO time like 2026-01-31T00:00Z"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

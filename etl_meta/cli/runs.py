@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -112,3 +113,52 @@ def show_run(
         for step in execution.steps or []
     ]
     print_table("steps", ["component", "attempt", "status", "started", "took", "error"], rows)
+
+
+@app.command("request")
+def request_run(
+    job: Annotated[str, typer.Argument(help="The job to run.")],
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="YAML/JSON file of configuration overrides: {component: {key: value}}.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    key: Annotated[
+        str | None, typer.Option(help="Idempotency key: asking twice with it gives one run.")
+    ] = None,
+    orchestrator: Annotated[
+        str | None, typer.Option(help="dagster or airflow (default: whichever picks it up).")
+    ] = None,
+    database_url: DatabaseUrlOption = None,
+    output: FormatOption = OutputFormat.table,
+) -> None:
+    """Ask for a run of JOB; an orchestrator's sensor launches it exactly once."""
+    overrides = _load_overrides(config) if config else {}
+    with open_store(database_url) as store, handle_errors():
+        request = store.run_requests.create(
+            {"job": job, "request_key": key, "orchestrator": orchestrator, "run_config": overrides}
+        )
+    if output is OutputFormat.json:
+        print_json(request)
+        return
+    console.print(
+        f"run request {request.id} for {request.job_name}: {request.status} "
+        f"(key {request.request_key})",
+        highlight=False,
+    )
+
+
+def _load_overrides(path: Path) -> dict:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise typer.BadParameter(f"{path}: not valid YAML/JSON ({exc.problem})") from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise typer.BadParameter(f"{path}: expected {{component: {{key: value}}}}")
+    return data

@@ -24,10 +24,15 @@ from etl_meta.store import MetadataStore, RecordResult
 
 
 def resolve_configuration(stored: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict:
-    """``stored`` with ``overrides`` merged in depth; masked override values keep the stored one."""
+    """``stored`` with ``overrides`` merged in depth.
+
+    A masked override value (``***``) means "the stored value": it keeps the stored one, and
+    with nothing stored under that key it is dropped — the literal mask never reaches a component.
+    Secrets therefore cannot be passed through orchestrator run config, only stored.
+    """
     merged = dict(stored)
     for key, value in overrides.items():
-        if value == MASK and key in stored:
+        if value == MASK:
             continue
         if isinstance(value, Mapping) and isinstance(stored.get(key), Mapping):
             merged[key] = resolve_configuration(stored[key], value)

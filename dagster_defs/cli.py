@@ -1,0 +1,199 @@
+"""``etl-meta dagster``: compare, reload and backfill the Dagster side of the store.
+
+Plugged into ``etl-meta`` through the ``etl_meta.cli`` entry point. Dagster is imported inside
+the commands only, so other ``etl-meta`` commands never pay for it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+from urllib.parse import urlparse
+
+import typer
+
+from etl_meta.cli._common import (
+    DatabaseUrlOption,
+    FormatOption,
+    OutputFormat,
+    console,
+    err_console,
+    handle_errors,
+    parse_since,
+    print_json,
+    settings_for,
+)
+
+app = typer.Typer(help="Keep Dagster and the store in step.", no_args_is_help=True)
+
+LOCATION = "etl_meta"
+UrlOption = Annotated[
+    str,
+    typer.Option(
+        "--url",
+        envvar="ETL_META_DAGSTER_URL",
+        help="The Dagster webserver (default: ETL_META_DAGSTER_URL or http://127.0.0.1:3000).",
+    ),
+]
+_JOB_TAGS_QUERY = """
+query EtlMetaJobs {
+  repositoriesOrError {
+    ... on RepositoryConnection {
+      nodes { name location { name } jobs { name tags { key value } } }
+    }
+    ... on PythonError { message }
+  }
+}
+"""
+
+
+def _loaded_revisions(url: str) -> dict[str, dict[str, str]]:
+    """``{job: {"revision": r, "catalog": c}}`` as the webserver's loaded location serves them."""
+    import requests
+
+    response = requests.post(
+        url.rstrip("/") + "/graphql", json={"query": _JOB_TAGS_QUERY}, timeout=10
+    )
+    response.raise_for_status()
+    nodes = response.json()["data"]["repositoriesOrError"].get("nodes", [])
+    loaded: dict[str, dict[str, str]] = {}
+    for repository in nodes:
+        if repository["location"]["name"] != LOCATION:
+            continue
+        for job in repository["jobs"]:
+            tags = {t["key"]: t["value"] for t in job["tags"]}
+            if "etl_meta/job" in tags:
+                loaded[job["name"]] = {
+                    "revision": tags.get("etl_meta/revision", ""),
+                    "catalog": tags.get("etl_meta/catalog_revision", ""),
+                }
+    return loaded
+
+
+@app.command()
+def status(
+    url: UrlOption = "http://127.0.0.1:3000",
+    database_url: DatabaseUrlOption = None,
+    output: FormatOption = OutputFormat.table,
+) -> None:
+    """Compare the store's definitions with what the Dagster location has loaded."""
+    from dagster_defs.jobs import build_jobs
+    from etl_meta.catalog import take_snapshot
+    from etl_meta.store import MetadataStore
+
+    with handle_errors(), MetadataStore(settings=settings_for(database_url)) as store:
+        snapshot = take_snapshot(store)
+    _, errors = build_jobs(snapshot)
+    report: dict[str, Any] = {
+        "store_catalog_revision": snapshot.revision,
+        "jobs_not_loadable": [str(e) for e in errors],
+        "webserver": url,
+    }
+    try:
+        loaded = _loaded_revisions(url)
+    except Exception as exc:  # no webserver is a normal state: say so, still report the store
+        report["loaded"] = None
+        report["webserver_error"] = type(exc).__name__
+        loaded = None
+    if loaded is not None:
+        catalogs = {j["catalog"] for j in loaded.values()}
+        report["loaded_catalog_revision"] = catalogs.pop() if len(catalogs) == 1 else None
+        report["stale_jobs"] = sorted(
+            job.name
+            for job in snapshot.jobs
+            if loaded.get(job.name, {}).get("revision") != str(job.revision)
+        )
+        report["up_to_date"] = report["loaded_catalog_revision"] == snapshot.revision
+    if output is OutputFormat.json:
+        print_json(report)
+        return
+    console.print(f"store catalog revision:  {snapshot.revision}", highlight=False)
+    if loaded is None:
+        console.print(f"dagster webserver:       not reachable at {url}", highlight=False)
+    else:
+        console.print(
+            f"loaded in {LOCATION!r}:      {report['loaded_catalog_revision'] or 'mixed/none'}",
+            highlight=False,
+        )
+        if report["up_to_date"]:
+            console.print("[green]up to date[/green]")
+        else:
+            stale = ", ".join(report["stale_jobs"]) or "(jobs added or removed)"
+            console.print(f"[yellow]stale:[/yellow] {stale} — run `etl-meta dagster reload`")
+    for error in errors:
+        err_console.print(f"[red]not loadable:[/red] {error}", highlight=False)
+
+
+@app.command()
+def reload(url: UrlOption = "http://127.0.0.1:3000") -> None:
+    """Reload the ``etl_meta`` code location through the webserver's GraphQL API."""
+    from dagster_graphql import DagsterGraphQLClient, ReloadRepositoryLocationStatus
+
+    parsed = urlparse(url)
+    client = DagsterGraphQLClient(
+        parsed.hostname or "127.0.0.1",
+        port_number=parsed.port,
+        use_https=parsed.scheme == "https",
+    )
+    info = client.reload_repository_location(LOCATION)
+    if info.status != ReloadRepositoryLocationStatus.SUCCESS:
+        err_console.print(f"[red]reload failed:[/red] {info.message}", highlight=False)
+        raise typer.Exit(1)
+    loaded = _loaded_revisions(url)
+    catalogs = sorted({j["catalog"] for j in loaded.values()})
+    console.print(
+        f"reloaded {LOCATION!r}: {len(loaded)} job(s), catalog {', '.join(catalogs) or '-'}",
+        highlight=False,
+    )
+
+
+@app.command()
+def reconcile(
+    since: Annotated[
+        str | None,
+        typer.Option(help="Only runs updated in this window (7d, 12h, 30m) or after an ISO time."),
+    ] = None,
+    batch: Annotated[int, typer.Option(min=1, max=1000, help="Runs per batch.")] = 100,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Record every etl-meta run of the Dagster instance (DAGSTER_HOME) in the store."""
+    import dagster as dg
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from dagster_defs.reconcile import reconcile as reconcile_pass
+    from etl_meta.store import MetadataStore
+
+    cursor = parse_since(since).timestamp() if since else None
+    with handle_errors(), MetadataStore(settings=settings_for(database_url)) as store:
+        instance = dg.DagsterInstance.get()
+        after = dg.RunsFilter(
+            updated_after=parse_since(since) if since else None,
+        )
+        total = instance.get_runs_count(after)
+        recorded = skipped = 0
+        failed: list[str] = []
+        with Progress(
+            TextColumn("reconciling"), BarColumn(), MofNCompleteColumn(), console=err_console
+        ) as progress:
+            task = progress.add_task("runs", total=total)
+            while True:
+                result = reconcile_pass(
+                    store,
+                    instance,
+                    cursor=cursor,
+                    limit=batch,
+                    progress=lambda n: progress.advance(task, n),
+                )
+                recorded += result.recorded
+                skipped += result.skipped
+                failed += result.failed
+                if result.cursor == cursor or not result.remaining:
+                    break
+                cursor = result.cursor
+    console.print(
+        f"recorded {recorded} etl-meta run(s), skipped {skipped} other run(s)"
+        + (f", {len(failed)} failed: {json.dumps(failed[:10])}" if failed else ""),
+        highlight=False,
+    )
+    if failed:
+        raise typer.Exit(1)

@@ -1,0 +1,167 @@
+"""Sensors through their real tick logic: status sensors, reconciliation, run requests."""
+
+import json
+
+import dagster as dg
+import pytest
+
+from dagster_defs.recording import TAG_RUN_REQUEST
+from dagster_defs.resources import EtlMetaResource
+from dagster_defs.sensors import reconcile_sensor, run_request_sensor, status_sensors
+from etl_meta import ExecutionStatus, RunRequestStatus, SchemaNotInitializedError, StepStatus
+from tests.dagster.support import chain_job, dagster_env, definitions, run
+
+
+@pytest.fixture
+def instance(monkeypatch, store_url, tmp_path):
+    with dagster_env(monkeypatch, store_url, tmp_path) as instance:
+        yield instance
+
+
+def _on_success(store_url=""):
+    sensor = next(s for s in status_sensors() if s.name == "etl_meta_on_run_success")
+    return sensor, {"etl_meta": EtlMetaResource(database_url=store_url)}
+
+
+def _fire(sensor, resources, instance, result):
+    with dg.build_run_status_sensor_context(
+        sensor_name=sensor.name,
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        dagster_event=result.get_run_success_event(),
+        resources=resources,
+    ) as context:
+        sensor(context)
+
+
+def _reconcile(instance, cursor=None):
+    with dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"etl_meta": EtlMetaResource()}
+    ) as context:
+        return reconcile_sensor.evaluate_tick(context)
+
+
+def test_the_success_sensor_records_the_run_with_every_attempt(store, instance):
+    chain_job(store)
+    result = run(definitions(store).resolve_job_def("chain"), instance)
+    sensor, resources = _on_success()
+    _fire(sensor, resources, instance, result)
+    execution = store.executions.find("dagster", result.run_id, with_steps=True)
+    assert execution.status is ExecutionStatus.SUCCESS and execution.job_revision == 1
+    assert execution.ended_at >= execution.started_at
+    attempts = [(s.component_name, s.attempt, s.status) for s in execution.steps]
+    assert sorted(attempts) == [
+        ("a", 1, StepStatus.SUCCESS),
+        ("b", 1, StepStatus.FAILED),
+        ("b", 2, StepStatus.SUCCESS),
+        ("c", 1, StepStatus.SUCCESS),
+    ]
+    failed = next(s for s in execution.steps if s.status is StepStatus.FAILED)
+    assert failed.error == "ConnectionError: simulated outage in b"
+    assert all(s.duration_seconds is not None for s in execution.steps)
+    metrics = {
+        (m.component_name, m.name, m.attempt): m.value
+        for m in store.metrics.list(execution_id=execution.id)
+    }
+    assert metrics[("b", "total", 2)] == 111.0 and metrics[("a", "inputs", 1)] == 0.0
+
+
+def test_replaying_the_sensor_any_number_of_times_changes_nothing(store, instance):
+    chain_job(store)
+    result = run(definitions(store).resolve_job_def("chain"), instance)
+    sensor, resources = _on_success()
+    _fire(sensor, resources, instance, result)
+    before = (
+        store.executions.find("dagster", result.run_id, with_steps=True),
+        len(store.audit.list(limit=1000)),
+    )
+    for _ in range(3):
+        _fire(sensor, resources, instance, result)
+        assert _reconcile(instance).cursor is not None
+    after = (
+        store.executions.find("dagster", result.run_id, with_steps=True),
+        len(store.audit.list(limit=1000)),
+    )
+    assert after == before
+
+
+def test_reconciliation_records_a_run_whose_handler_raised(store, instance, tmp_path):
+    chain_job(store)
+    result = run(definitions(store).resolve_job_def("chain"), instance)
+    broken, resources = _on_success(store_url=f"sqlite:///{tmp_path}/missing/none.db")
+    # No store there: the resource fails to start, and Dagster would skip this run for good.
+    with pytest.raises(dg.DagsterResourceFunctionError) as caught:
+        _fire(broken, resources, instance, result)
+    assert isinstance(caught.value.user_exception, SchemaNotInitializedError)
+    # Only what the ops wrote themselves is there: the run still looks unfinished.
+    assert store.executions.find("dagster", result.run_id).status is ExecutionStatus.RUNNING
+    tick = _reconcile(instance)
+    assert store.executions.find("dagster", result.run_id).status is ExecutionStatus.SUCCESS
+    state = json.loads(tick.cursor)
+    assert state["remaining"] == 0 and state["lag_seconds"] == 0
+    assert _reconcile(instance, tick.cursor).cursor == tick.cursor  # nothing new: cursor stays
+
+
+def test_reconciliation_catches_up_in_bounded_batches_and_reports_the_backlog(store, instance):
+    from dagster_defs.reconcile import reconcile
+
+    chain_job(store, num_of_retries=0)
+    store.components.update("chain", "b", {"configuration": {"n": 1}})
+    job = definitions(store).resolve_job_def("chain")
+    run_ids = [run(job, instance).run_id for _ in range(5)]
+    first = reconcile(store, instance, limit=2)
+    assert first.recorded == 2 and first.remaining == 3 and first.lag_seconds >= 0
+    cursor, seen = first.cursor, first.recorded
+    while True:
+        batch = reconcile(store, instance, cursor=cursor, limit=2)
+        seen += batch.recorded
+        if not batch.remaining:
+            break
+        cursor = batch.cursor
+    assert seen == 5
+    assert {store.executions.find("dagster", r).status for r in run_ids} == {
+        ExecutionStatus.SUCCESS
+    }
+
+
+def test_a_run_request_becomes_exactly_one_run_and_follows_its_outcome(store, instance):
+    chain_job(store)
+    defs = definitions(store)
+    job = defs.resolve_job_def("chain")
+    sensor = run_request_sensor([job])
+    request = store.run_requests.create(
+        {"job": "chain", "request_key": "nightly", "run_config": {"a": {"n": 7, "password": "t0k"}}}
+    )
+    with dg.build_sensor_context(
+        instance=instance, resources={"etl_meta": EtlMetaResource()}
+    ) as context:
+        tick = sensor.evaluate_tick(context)
+    (wanted,) = tick.run_requests
+    assert wanted.run_key == f"etl_meta_run_request_{request.id}"
+    assert wanted.tags[TAG_RUN_REQUEST] == str(request.id)
+    assert wanted.run_config == {"ops": {"a": {"config": {"n": 7, "password": "***"}}}}
+    # The daemon would launch it; do so here with the request's tags and config.
+    result = run(job, instance, run_config=wanted.run_config, tags=wanted.tags)
+    assert result.output_for_node("b").value == 117
+    with dg.build_sensor_context(
+        instance=instance, resources={"etl_meta": EtlMetaResource()}
+    ) as context:
+        again = sensor.evaluate_tick(context)
+    assert again.run_requests == []  # linked to the existing run, never launched twice
+    linked = store.run_requests.get(request.id)
+    assert linked.status is RunRequestStatus.SUCCESS and linked.external_run_id == result.run_id
+
+
+def test_requests_for_jobs_this_location_cannot_run_stay_pending(store, instance):
+    chain_job(store)
+    store.jobs.create(
+        {"name": "elsewhere", "components": [{"name": "x", "component_type": "test.add"}]}
+    )
+    job = definitions(store).resolve_job_def("chain")
+    request = store.run_requests.create({"job": "elsewhere"})
+    with dg.build_sensor_context(
+        instance=instance, resources={"etl_meta": EtlMetaResource()}
+    ) as context:
+        tick = run_request_sensor([job]).evaluate_tick(context)
+    assert tick.run_requests == []
+    assert store.run_requests.get(request.id).status is RunRequestStatus.PENDING
