@@ -19,12 +19,16 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 install: $(STAMP)
 
 ## demo: migrate the store (embedded SQLite unless ETL_META_DATABASE_URL is set), apply the
-## example pipeline, and show its jobs, components and dependency graph.
+## example pipeline, show its jobs and dependency graph, then run every example job through
+## Dagster in-process and show what the store recorded (runs, attempts, durations, metrics).
 demo: install
 	$(BIN)/etl-meta db upgrade
 	$(BIN)/etl-meta apply -f $(EXAMPLES)
 	$(BIN)/etl-meta jobs list
 	$(BIN)/etl-meta jobs show daily_sales
+	$(BIN)/etl-meta dagster run daily_sales inventory_snapshot customer_quality_report \
+	    --base-dir examples
+	$(BIN)/etl-meta runs list --limit 10
 
 ## test: lint, then the whole suite (PostgreSQL too when ETL_META_TEST_POSTGRES_URL is set).
 test: install lint

@@ -7,6 +7,7 @@ the commands only, so other ``etl-meta`` commands never pay for it.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlparse
 
@@ -197,3 +198,97 @@ def reconcile(
     )
     if failed:
         raise typer.Exit(1)
+
+
+@app.command("run")
+def run_jobs(
+    jobs: Annotated[list[str], typer.Argument(help="Stored jobs to run, in this order.")],
+    base_dir: Annotated[
+        Path | None,
+        typer.Option(help="Resolve relative paths in configuration here (ETL_META_BASE_DIR)."),
+    ] = None,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Run stored jobs through Dagster in this process and show what the store recorded.
+
+    Uses the Dagster instance in DAGSTER_HOME when set (the runs then show in the UI), else a
+    temporary one. Jobs are built exactly as the code location builds them.
+    """
+    import os
+
+    from dagster_defs.loader import definitions_from_catalog
+    from dagster_defs.recording import record_run
+    from etl_meta.catalog import take_snapshot
+    from etl_meta.store import MetadataStore
+
+    settings = settings_for(database_url)
+    if base_dir is not None:
+        settings = settings.model_copy(update={"base_dir": base_dir.resolve()})
+        os.environ["ETL_META_BASE_DIR"] = str(base_dir.resolve())  # for the resource, too
+    if database_url:
+        os.environ["ETL_META_DATABASE_URL"] = database_url
+    failed = False
+    with handle_errors(), MetadataStore(settings=settings) as store:
+        definitions = definitions_from_catalog(take_snapshot(store))
+        with _instance() as instance:
+            for name in jobs:
+                job = definitions.resolve_job_def(name)
+                console.print(f"[bold]running {name}[/bold] through Dagster …", highlight=False)
+                result = job.execute_in_process(instance=instance, raise_on_error=False)
+                record_run(store, instance, result.run_id)
+                failed |= not result.success
+                _print_recorded(store, result.run_id)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _instance():
+    import os
+    import tempfile
+    from contextlib import contextmanager
+
+    import dagster as dg
+
+    @contextmanager
+    def opened():
+        if os.environ.get("DAGSTER_HOME"):
+            yield dg.DagsterInstance.get()
+            return
+        with tempfile.TemporaryDirectory() as home:
+            Path(home, "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+            with dg.DagsterInstance.from_config(home) as instance:
+                yield instance
+
+    return opened()
+
+
+def _print_recorded(store: Any, run_id: str) -> None:
+    from etl_meta.cli._common import print_table, when
+
+    execution = store.executions.find("dagster", run_id, with_steps=True)
+    console.print(
+        f"  store: run {execution.id} ({run_id[:8]}) {execution.status}, "
+        f"{execution.duration_seconds or 0:.1f}s",
+        highlight=False,
+    )
+    print_table(
+        f"{execution.job_name}: steps",
+        ["component", "attempt", "status", "started", "took", "error"],
+        [
+            (
+                s.component_name,
+                s.attempt,
+                s.status,
+                when(s.started_at),
+                f"{s.duration_seconds:.2f}s" if s.duration_seconds is not None else "",
+                (s.error or "")[:70],
+            )
+            for s in execution.steps or []
+        ],
+    )
+    metrics = store.metrics.list(execution_id=execution.id, final_attempt_only=True)
+    print_table(
+        f"{execution.job_name}: metrics",
+        ["component", "metric", "value"],
+        [(m.component_name, m.name, f"{m.value:g}") for m in metrics],
+    )

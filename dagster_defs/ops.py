@@ -14,8 +14,9 @@ import dagster as dg
 
 from dagster_defs.resources import EtlMetaResource
 from etl_meta.catalog import DataclassSnapshot, JobSnapshot
-from etl_meta.components import get_component_type
+from etl_meta.components import ComponentFailed, get_component_type
 from etl_meta.components.runtime import RunIdentity, run_component, run_log_path
+from etl_meta.errors import ValidationError
 
 JOB_METADATA_KEY = "etl_meta/job"
 INPUT = "upstream"
@@ -102,16 +103,28 @@ def op_for_type(component_type: str) -> dg.OpDefinition:
             config_versions=job.config_versions,
             log_path=log_path,
         )
-        result = run_component(
-            etl_meta.store,
-            job=job,
-            component=component,
-            run=run,
-            inputs={item.component: item.value for item in upstream},
-            dataclasses=dataclasses,
-            overrides=context.op_config or {},
-            log=context.log,
-        )
+        try:
+            result = run_component(
+                etl_meta.store,
+                job=job,
+                component=component,
+                run=run,
+                inputs={item.component: item.value for item in upstream},
+                dataclasses=dataclasses,
+                overrides=context.op_config or {},
+                log=context.log,
+            )
+        except ValidationError as exc:
+            # Invalid configuration fails the same way on every attempt: don't retry it.
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        except ComponentFailed as exc:
+            if exc.retryable:
+                raise
+            raise dg.Failure(
+                description=str(exc),
+                metadata={"checks": dg.MetadataValue.json(list(exc.checks))} if exc.checks else {},
+                allow_retries=False,
+            ) from exc
         return dg.Output(
             ComponentOutput(name, result.value),
             metadata=_dagster_metadata(result.metadata, result.metrics),

@@ -10,6 +10,7 @@ from etl_meta.components.base import (
     ComponentType,
     DataclassInfo,
 )
+from etl_meta.components.errors import ComponentFailed, ComponentInputError
 from etl_meta.components.registry import (
     ENTRY_POINT_GROUP,
     UnknownComponentTypeError,
@@ -21,6 +22,8 @@ from etl_meta.components.registry import (
 __all__ = [
     "ENTRY_POINT_GROUP",
     "ComponentContext",
+    "ComponentFailed",
+    "ComponentInputError",
     "ComponentResult",
     "ComponentType",
     "DataclassInfo",

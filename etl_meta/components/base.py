@@ -59,8 +59,8 @@ class ComponentContext:
     run_id: str | None = None
     orchestrator: str = "manual"
     base_dir: Path = field(default_factory=Path.cwd)
-    inputs: tuple[str, ...] = ()  #: names of the dataclasses this component reads
-    outputs: tuple[str, ...] = ()  #: names of the dataclasses this component writes
+    reads: tuple[str, ...] = ()  #: names of the dataclasses this component reads
+    writes: tuple[str, ...] = ()  #: names of the dataclasses this component writes
     dataclasses: Mapping[str, DataclassInfo] = field(default_factory=dict)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("etl_meta.component"))
     #: Records metrics as the component goes (the integration wires it to the store).

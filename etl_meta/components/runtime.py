@@ -136,8 +136,8 @@ def run_component(
         run_id=run.run_id,
         orchestrator=run.orchestrator,
         base_dir=base_dir or store.settings.base_dir,
-        inputs=component.inputs,
-        outputs=component.outputs,
+        reads=component.inputs,
+        writes=component.outputs,
         dataclasses={
             name: snap.info() for name, snap in (dataclasses or {}).items() if name in linked
         },

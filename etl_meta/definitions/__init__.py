@@ -4,7 +4,7 @@
     >>> definitions = load_definitions("examples/pipeline.yaml")  # doctest: +SKIP
     >>> plan = apply_definitions(store, definitions, dry_run=True)  # doctest: +SKIP
     >>> plan.summary()  # doctest: +SKIP
-    '19 created, 0 updated, 0 archived, 0 unchanged'
+    '20 created, 0 updated, 0 archived, 0 unchanged'
 
 The file format is described in ``docs/definitions.md``.
 """

@@ -53,7 +53,7 @@ def snapshot(store: MetadataStore) -> dict[str, object]:
 def test_applying_the_example_creates_everything(store: MetadataStore) -> None:
     plan = apply_definitions(store, load_definitions(EXAMPLE))
 
-    assert plan.counts() == {"created": 19, "updated": 0, "archived": 0, "unchanged": 0}
+    assert plan.counts() == {"created": 20, "updated": 0, "archived": 0, "unchanged": 0}
     assert [i.name for i in plan.items[:5]] == [
         "orders",
         "customers",
@@ -88,7 +88,7 @@ def test_applying_the_example_twice_changes_nothing(store: MetadataStore) -> Non
     plan = apply_definitions(store, load_definitions(EXAMPLE))
 
     assert set(actions(plan).values()) == {"unchanged"}
-    assert plan.counts()["unchanged"] == 19
+    assert plan.counts()["unchanged"] == 20
     assert not plan.changed
     assert snapshot(store) == before  # no audit events, revisions or config versions
 
@@ -328,7 +328,7 @@ def test_removed_component_is_archived(store: MetadataStore) -> None:
     # Listed right after the job's declared steps.
     assert names.index("daily_sales.save_parquet") == names.index("daily_sales.load_warehouse") + 1
     assert actions(plan)["daily_sales.save_parquet"] == "archived"
-    assert plan.counts() == {"created": 0, "updated": 0, "archived": 1, "unchanged": 18}
+    assert plan.counts() == {"created": 0, "updated": 0, "archived": 1, "unchanged": 19}
     assert store.components.get("daily_sales", "save_parquet").status is ComponentStatus.ARCHIVED
     assert "save_parquet" not in store.components.graph("daily_sales")
     assert not apply(store, data).changed

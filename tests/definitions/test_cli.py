@@ -53,11 +53,11 @@ def test_apply_creates_the_example_and_prints_one_line_per_entity(
 
     assert result.exit_code == 0, result.output
     plan = lines_of(result.stdout)
-    assert len(plan) == 19
+    assert len(plan) == 20
     assert set(plan.values()) == {"created"}
     assert "daily_sales.join_customers" in plan
     assert result.stdout.splitlines()[-1] == (
-        f"{EXAMPLE}: 19 created, 0 updated, 0 archived, 0 unchanged (applied)"
+        f"{EXAMPLE}: 20 created, 0 updated, 0 archived, 0 unchanged (applied)"
     )
     assert len(store.jobs.list()) == 3
     assert store.components.get("daily_sales", "join_customers").depends_on == [
@@ -75,7 +75,7 @@ def test_applying_the_example_twice_changes_nothing(store: MetadataStore, store_
 
     assert result.exit_code == 0, result.output
     assert set(lines_of(result.stdout).values()) == {"unchanged"}
-    assert result.stdout.rstrip().endswith("19 unchanged (already up to date)")
+    assert result.stdout.rstrip().endswith("20 unchanged (already up to date)")
     assert audit_count(store) == events
     assert store.jobs.get("daily_sales").revision == revision
 
@@ -116,7 +116,7 @@ def test_json_format_lists_every_item(store_url: str) -> None:
     document = json.loads(result.stdout)
     assert document["source"] == str(EXAMPLE)
     assert document["dry_run"] is True
-    assert document["counts"] == {"created": 19, "updated": 0, "archived": 0, "unchanged": 0}
+    assert document["counts"] == {"created": 20, "updated": 0, "archived": 0, "unchanged": 0}
     assert document["items"][0] == {
         "kind": "dataclass",
         "name": "orders",

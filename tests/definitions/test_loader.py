@@ -66,11 +66,11 @@ def test_the_example_pipeline_is_a_valid_definitions_file() -> None:
         "sales",
         "inventory",
     }
-    assert sum(len(j.components) for j in definitions.jobs) == 12
+    assert sum(len(j.components) for j in definitions.jobs) == 13
     daily = definitions.jobs[0]
     join = next(c for c in daily.components if c.name == "join_customers")
     assert join.depends_on == ["extract_orders", "extract_customers"]  # the fan-in
-    assert join.configuration == {"on": "customer_id", "how": "left"}
+    assert join.configuration == {"on": "customer_id", "how": "left", "left": "extract_orders"}
     writer = next(c for c in daily.components if c.name == "load_warehouse")
     assert writer.configuration["password"] == EXAMPLE_SECRET
     orders = definitions.dataclasses[0]
