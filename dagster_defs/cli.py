@@ -7,6 +7,8 @@ the commands only, so other ``etl-meta`` commands never pay for it.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlparse
@@ -214,21 +216,21 @@ def run_jobs(
     Uses the Dagster instance in DAGSTER_HOME when set (the runs then show in the UI), else a
     temporary one. Jobs are built exactly as the code location builds them.
     """
-    import os
-
     from dagster_defs.loader import definitions_from_catalog
     from dagster_defs.recording import record_run
     from etl_meta.catalog import take_snapshot
     from etl_meta.store import MetadataStore
 
     settings = settings_for(database_url)
+    overrides = {}
     if base_dir is not None:
         settings = settings.model_copy(update={"base_dir": base_dir.resolve()})
-        os.environ["ETL_META_BASE_DIR"] = str(base_dir.resolve())  # for the resource, too
+        overrides["ETL_META_BASE_DIR"] = str(base_dir.resolve())
     if database_url:
-        os.environ["ETL_META_DATABASE_URL"] = database_url
+        overrides["ETL_META_DATABASE_URL"] = database_url
     failed = False
-    with handle_errors(), MetadataStore(settings=settings) as store:
+    # The resource reads its settings from the environment, like it does under `dagster dev`.
+    with _environment(overrides), handle_errors(), MetadataStore(settings=settings) as store:
         definitions = definitions_from_catalog(take_snapshot(store))
         with _instance() as instance:
             for name in jobs:
@@ -242,10 +244,26 @@ def run_jobs(
         raise typer.Exit(1)
 
 
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration, then restore them exactly."""
+    import os
+
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def _instance():
     import os
     import tempfile
-    from contextlib import contextmanager
 
     import dagster as dg
 

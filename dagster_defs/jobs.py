@@ -10,6 +10,7 @@
 * tags, description and the store revision on the job.
 """
 
+import json
 import logging
 from dataclasses import dataclass
 
@@ -27,6 +28,8 @@ TAG_JOB = "etl_meta/job"
 TAG_REVISION = "etl_meta/revision"
 TAG_CATALOG = "etl_meta/catalog_revision"
 TAG_FILE_LOGGING = "etl_meta/file_logging"
+#: ``{component: configuration version}`` of the snapshot, as JSON, on every run of the job.
+TAG_CONFIG_VERSIONS = "etl_meta/config_versions"
 
 
 @dataclass(frozen=True)
@@ -44,9 +47,11 @@ class JobBuildError:
 
 @dg.logger(description="Writes each run's logs to ETL_META_HOME/logs/<job>/<run id>.log")
 def etl_meta_file_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
+    # DEBUG: Dagster logs its structured events (step starts, retries, failures) at DEBUG, and
+    # the file is meant to hold the run's whole log, not only what user code says.
     path = run_log_path(Settings().home, init_context.job_def.name, init_context.run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    logger = logging.Logger(f"etl_meta_file.{init_context.run_id}", level=logging.INFO)
+    logger = logging.Logger(f"etl_meta_file.{init_context.run_id}", level=logging.DEBUG)
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger.addHandler(handler)
@@ -92,6 +97,7 @@ def build_job(job: JobSnapshot, catalog: CatalogSnapshot) -> dg.JobDefinition:
         TAG_REVISION: str(job.revision),
         TAG_CATALOG: catalog.revision,
         TAG_FILE_LOGGING: str(job.file_logging).lower(),
+        TAG_CONFIG_VERSIONS: json.dumps(job.config_versions, sort_keys=True),
     }
     retry = dg.RetryPolicy(max_retries=job.num_of_retries) if job.num_of_retries else None
     return dg.GraphDefinition(

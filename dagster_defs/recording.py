@@ -5,6 +5,7 @@ all three call :func:`record_run`, an idempotent upsert, so any of them may see 
 of times in any order.
 """
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import dagster as dg
 
 from dagster_defs import _dagster_internal as internal
-from dagster_defs.jobs import TAG_JOB, TAG_REVISION
+from dagster_defs.jobs import TAG_CONFIG_VERSIONS, TAG_JOB, TAG_REVISION
 from etl_meta.models import ExecutionStatus, RunRequestStatus, StepStatus
 from etl_meta.retry import retry_transient
 from etl_meta.store import MetadataStore
@@ -71,10 +72,12 @@ def _error_text(error: Any) -> str | None:
     while error.cause is not None and _is_dagster_wrapper(error):
         error = error.cause
     message = error.message.strip()
-    # Dagster formats messages as "ClassName: text" already; don't say the class twice.
-    if error.cls_name and not message.startswith(error.cls_name):
-        return f"{error.cls_name}: {message}"
-    return message
+    # Dagster formats messages as "ClassName: text" or "package.module.ClassName: text" already;
+    # keep the short class name once.
+    head, separator, rest = message.partition(": ")
+    if separator and error.cls_name and head.rsplit(".", 1)[-1] == error.cls_name:
+        return f"{error.cls_name}: {rest}"
+    return f"{error.cls_name}: {message}" if error.cls_name else message
 
 
 def _step_errors(instance: dg.DagsterInstance, run_id: str) -> dict[str, list[str | None]]:
@@ -99,7 +102,10 @@ def _run_error(instance: dg.DagsterInstance, run_id: str, steps: list[dict]) -> 
 
 
 def _attempts(
-    instance: dg.DagsterInstance, run_id: str, run_status: ExecutionStatus
+    instance: dg.DagsterInstance,
+    run_id: str,
+    run_status: ExecutionStatus,
+    config_versions: dict[str, int],
 ) -> list[dict[str, Any]]:
     errors = _step_errors(instance, run_id)
     steps = []
@@ -122,9 +128,20 @@ def _attempts(
                     "started_at": _when(started),
                     "ended_at": _when(ended) if finished else None,
                     "error": step_errors[index] if index < len(step_errors) else None,
+                    "config_version": config_versions.get(stat.step_key),
                 }
             )
     return steps
+
+
+def _config_versions(tag: str | None) -> dict[str, int]:
+    if not tag:
+        return {}
+    try:
+        data = json.loads(tag)
+    except ValueError:
+        return {}
+    return {str(k): int(v) for k, v in data.items() if isinstance(v, int)}
 
 
 def observe_run(instance: dg.DagsterInstance, run_id: str) -> Observation | None:
@@ -137,7 +154,8 @@ def observe_run(instance: dg.DagsterInstance, run_id: str) -> Observation | None
     if job is None:
         return None
     status = RUN_STATUS.get(run.status, ExecutionStatus.RUNNING)
-    steps = _attempts(instance, run_id, status)
+    config_versions = _config_versions(run.tags.get(TAG_CONFIG_VERSIONS))
+    steps = _attempts(instance, run_id, status, config_versions)
     execution = {
         "job": job,
         "orchestrator": "dagster",
@@ -147,6 +165,7 @@ def observe_run(instance: dg.DagsterInstance, run_id: str) -> Observation | None
         "ended_at": _when(record.end_time) if status.is_terminal else None,
         "run_config": dict(run.run_config or {}),
         "job_revision": int(run.tags[TAG_REVISION]) if TAG_REVISION in run.tags else None,
+        "config_versions": config_versions or None,
         "parent_run_id": run.parent_run_id,
         "root_run_id": run.root_run_id,
         "error": _run_error(instance, run_id, steps) if status is ExecutionStatus.FAILED else None,

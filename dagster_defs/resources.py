@@ -51,7 +51,8 @@ class EtlMetaResource(dg.ConfigurableResource):
     _recorders: dict[tuple[str, str, int], MetricRecorder] = PrivateAttr(default_factory=dict)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        run_id = getattr(context, "run_id", None)
+        run = getattr(context, "run", None)  # None outside a run (sensors)
+        run_id = run.run_id if run is not None else None
         actor = self.actor or (f"dagster:{run_id}" if run_id else "dagster")
         url = self.database_url or os.environ.get(DATABASE_URL_ENV) or None
         self._store = MetadataStore(url, actor=actor, settings=Settings())

@@ -30,7 +30,7 @@ def retry_transient(fn: Callable[[], T], *, max_seconds: float = 60.0, max_wait:
     """Call ``fn``, retrying transient store errors for up to ``max_seconds`` in total."""
     retrying = Retrying(
         retry=retry_if_exception(is_transient),
-        wait=wait_exponential_jitter(initial=0.2, max=max_wait),
+        wait=wait_exponential_jitter(multiplier=0.2, max=max_wait),
         stop=stop_after_delay(max_seconds),
         before_sleep=before_sleep_log(log, logging.WARNING),
         reraise=True,

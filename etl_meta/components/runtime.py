@@ -9,8 +9,8 @@ plain values, and a masked value (``***``) always means "the stored one".
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -147,5 +147,46 @@ def run_component(
     result = implementation.run(context, config, inputs)
     if not isinstance(result, ComponentResult):
         result = ComponentResult(value=result)
+    _check_output_contracts(context, result)
     recorder.record(result.metrics)
     return result
+
+
+def _is_frame(value: Any) -> bool:
+    # Duck-typed so this module never imports pandas itself.
+    return hasattr(value, "dtypes") and hasattr(value, "columns") and hasattr(value, "isna")
+
+
+def _prefixed(
+    record: Callable[[Mapping[str, float]], Any] | None, prefix: str
+) -> Callable[[Mapping[str, float]], None]:
+    def record_prefixed(metrics: Mapping[str, float]) -> None:
+        if record is not None:
+            record({prefix + key: value for key, value in metrics.items()})
+
+    return record_prefixed
+
+
+def _check_output_contracts(context: ComponentContext, result: ComponentResult) -> None:
+    """Check a table output against every dataclass the component declares it writes.
+
+    Declaring ``outputs: [orders]`` is a promise: the table must fit ``orders``' schema and
+    rules. The checks are the ``validate`` type's; their metrics are recorded as
+    ``contract.<dataclass>.<metric>`` and a violation fails the step for good (the same data
+    would fail again).
+    """
+    if not context.writes or not _is_frame(result.value):
+        return
+    validate = get_component_type("validate")
+    for name in context.writes:
+        if name not in context.dataclasses:
+            continue  # archived since the snapshot: nothing to hold the output to
+        prefix = f"contract.{name}."
+        checked = validate.run(
+            replace(context, record_metrics=_prefixed(context.record_metrics, prefix)),
+            validate.parse_config({"dataclass": name}),
+            {context.component: result.value},
+        )
+        result.metrics.update({prefix + key: value for key, value in checked.metrics.items()})
+        result.metadata.setdefault("columns", checked.metadata.get("columns"))
+        result.metadata[f"contract.{name}"] = checked.metadata.get("checks")

@@ -1,5 +1,7 @@
 """Dagster jobs built from stored jobs: graph, retries, executor, config, tags, isolation."""
 
+from pathlib import Path
+
 import dagster as dg
 import pytest
 
@@ -115,3 +117,17 @@ def test_an_unknown_component_type_fails_only_its_job_and_names_it(store, instan
         "broken.mystery" in str(item) for item in defs.metadata["etl_meta/jobs_not_loaded"].value
     )
     dg.Definitions.validate_loadable(defs)
+
+
+def test_file_logging_writes_each_run_to_its_own_file_recorded_on_the_execution(
+    store, instance, tmp_path
+):
+    chain_job(store, file_logging=True)
+    result = run(definitions(store).resolve_job_def("chain"), instance)
+    execution = store.executions.find("dagster", result.run_id)
+    assert execution.log_path == str(tmp_path / "logs" / "chain" / f"{result.run_id}.log")
+    text = Path(execution.log_path).read_text(encoding="utf-8")
+    assert "simulated outage in b" in text  # the retried attempt's error is in the file
+    store.jobs.update("chain", {"file_logging": False})
+    quiet = run(definitions(store).resolve_job_def("chain"), instance)
+    assert store.executions.find("dagster", quiet.run_id).log_path is None

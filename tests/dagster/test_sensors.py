@@ -165,3 +165,21 @@ def test_requests_for_jobs_this_location_cannot_run_stay_pending(store, instance
         tick = run_request_sensor([job]).evaluate_tick(context)
     assert tick.run_requests == []
     assert store.run_requests.get(request.id).status is RunRequestStatus.PENDING
+
+
+def test_stored_attempts_carry_the_configuration_version_they_ran(store, instance):
+    chain_job(store)
+    for n in (200, 300):  # versions 2 and 3 of b
+        store.components.update(
+            "chain", "b", {"configuration": {"n": n, "fail_first": 0, "password": "pw-secret"}}
+        )
+    result = run(definitions(store).resolve_job_def("chain"), instance)
+    _reconcile(instance)
+    execution = store.executions.find("dagster", result.run_id, with_steps=True)
+    assert result.output_for_node("b").value == 311
+    assert execution.config_versions == {"a": 1, "b": 3, "c": 1}
+    assert {(s.component_name, s.config_version) for s in execution.steps} == {
+        ("a", 1),
+        ("b", 3),
+        ("c", 1),
+    }
