@@ -14,6 +14,7 @@ from etl_meta.cli._common import (
     handle_errors,
     settings_for,
 )
+from etl_meta.cli.roles import roles
 from etl_meta.db import create_engine, render_url
 
 app = typer.Typer(help="Migrate and check the store's schema.", no_args_is_help=True)
@@ -98,3 +99,6 @@ def history() -> None:
     for revision in schema._script().walk_revisions():
         doc = (revision.doc or "").splitlines()[0] if revision.doc else ""
         console.print(f"{revision.revision}  {doc}", highlight=False)
+
+
+app.command("roles")(roles)

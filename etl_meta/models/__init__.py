@@ -38,7 +38,7 @@ from etl_meta.models.execution import (
     StepAttemptUpsert,
 )
 from etl_meta.models.job import Job, JobBase, JobCreate, JobPublic, JobTag, JobUpdate, Tag
-from etl_meta.models.metric import Metric, MetricPoint, MetricPublic
+from etl_meta.models.metric import Metric, MetricLatest, MetricPoint, MetricPublic
 from etl_meta.models.relationships import configure as _configure_relationships
 from etl_meta.models.run_request import RunRequest, RunRequestCreate, RunRequestPublic
 
@@ -80,6 +80,7 @@ __all__ = [
     "JobTag",
     "JobUpdate",
     "Metric",
+    "MetricLatest",
     "MetricPoint",
     "MetricPublic",
     "Orchestrator",

@@ -61,3 +61,25 @@ class MetricPublic(PublicModel):
     step: int
     value: float
     recorded_at: datetime
+
+
+class MetricLatest(EtlModel, table=True):
+    """The latest point — highest (attempt, step) — of each metric of each run's component.
+
+    Maintained on write, in the same transaction as the points, so "the latest value of every
+    metric for the last N runs" reads a few hundred rows instead of scanning every point.
+    """
+
+    __tablename__ = "metric_latest"
+
+    execution_id: int = Field(
+        sa_column=sa.Column(sa.ForeignKey("execution.id", ondelete="CASCADE"), primary_key=True)
+    )
+    component_id: int = Field(
+        sa_column=sa.Column(sa.ForeignKey("component.id"), primary_key=True, index=True)
+    )
+    name: str = Field(sa_column=sa.Column(sa.String(METRIC_NAME_MAX), primary_key=True))
+    attempt: int
+    step: int = Field(sa_type=sa.BigInteger)
+    value: float = Field(sa_type=sa.Double)
+    recorded_at: datetime = Field(sa_type=UTCDateTime)

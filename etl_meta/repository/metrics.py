@@ -47,18 +47,69 @@ _PG_INSERT_FROM_STAGE = (
     "FROM etl_meta_metric_stage ON CONFLICT DO NOTHING"
 )
 _PG_EMPTY_STAGE = "TRUNCATE etl_meta_metric_stage"
+_UPSERT_LATEST_TAIL = (
+    "ON CONFLICT (execution_id, component_id, name) DO UPDATE SET attempt = excluded.attempt, "
+    "step = excluded.step, value = excluded.value, recorded_at = excluded.recorded_at "
+    "WHERE excluded.attempt > metric_latest.attempt OR "
+    "(excluded.attempt = metric_latest.attempt AND excluded.step > metric_latest.step)"
+)
+_SQLITE_UPSERT_LATEST = (
+    "INSERT INTO metric_latest "
+    "(execution_id, component_id, attempt, name, step, value, recorded_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) " + _UPSERT_LATEST_TAIL
+)
+_PG_UPSERT_LATEST = (
+    "INSERT INTO metric_latest "
+    "(execution_id, component_id, attempt, name, step, value, recorded_at) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s) " + _UPSERT_LATEST_TAIL
+)
 
 PointRow = tuple[int, int, int, str, int, float, datetime]
 
 
 def insert_points(session: Session, rows: Sequence[PointRow]) -> int:
-    """Insert ``rows``, skipping any whose natural key exists; returns how many were new."""
+    """Insert ``rows``, skipping any whose natural key exists; returns how many were new.
+
+    ``metric_latest`` is brought up to date in the same transaction.
+    """
     if not rows:
         return 0
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        return _insert_postgresql(connection, rows)
-    return _insert_sqlite(connection, rows)
+        inserted = _insert_postgresql(connection, rows)
+    else:
+        inserted = _insert_sqlite(connection, rows)
+    _upsert_latest(connection, rows)
+    return inserted
+
+
+def _latest_of(rows: Sequence[PointRow]) -> list[PointRow]:
+    """Per (execution, component, name), the row with the highest (attempt, step)."""
+    latest: dict[tuple[int, int, str], PointRow] = {}
+    for row in rows:
+        key = (row[0], row[1], row[3])
+        best = latest.get(key)
+        if best is None or (row[2], row[4]) > (best[2], best[4]):
+            latest[key] = row
+    return list(latest.values())
+
+
+def _upsert_latest(connection: sa.Connection, rows: Sequence[PointRow]) -> None:
+    # Only a strictly newer (attempt, step) replaces the stored row, so a replayed point —
+    # even one carrying a different value, which the metric table also ignored — changes
+    # nothing, and the two tables always agree.
+    candidates = _latest_of(rows)
+    if connection.dialect.name == "postgresql":
+        driver: Any = connection.connection.driver_connection
+        with driver.cursor() as cursor:
+            cursor.executemany(_PG_UPSERT_LATEST, candidates)
+        return
+    to_db = Metric.__table__.c.recorded_at.type.dialect_impl(connection.dialect).bind_processor(
+        connection.dialect
+    )
+    connection.exec_driver_sql(
+        _SQLITE_UPSERT_LATEST, [(*row[:6], to_db(row[6])) for row in candidates]
+    )
 
 
 def _insert_sqlite(connection: sa.Connection, rows: Sequence[PointRow]) -> int:

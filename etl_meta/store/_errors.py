@@ -25,6 +25,14 @@ from etl_meta.errors import (
 # SQLSTATE classes that mean "try again": connection failures, serialization failures,
 # deadlocks, lock timeouts, admin shutdowns, resource pressure.
 _TRANSIENT_SQLSTATE_PREFIXES = ("08", "40", "53", "57P", "55P03")
+# SQLite reports nearly everything as OperationalError; only these mean "try again".
+_TRANSIENT_SQLITE_MESSAGES = (
+    "database is locked",
+    "database table is locked",
+    "unable to open database",
+    "disk i/o error",
+    "database or disk is full",
+)
 
 
 class DriverError(Exception):
@@ -56,6 +64,18 @@ def is_transient(error: BaseException) -> bool:
     return cause is not None and cause is not error and is_transient(cause)
 
 
+def _unavailable(error: sa_exc.DBAPIError, message: str, sqlstate: str | None) -> bool:
+    if sqlstate is not None:
+        return sqlstate.startswith(_TRANSIENT_SQLSTATE_PREFIXES)
+    if error.connection_invalidated or isinstance(error, sa_exc.InterfaceError):
+        return True
+    if isinstance(error, sa_exc.OperationalError):
+        if getattr(error.orig, "diag", None) is not None:
+            return True  # psycopg without a SQLSTATE: the connection itself failed
+        return message.lower().startswith(_TRANSIENT_SQLITE_MESSAGES)
+    return False
+
+
 def translate_db_error(error: sa_exc.SQLAlchemyError) -> EtlMetaError:
     """The typed error for a SQLAlchemy error, chained to a sanitized :class:`DriverError`."""
     if isinstance(error, sa_exc.DBAPIError):
@@ -71,9 +91,7 @@ def translate_db_error(error: sa_exc.SQLAlchemyError) -> EtlMetaError:
                 translated = IntegrityError(
                     f"the database rejected the write: {message}", constraint=constraint
                 )
-        elif isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError) or (
-            sqlstate and sqlstate.startswith(_TRANSIENT_SQLSTATE_PREFIXES)
-        ):
+        elif _unavailable(error, message, sqlstate):
             translated = StoreUnavailableError(f"the store is unavailable: {message}")
         else:
             translated = IntegrityError(f"the database rejected the statement: {message}")

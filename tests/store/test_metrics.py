@@ -112,3 +112,50 @@ def test_many_points_go_in_one_batch(store, run):
     batch = [("extract", f"m{i % 20}", float(i), i // 20, 1, now) for i in range(5000)]
     assert store.metrics.record(batch, execution_id=run.id).inserted == 5000
     assert len(store.metrics.list(execution_id=run.id, name="m7")) == 250
+
+
+def _latest_rows(store):
+    import sqlalchemy as sa
+
+    from etl_meta.models import MetricLatest
+
+    with store.transaction(readonly=True) as session:
+        rows = session.execute(
+            sa.select(
+                MetricLatest.component_id,
+                MetricLatest.name,
+                MetricLatest.attempt,
+                MetricLatest.step,
+                MetricLatest.value,
+            ).order_by(MetricLatest.component_id, MetricLatest.name)
+        ).all()
+    return [tuple(r) for r in rows]
+
+
+def test_the_latest_value_table_follows_every_batch_and_ignores_replays(store, run):
+    store.metrics.record(
+        [("extract", "rows", 1.0, 0), ("extract", "rows", 2.0, 3), ("load", "rows", 9.0, 0)],
+        execution_id=run.id,
+    )
+    store.metrics.record([("extract", "rows", 5.0, 1)], execution_id=run.id)  # older step
+    store.metrics.record([("extract", "rows", 7.0, 0, 2)], execution_id=run.id)  # retry wins
+    store.metrics.record([("extract", "rows", 99.0, 0, 2)], execution_id=run.id)  # replay
+    latest = {(name, attempt, step, value) for _, name, attempt, step, value in _latest_rows(store)}
+    assert latest == {("rows", 2, 0, 7.0), ("rows", 1, 0, 9.0)}
+
+
+def test_the_backfill_migration_rebuilds_the_latest_value_table(store, run):
+    import sqlalchemy as sa
+
+    from etl_meta import schema
+
+    store.metrics.record(
+        [("extract", "rows", float(i), i % 4, 1 + i // 4) for i in range(12)],
+        execution_id=run.id,
+    )
+    expected = _latest_rows(store)
+    with store.engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM metric_latest"))
+    schema.downgrade(store.engine, "0003")
+    schema.upgrade(store.engine)
+    assert _latest_rows(store) == expected == [(expected[0][0], "rows", 3, 3, 11.0)]

@@ -1,0 +1,52 @@
+"""Analytics over the store: runs and metrics as pandas DataFrames, for analysts.
+
+Importing :mod:`etl_meta` does not import this package (it needs pandas and pyarrow).
+
+    >>> from etl_meta import MetadataStore
+    >>> from etl_meta import analytics
+    >>> store = MetadataStore()  # doctest: +SKIP
+    >>> analytics.aggregate_metrics(store, job="daily_sales", every="1d")  # doctest: +SKIP
+
+Every function takes the store first. Filters (``filter="job = 'sales' and value > 0"``) use the
+fields in :data:`METRIC_FIELDS` / :data:`RUN_FIELDS`; see ``docs/filters.md``.
+"""
+
+from etl_meta.analytics._select import METRIC_FIELDS, RUN_FIELDS
+from etl_meta.analytics.compare import (
+    ConfigChange,
+    RunComparison,
+    changes_since_last_success,
+    compare_runs,
+    last_success_before,
+)
+from etl_meta.analytics.filters import FilterSyntaxError, parse_filter
+from etl_meta.analytics.metrics import (
+    AGGREGATES,
+    aggregate_metrics,
+    latest_metrics,
+    metrics_frame,
+)
+from etl_meta.analytics.pages import Page, metrics_page, runs_page
+from etl_meta.analytics.runs import run_history, step_attempts, success_rate
+
+__all__ = [
+    "AGGREGATES",
+    "METRIC_FIELDS",
+    "RUN_FIELDS",
+    "ConfigChange",
+    "FilterSyntaxError",
+    "Page",
+    "RunComparison",
+    "aggregate_metrics",
+    "changes_since_last_success",
+    "compare_runs",
+    "last_success_before",
+    "latest_metrics",
+    "metrics_frame",
+    "metrics_page",
+    "parse_filter",
+    "run_history",
+    "runs_page",
+    "step_attempts",
+    "success_rate",
+]
