@@ -35,6 +35,7 @@ from etl_meta.store.components import ComponentsAPI
 from etl_meta.store.dataclasses import DataclassesAPI
 from etl_meta.store.executions import ExecutionsAPI
 from etl_meta.store.jobs import JobsAPI
+from etl_meta.store.maintenance import MaintenanceAPI
 from etl_meta.store.metrics import MetricsAPI
 from etl_meta.store.run_requests import RunRequestsAPI
 
@@ -83,6 +84,7 @@ class MetadataStore:
         self.metrics = MetricsAPI(self)
         self.run_requests = RunRequestsAPI(self)
         self.audit = AuditAPI(self)
+        self.maintenance = MaintenanceAPI(self)
 
     @property
     def url(self) -> str:

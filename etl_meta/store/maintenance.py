@@ -1,0 +1,306 @@
+"""``store.maintenance``: retention — delete old finished runs in short batches, archiving first.
+
+``store.maintenance.gc(older_than=now - timedelta(days=90), archive_dir=Path("arch"))``; see
+``docs/retention.md`` for what "older than" means and how it stays safe next to writers.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from etl_meta.errors import ConflictError, EtlMetaError, ValidationError
+from etl_meta.repository import maintenance as repo
+from etl_meta.store._base import StoreAPI
+from etl_meta.types import utcnow
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+MAX_BATCH_SIZE = 10_000
+
+
+@dataclass(frozen=True)
+class GcResult:
+    """What a gc deleted (or, for a dry run, would delete right now)."""
+
+    runs: int
+    attempts: int
+    metrics: int
+    batches: int
+    older_than: datetime
+    dry_run: bool = False
+    #: Parquet files written, three per batch (runs, attempts, metrics), in batch order.
+    archive_files: tuple[Path, ...] = ()
+    #: The ``gc-<timestamp>`` directory holding them (``None`` without an archive or rows).
+    archive_path: Path | None = None
+    #: Queued or running runs older than the horizon, which gc never deletes.
+    unfinished_kept: int = 0
+
+
+class ArchiveError(EtlMetaError):
+    """A batch's archive could not be written, so that batch was not deleted.
+
+    ``result`` tells what earlier batches had already archived and deleted (committed).
+    """
+
+    def __init__(self, message: str, *, result: GcResult) -> None:
+        self.result = result
+        super().__init__(message)
+
+
+class MaintenanceAPI(StoreAPI):
+    """Housekeeping that spans entities: retention of runs, step attempts and metric points."""
+
+    def gc(
+        self,
+        *,
+        older_than: datetime,
+        batch_size: int = 500,
+        dry_run: bool = False,
+        archive_dir: Path | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> GcResult:
+        """Delete finished runs older than ``older_than`` with their attempts and metric points.
+
+        A run is older than the horizon when ``ended_at`` (else ``started_at``, else
+        ``created_at``) is before it; only success, failed and canceled runs qualify — a queued
+        or running run is never deleted (``GcResult.unfinished_kept`` counts the old ones).
+
+        Each batch of at most ``batch_size`` runs is its own short transaction: lock the
+        candidates (PostgreSQL: ``FOR UPDATE SKIP LOCKED``), re-check them, write them to Parquet
+        under ``archive_dir`` (fsynced) when asked, delete, add one ``gc`` audit event, commit.
+        ``progress`` is called after each commit with the number of runs that batch deleted.
+
+        ``dry_run`` only counts (no archive, no audit event); ``batches`` is then how many
+        batches the deletion would take.
+
+        Raises:
+            ValidationError: a naive or future ``older_than``, or a bad ``batch_size``.
+            ConflictError: called inside ``store.transaction()`` (batches must commit alone).
+            ArchiveError: a batch's archive could not be written; that batch was not deleted.
+        """
+        horizon = _check_arguments(older_than, batch_size)
+        if not dry_run and self._store.in_transaction():
+            raise ConflictError(
+                "gc commits batch by batch: call it outside store.transaction()",
+                entity="execution",
+            )
+        with self._tx(readonly=True) as session:
+            unfinished = repo.count_unfinished(session, older_than=horizon)
+            if dry_run:
+                counts = repo.count_expired(session, older_than=horizon)
+                batches = math.ceil(counts.runs / batch_size)
+                return GcResult(
+                    *(counts.runs, counts.attempts, counts.metrics, batches, horizon),
+                    dry_run=True,
+                    unfinished_kept=unfinished,
+                )
+        return self._delete_in_batches(horizon, batch_size, archive_dir, progress, unfinished)
+
+    def _delete_in_batches(
+        self,
+        horizon: datetime,
+        batch_size: int,
+        archive_dir: Path | None,
+        progress: Callable[[int], None] | None,
+        unfinished: int,
+    ) -> GcResult:
+        done: list[repo.DeleteCounts] = []
+        files: list[Path] = []
+        archive = _Archive(archive_dir) if archive_dir is not None else None
+        after_id = 0
+
+        def result() -> GcResult:
+            return GcResult(
+                *(sum(c.runs for c in done), sum(c.attempts for c in done)),
+                *(sum(c.metrics for c in done), len(done), horizon),
+                archive_files=tuple(files),
+                archive_path=archive.path if archive and archive.created else None,
+                unfinished_kept=unfinished,
+            )
+
+        while True:
+            written: list[Path] = []
+            try:
+                with self._tx() as session:
+                    locked = repo.lock_expired_batch(
+                        session, older_than=horizon, after_id=after_id, limit=batch_size
+                    )
+                    if not locked:
+                        break
+                    after_id = locked[-1]
+                    counts = self._batch(session, horizon, locked, archive, len(done) + 1, written)
+            except BaseException as exc:
+                for path in written:  # the batch rolled back: its files describe live rows
+                    path.unlink(missing_ok=True)
+                if archive is not None:
+                    archive.remove_if_empty()
+                if isinstance(exc, _ArchiveWriteFailed):
+                    raise ArchiveError(
+                        f"could not write the archive under {archive_dir}: {exc.args[0]}; batch "
+                        f"{len(done) + 1} was not deleted ({len(done)} earlier batch(es) were)",
+                        result=result(),
+                    ) from exc.__cause__
+                raise
+            if counts is None:
+                continue  # every locked run changed under us; nothing to do in this range
+            done.append(counts)
+            files.extend(written)
+            if progress is not None:
+                progress(counts.runs)
+        if archive is not None:
+            archive.remove_if_empty()
+        return result()
+
+    def _batch(
+        self,
+        session: Session,
+        horizon: datetime,
+        locked: list[int],
+        archive: _Archive | None,
+        number: int,
+        written: list[Path],
+    ) -> repo.DeleteCounts | None:
+        """Re-check, archive, delete and audit one batch of locked runs, in the caller's tx."""
+        ids = repo.still_expired(session, locked, older_than=horizon)
+        if not ids:
+            return None
+        if archive is not None:
+            archive.write_batch(session, number, ids, written)
+        counts = repo.delete_runs(session, ids)
+        self._audit(
+            session,
+            action="gc",
+            entity_type="execution",
+            entity_key="batch",
+            entity_id=None,
+            after={
+                "runs": counts.runs,
+                "attempts": counts.attempts,
+                "metrics": counts.metrics,
+                "older_than": horizon.isoformat(),
+                "archive": str(archive.path) if archive else None,
+            },
+        )
+        return counts
+
+
+def _check_arguments(older_than: datetime, batch_size: int) -> datetime:
+    if not isinstance(older_than, datetime) or older_than.utcoffset() is None:
+        raise ValidationError.single("older_than", "must be a timezone-aware datetime")
+    horizon = older_than.astimezone(UTC)
+    if horizon > utcnow():
+        raise ValidationError.single("older_than", "must not be in the future")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+        raise ValidationError.single("batch_size", "must be an integer")
+    if not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise ValidationError.single("batch_size", f"must be between 1 and {MAX_BATCH_SIZE}")
+    return horizon
+
+
+class _ArchiveWriteFailed(Exception):
+    """Internal: the archive could not be written (``args[0]`` says why)."""
+
+
+class _Archive:
+    """Parquet files of one gc under ``<root>/gc-<UTC timestamp>/``, created at the first batch."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).expanduser().absolute()
+        stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
+        self.path = self.root / f"gc-{stamp}"
+        self.created = False
+
+    def write_batch(self, session: Session, number: int, ids: list[int], out: list[Path]) -> None:
+        """``runs-N``, ``attempts-N`` and ``metrics-N.parquet`` of runs ``ids``, durable on disk.
+
+        Each file is written under a temporary name, fsynced, renamed, and the directory fsynced,
+        all before the caller deletes anything. Every file written is appended to ``out``.
+        """
+        import pyarrow as pa
+
+        try:
+            self._ensure_directory()
+            for table, columns in repo.ARCHIVE_TABLES.items():
+                target = self.path / f"{table}-{number:06d}.parquet"
+                _write_parquet(target, columns, repo.archive_rows(session, table, ids))
+                out.append(target)
+            _fsync(self.path, directory=True)
+        except OSError as exc:
+            raise _ArchiveWriteFailed(exc.strerror or type(exc).__name__) from exc
+        except pa.ArrowException as exc:
+            raise _ArchiveWriteFailed(f"pyarrow {type(exc).__name__}") from exc
+
+    def _ensure_directory(self) -> None:
+        if self.created:
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        base, suffix = self.path, 1
+        while True:
+            try:
+                self.path.mkdir()
+                break
+            except FileExistsError:
+                suffix += 1
+                self.path = base.with_name(f"{base.name}-{suffix}")
+        _fsync(self.root, directory=True)
+        self.created = True
+
+    def remove_if_empty(self) -> None:
+        if self.created and self.path.is_dir() and not any(self.path.iterdir()):
+            self.path.rmdir()
+            self.created = False
+
+
+def _arrow_table(columns: list[list[Any]], kinds: repo.ArchiveColumns) -> Any:
+    import pyarrow as pa
+
+    types = {"int": pa.int64(), "float": pa.float64(), "str": pa.string(), "json": pa.string()}
+    types["time"] = pa.timestamp("us", tz="UTC")
+    schema = pa.schema([pa.field(name, types[kind]) for name, _column, kind in kinds])
+    if not columns:
+        return schema.empty_table()
+    arrays = [
+        pa.array(values, type=field.type) for values, field in zip(columns, schema, strict=True)
+    ]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _write_parquet(
+    target: Path, kinds: repo.ArchiveColumns, chunks: Iterable[list[list[Any]]]
+) -> None:
+    import pyarrow.parquet as pq
+
+    temporary = target.with_name(f".{target.name}.tmp")
+    try:
+        with pq.ParquetWriter(str(temporary), _arrow_table([], kinds).schema) as writer:
+            empty = True
+            for columns in chunks:
+                writer.write_table(_arrow_table(columns, kinds))
+                empty = False
+            if empty:
+                writer.write_table(_arrow_table([], kinds))
+        _fsync(temporary)
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def _fsync(path: Path, *, directory: bool = False) -> None:
+    """Flush ``path`` to disk; for a directory (its new and renamed entries) best effort only."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+    except OSError:
+        if not directory:
+            raise
