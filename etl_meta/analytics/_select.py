@@ -146,8 +146,10 @@ def final_attempt() -> sa.ScalarSelect[Any]:
 
 def metric_from() -> Any:
     """``metric`` joined with the names analysts filter and group by."""
+    # component.job_id = job.id is implied by the data (a run's components belong to its job);
+    # stating it lets the planner go job → its components → metric(component_id, name, …).
     return (
         metric.join(component, component.c.id == metric.c.component_id)
         .join(execution, execution.c.id == metric.c.execution_id)
-        .join(job, job.c.id == execution.c.job_id)
+        .join(job, sa.and_(job.c.id == execution.c.job_id, job.c.id == component.c.job_id))
     )

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 Every = Literal["1h", "1d", "1w"]
-AGGREGATES = ("count", "mean", "min", "max", "last", "p50", "p95")
+AGGREGATES = ("count", "mean", "min", "max", "last", "p50", "p95")  # the default set
 GROUPS = ("job", "component", "name")
 _PERCENTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
 

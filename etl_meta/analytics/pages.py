@@ -28,6 +28,11 @@ class Page:
     next_cursor: str | None
 
 
+def _check_limit(limit: int) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValidationError.single("limit", "must be a positive integer")
+
+
 def _encode(kind: str, key: int) -> str:
     return base64.urlsafe_b64encode(f"{kind}:{key}".encode()).decode().rstrip("=")
 
@@ -49,6 +54,7 @@ def metrics_page(
     store: MetadataStore, *, cursor: str | None = None, limit: int = 10_000, **filters: Any
 ) -> Page:
     """Metric points (filters as :func:`metrics_frame`), ``limit`` per page, oldest first."""
+    _check_limit(limit)
     # One row more than asked tells whether another page exists.
     frame = metrics_frame(store, after_id=_decode("metrics", cursor), limit=limit + 1, **filters)
     more = len(frame) > limit
@@ -60,6 +66,7 @@ def runs_page(
     store: MetadataStore, *, cursor: str | None = None, limit: int = 100, **filters: Any
 ) -> Page:
     """Runs (filters as :func:`run_history`), ``limit`` per page, newest first."""
+    _check_limit(limit)
     frame = run_history(store, before_id=_decode("runs", cursor), limit=limit + 1, **filters)
     more = len(frame) > limit
     frame = frame.iloc[:limit]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -12,12 +14,14 @@ from etl_meta.cli._common import (
     FormatOption,
     OutputFormat,
     console,
+    err_console,
     handle_errors,
     print_json,
     print_table,
     when,
 )
 from etl_meta.cli.jobs import open_store
+from etl_meta.cli.metrics import format_number
 
 
 def _duration(seconds: float | None) -> str:
@@ -113,6 +117,127 @@ def show_run(
         for step in execution.steps or []
     ]
     print_table("steps", ["component", "attempt", "status", "started", "took", "error"], rows)
+
+
+@app.command(
+    "compare",
+    help="Compare two runs: status, duration, metrics side by side, configuration changes.\n\n"
+    "RUN_A is the baseline; each run is the store's id or an orchestrator's run id. Metrics are "
+    "the last value of each step's final attempt. Configuration changes are field by field "
+    "between the versions the runs used, secrets masked (a changed secret shows *** → ***). "
+    "--since-last-success RUN compares RUN with the last successful run of its job before it.",
+)
+def compare_runs(
+    run_a: Annotated[
+        str | None, typer.Argument(help="The baseline run (store id or orchestrator run id).")
+    ] = None,
+    run_b: Annotated[str | None, typer.Argument(help="The run to compare with it.")] = None,
+    since_last_success: Annotated[
+        str | None,
+        typer.Option(
+            "--since-last-success",
+            metavar="RUN",
+            help="Compare RUN with the last successful run of its job before it.",
+        ),
+    ] = None,
+    database_url: DatabaseUrlOption = None,
+    output: FormatOption = OutputFormat.table,
+) -> None:
+    """Compare two runs, or a run with its job's last success (help text in the decorator)."""
+    from etl_meta.analytics import changes_since_last_success
+    from etl_meta.analytics import compare_runs as compare
+
+    if since_last_success is not None and (run_a is not None or run_b is not None):
+        raise typer.BadParameter(
+            "give RUN_A RUN_B, or --since-last-success RUN, not both",
+            param_hint="--since-last-success",
+        )
+    if since_last_success is None and (run_a is None or run_b is None):
+        raise typer.BadParameter(
+            "give two runs (RUN_A RUN_B) or --since-last-success RUN", param_hint="RUN_A RUN_B"
+        )
+    with open_store(database_url) as store, handle_errors():
+        if since_last_success is not None:
+            comparison = changes_since_last_success(store, since_last_success)
+            if comparison is None:
+                target = store.executions.resolve(since_last_success)
+                err_console.print(
+                    f"[red]error:[/red] no successful run of {target.job_name} before run "
+                    f"{target.id} ({target.external_run_id}) to compare with",
+                    highlight=False,
+                )
+                raise typer.Exit(1)
+        else:
+            assert run_a is not None and run_b is not None
+            comparison = compare(store, run_a, run_b)
+    if output is OutputFormat.json:
+        print_json(_comparison_json(comparison))
+        return
+    _print_comparison(comparison)
+
+
+def _comparison_json(comparison: Any) -> dict[str, Any]:
+    metrics = comparison.metrics.astype(object)
+    metrics = metrics.where(metrics.notna(), None)
+    return {
+        "run_a": json.loads(comparison.run_a.model_dump_json()),
+        "run_b": json.loads(comparison.run_b.model_dump_json()),
+        "metrics": metrics.to_dict("records"),
+        "config_known": comparison.config_known,
+        "config_changes": [dataclasses.asdict(change) for change in comparison.config_changes],
+    }
+
+
+def _print_comparison(comparison: Any) -> None:
+    for label, run in (("a", comparison.run_a), ("b", comparison.run_b)):
+        console.print(
+            f"[bold]{label}[/bold]: run {run.id} of {run.job_name} ({run.orchestrator} "
+            f"{run.external_run_id}): {run.status}, took {_duration(run.duration_seconds) or '?'}"
+            f", started {when(run.started_at) or '?'}",
+            highlight=False,
+        )
+    rows = [
+        (
+            row.component,
+            row.name,
+            format_number(row.a),
+            format_number(row.b),
+            format_number(row.delta, signed=True),
+            "" if row.pct_change != row.pct_change else f"{row.pct_change:+.1%}",
+        )
+        for row in comparison.metrics.itertuples(index=False)
+    ]
+    print_table("metrics", ["component", "name", "a", "b", "delta", "pct"], rows)
+    if not comparison.config_known:
+        console.print(
+            "configuration: not known (a run did not record which versions it used)",
+            highlight=False,
+        )
+    elif not comparison.config_changes:
+        console.print("configuration: unchanged", highlight=False)
+    else:
+        print_table(
+            "configuration changes",
+            ["component", "field", "version", "before", "after"],
+            [
+                (
+                    change.component,
+                    change.field,
+                    f"{_version(change.version_a)} → {_version(change.version_b)}",
+                    _config_value(change.before),
+                    _config_value(change.after),
+                )
+                for change in comparison.config_changes
+            ],
+        )
+
+
+def _version(version: int | None) -> str:
+    return "-" if version is None else f"v{version}"
+
+
+def _config_value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
 @app.command("request")

@@ -33,6 +33,7 @@ class Execution(EtlModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("orchestrator", "external_run_id"),
         sa.Index("ix_execution_job_id_started_at", "job_id", "started_at"),
+        sa.Index("ix_execution_job_id_id", "job_id", "id"),  # a job's newest runs
         sa.Index("ix_execution_status", "status"),
     )
     _masked_fields: ClassVar[tuple[str, ...]] = ("run_config",)
