@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "etl-meta needs Python 3.11+"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25"
-	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e '.[dev,airflow]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -51,7 +51,7 @@ lock:
 	rm -rf .lock-venv
 	$(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet --upgrade "pip>=25"
-	.lock-venv/bin/python -m pip install --quiet '.[dev]'
+	.lock-venv/bin/python -m pip install --quiet '.[dev,airflow]'
 	{ echo "# Exact versions of every dependency, direct and transitive (Python 3.11, Linux x86_64)."; \
 	  echo "# Regenerate with 'make lock' after changing dependencies in pyproject.toml."; \
 	  .lock-venv/bin/pip freeze --exclude-editable | grep -v '^etl-meta' | sort -f; } \

@@ -76,7 +76,7 @@ class MetricRecorder:
                     "external_run_id": self.run.run_id,
                     "status": ExecutionStatus.RUNNING,
                     "job_revision": self.run.job_revision or self.job.revision,
-                    "config_versions": self.run.config_versions or self.job.config_versions,
+                    "config_versions": self.run.config_versions or self.job.config_versions or None,
                     "log_path": self.run.log_path,
                 }
             )

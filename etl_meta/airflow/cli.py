@@ -1,0 +1,140 @@
+"""``etl-meta airflow``: publish stored jobs to an Airflow dags folder, and keep it tidy.
+
+Plugged into ``etl-meta`` through the ``etl_meta.cli`` entry point. None of these commands
+imports Airflow: exporting is writing two files, and the status check only compares revisions.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from etl_meta.cli._common import (
+    DatabaseUrlOption,
+    FormatOption,
+    OutputFormat,
+    console,
+    err_console,
+    handle_errors,
+    parse_since,
+    print_json,
+    settings_for,
+)
+
+app = typer.Typer(help="Run stored jobs as Airflow DAGs.", no_args_is_help=True)
+
+DagsFolderOption = Annotated[
+    Path,
+    typer.Option(
+        "--dags-folder",
+        envvar="AIRFLOW__CORE__DAGS_FOLDER",
+        help="Airflow's dags folder (default: AIRFLOW__CORE__DAGS_FOLDER).",
+        show_envvar=True,
+        file_okay=False,
+    ),
+]
+
+
+@app.command()
+def export(
+    dags_folder: DagsFolderOption,
+    retry_delay: Annotated[
+        float,
+        typer.Option("--retry-delay", min=0, help="Seconds between a failed try and the next one."),
+    ] = 30.0,
+    database_url: DatabaseUrlOption = None,
+    output: FormatOption = OutputFormat.table,
+) -> None:
+    """Write the store's jobs into DAGS_FOLDER: etl_meta_catalog.json and etl_meta_dags.py."""
+    from etl_meta.airflow.export import export_dags
+    from etl_meta.store import MetadataStore
+
+    with handle_errors(), MetadataStore(settings=settings_for(database_url)) as store:
+        result = export_dags(store, dags_folder, retry_delay_seconds=retry_delay)
+    if output is OutputFormat.json:
+        print_json(
+            {
+                "catalog": str(result.catalog_path),
+                "dag_file": str(result.dag_file),
+                "catalog_revision": result.revision,
+                "dags": list(result.jobs),
+                "jobs_not_exported": result.problems,
+            }
+        )
+    else:
+        console.print(
+            f"exported {len(result.jobs)} DAG(s) at catalog revision {result.revision} to "
+            f"{result.dag_file.parent}: {', '.join(result.jobs) or '-'}",
+            highlight=False,
+        )
+    for job, problem in result.problems.items():
+        err_console.print(f"[yellow]not a DAG:[/yellow] {job}: {problem}", highlight=False)
+
+
+@app.command()
+def status(
+    dags_folder: DagsFolderOption,
+    database_url: DatabaseUrlOption = None,
+    output: FormatOption = OutputFormat.table,
+) -> None:
+    """Compare the exported catalog in DAGS_FOLDER with the store (exit 1 when stale)."""
+    from etl_meta.airflow.export import CATALOG_FILE, job_problem, read_catalog
+    from etl_meta.catalog import catalog_revision
+    from etl_meta.store import MetadataStore
+
+    path = dags_folder / CATALOG_FILE
+    with handle_errors(), MetadataStore(settings=settings_for(database_url)) as store:
+        current = catalog_revision(store)
+    exported = read_catalog(path) if path.exists() else None
+    report = {
+        "store_catalog_revision": current,
+        "exported_catalog_revision": exported.revision if exported else None,
+        "exported_at": exported.taken_at.isoformat() if exported else None,
+        "up_to_date": bool(exported and exported.revision == current),
+        "jobs_not_exported": {
+            job.name: problem
+            for job in (exported.jobs if exported else ())
+            if (problem := job_problem(job)) is not None
+        },
+    }
+    if output is OutputFormat.json:
+        print_json(report)
+    else:
+        console.print(f"store catalog revision:    {current}", highlight=False)
+        if exported is None:
+            console.print(f"nothing exported to {dags_folder} yet", highlight=False)
+        else:
+            console.print(
+                f"exported catalog revision: {exported.revision} ({report['exported_at']})",
+                highlight=False,
+            )
+            if report["up_to_date"]:
+                console.print("[green]up to date[/green]")
+            else:
+                console.print("[yellow]stale[/yellow] — run `etl-meta airflow export`")
+    if not report["up_to_date"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def clean(
+    older_than: Annotated[
+        datetime,
+        typer.Option(
+            "--older-than",
+            parser=parse_since,
+            metavar="AGE|TIME",
+            help="Delete run directories untouched since: 7d, 12h, or an ISO time.",
+        ),
+    ],
+) -> None:
+    """Delete old hand-off files (ETL_META_AIRFLOW_DATA_DIR, else ETL_META_HOME/airflow)."""
+    from etl_meta.airflow import handoff
+
+    age = max((datetime.now(UTC) - older_than).total_seconds(), 0.0)
+    root = handoff.data_dir(settings_for(None))
+    removed = handoff.clean(age, root=root)
+    console.print(f"removed {len(removed)} run director(ies) under {root}", highlight=False)

@@ -1,0 +1,154 @@
+"""``EtlMetaComponentOperator``: one Airflow task runs one stored component, via ``run_component``.
+
+The operator carries its component's snapshot (masked configuration, the configuration version)
+from the exported catalog. When it runs it:
+
+1. loads each upstream component's output from the path that task pushed to XCom
+   (:mod:`etl_meta.airflow.handoff`);
+2. calls :func:`etl_meta.components.runtime.run_component` — the code path Dagster ops use — which
+   reads the real configuration of that exact version from the store, merges the DAG run's
+   overrides (``conf={"components": {"<component>": {...}}}``; ``***`` means "the stored value"),
+   runs the component type and records its metrics keyed by run, component and try;
+3. writes the output to a run-scoped file and returns its path (the task's XCom).
+
+Failures a retry cannot fix (invalid configuration, failed data checks, wrong wiring) raise
+``AirflowFailException`` so Airflow does not retry them; any other error uses the task's retries.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from etl_meta.airflow import handoff
+from etl_meta.airflow.stores import open_store
+from etl_meta.catalog import ComponentSnapshot, DataclassSnapshot, JobSnapshot
+from etl_meta.components import ComponentFailed
+from etl_meta.components.runtime import RunIdentity, run_component, run_log_path
+from etl_meta.errors import ValidationError
+
+#: Key of the DAG run ``conf`` holding per-component configuration overrides.
+CONF_COMPONENTS = "components"
+
+
+def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def run_overrides(conf: Mapping[str, Any] | None, component: str) -> dict[str, Any]:
+    """The overrides a DAG run's ``conf`` gives ``component`` (``{}`` when none or malformed)."""
+    components = (conf or {}).get(CONF_COMPONENTS)
+    override = components.get(component) if isinstance(components, Mapping) else None
+    return dict(override) if isinstance(override, Mapping) else {}
+
+
+def _doc(component: ComponentSnapshot) -> str:
+    configuration = json.dumps(component.configuration, indent=2, sort_keys=True, default=str)
+    lines = [
+        f"**etl-meta component** `{component.name}` of type `{component.component_type}`, "
+        f"configuration version {component.config_version} (secrets shown as `***`).",
+    ]
+    if component.description:
+        lines += ["", component.description]
+    lines += ["", "```json", configuration, "```"]
+    return "\n".join(lines)
+
+
+class EtlMetaComponentOperator(BaseOperator):
+    """Runs one component of a stored job (see the module docstring)."""
+
+    ui_color = "#e8f1fb"
+
+    def __init__(
+        self,
+        *,
+        job: JobSnapshot,
+        component: ComponentSnapshot,
+        upstream_components: tuple[str, ...] = (),
+        dataclasses: Mapping[str, DataclassSnapshot] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("task_id", component.name)
+        kwargs.setdefault("doc_md", _doc(component))
+        super().__init__(**kwargs)
+        self.job = job
+        self.component = component
+        self.upstream_components = tuple(upstream_components)
+        self.dataclasses = dict(dataclasses or {})
+
+    @property
+    def configuration(self) -> dict[str, Any]:
+        """The component's configuration as exported: masked."""
+        return dict(self.component.configuration)
+
+    def _inputs(self, ti: Any) -> dict[str, Any]:
+        return {
+            name: handoff.read_output(ti.xcom_pull(task_ids=name, key="return_value"))
+            for name in self.upstream_components
+        }
+
+    def execute(self, context: Any) -> str | None:
+        """Run the component once (this try) and return the path of its output."""
+        ti = context["ti"]
+        run_id: str = context["run_id"]
+        dag_run = context.get("dag_run")
+        conf = getattr(dag_run, "conf", None) or {}
+        store = open_store("task", actor=f"airflow:{run_id}")
+        component_log = logging.getLogger(f"etl_meta.component.{self.component.name}")
+        handler: logging.Handler | None = None
+        log_path = None
+        if self.job.file_logging:
+            path = run_log_path(store.settings.home, self.job.name, handoff.safe_name(run_id))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handler = logging.FileHandler(path, encoding="utf-8")
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+            component_log.addHandler(handler)
+            log_path = str(path)
+        run = RunIdentity(
+            "airflow",
+            run_id,
+            attempt=int(ti.try_number),
+            job_revision=self.job.revision,
+            config_versions=self.job.config_versions,
+            log_path=log_path,
+        )
+        try:
+            result = run_component(
+                store,
+                job=self.job,
+                component=self.component,
+                run=run,
+                inputs=self._inputs(ti),
+                dataclasses=self.dataclasses,
+                overrides=_deep_merge(
+                    self.component.configuration, run_overrides(conf, self.component.name)
+                ),
+                log=component_log,
+            )
+        except ValidationError as exc:
+            # Invalid configuration fails the same way on every try: don't retry it.
+            raise AirflowFailException(str(exc)) from exc
+        except ComponentFailed as exc:
+            if exc.retryable:
+                raise
+            raise AirflowFailException(str(exc)) from exc
+        finally:
+            if handler is not None:
+                component_log.removeHandler(handler)
+                handler.close()
+        if result.metrics:
+            self.log.info("etl-meta metrics of %s: %s", self.component.name, result.metrics)
+        return handoff.write_output(
+            result.value, dag_id=ti.dag_id, run_id=run_id, component=self.component.name
+        )

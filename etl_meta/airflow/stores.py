@@ -1,0 +1,108 @@
+"""Store connections for Airflow processes: one engine per process and purpose, reused.
+
+Tasks and the listener read the store's location from the usual ``ETL_META_*`` environment
+(``ETL_META_DATABASE_URL``, else the SQLite file under ``ETL_META_HOME``), which must therefore be
+set for the scheduler, the API server and every worker. Airflow's own ORM session is never used.
+
+The listener runs inside the scheduler loop and inside every task process, so its engine gets
+short timeouts (overridable through the environment)::
+
+    ETL_META_AIRFLOW_LISTENER_SQLITE_BUSY_TIMEOUT_MS     2000
+    ETL_META_AIRFLOW_LISTENER_CONNECT_TIMEOUT_SECONDS    3
+    ETL_META_AIRFLOW_LISTENER_STATEMENT_TIMEOUT_MS       5000
+
+Tasks use the store's normal settings (a task may wait for a busy store; Airflow's retries take
+over when it stays down) with a pool of at most two connections.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Literal
+
+from sqlalchemy.engine import Engine
+
+from etl_meta.config import Settings
+from etl_meta.db import create_engine
+from etl_meta.store import MetadataStore
+
+log = logging.getLogger(__name__)
+
+Purpose = Literal["task", "listener"]
+
+#: ``Settings`` field → (environment variable, default) for the listener's engine.
+LISTENER_TIMEOUTS: dict[str, tuple[str, int]] = {
+    "sqlite_busy_timeout_ms": ("ETL_META_AIRFLOW_LISTENER_SQLITE_BUSY_TIMEOUT_MS", 2000),
+    "connect_timeout_seconds": ("ETL_META_AIRFLOW_LISTENER_CONNECT_TIMEOUT_SECONDS", 3),
+    "statement_timeout_ms": ("ETL_META_AIRFLOW_LISTENER_STATEMENT_TIMEOUT_MS", 5000),
+}
+
+_lock = threading.Lock()
+_engines: dict[tuple[int, Purpose, str], Engine] = {}
+_checked: set[tuple[int, Purpose, str]] = set()
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return max(int(raw), 0)
+    except ValueError:
+        log.warning("ignoring %s=%r: not an integer", name, raw)
+        return default
+
+
+def listener_settings(base: Settings | None = None) -> Settings:
+    """``base`` (default: the environment's settings) with the listener's short timeouts."""
+    settings = base or Settings()
+    update: dict[str, int] = {
+        field: _env_int(env, default) for field, (env, default) in LISTENER_TIMEOUTS.items()
+    }
+    update["connect_timeout_seconds"] = max(update["connect_timeout_seconds"], 1)
+    update["pool_size"] = 1
+    update["max_overflow"] = 2
+    return settings.model_copy(update=update)
+
+
+def task_settings(base: Settings | None = None) -> Settings:
+    """``base`` (default: the environment's settings) with a pool sized for one task."""
+    settings = base or Settings()
+    return settings.model_copy(
+        update={
+            "pool_size": min(settings.pool_size, 2),
+            "max_overflow": min(settings.max_overflow, 2),
+        }
+    )
+
+
+def open_store(purpose: Purpose, *, actor: str, settings: Settings | None = None) -> MetadataStore:
+    """A store on this process's shared engine for ``purpose``, naming ``actor`` in the audit.
+
+    Cheap after the first call in a process: the engine (and its pool) is reused and the schema
+    is checked once. Keyed by process id, so a forked child never shares its parent's connections.
+    """
+    base = settings or Settings()
+    configured = listener_settings(base) if purpose == "listener" else task_settings(base)
+    url = configured.resolved_database_url()
+    key = (os.getpid(), purpose, url)
+    with _lock:
+        engine = _engines.get(key)
+        if engine is None:
+            engine = _engines[key] = create_engine(url, settings=configured)
+    store = MetadataStore(
+        engine=engine, settings=configured, actor=actor, check_schema=key not in _checked
+    )
+    _checked.add(key)
+    return store
+
+
+def dispose_all() -> None:
+    """Close every engine this process opened (tests, and processes that want to let go)."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+        _checked.clear()

@@ -1,0 +1,104 @@
+"""Helpers for your own Airflow tasks: stored configuration in, metrics out.
+
+The same call shape as the Dagster resource (``etl_meta.component_config(context)``,
+``etl_meta.log_metrics(context, metrics)``). The component is the task (``task_id``) of the job
+the DAG is named after (``dag_id``); the attempt is the task's try (``ti.try_number``)::
+
+    from airflow.sdk import dag, task
+    from etl_meta.airflow.task import component_config, log_metrics
+
+    @dag(dag_id="daily_sales", schedule=None)
+    def daily_sales():
+        @task
+        def load_warehouse(**context):
+            config = component_config(context)   # stored configuration, secrets resolved
+            ...
+            log_metrics(context, {"rows": 1250, "nulls": 0})
+
+``context`` may be omitted inside a running task (the current context is used). The store is the
+usual ``ETL_META_DATABASE_URL`` (or the SQLite file under ``ETL_META_HOME``) of the worker.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from etl_meta.airflow.operator import EtlMetaComponentOperator, run_overrides
+from etl_meta.airflow.recording import ORCHESTRATOR
+from etl_meta.airflow.stores import open_store
+from etl_meta.catalog import JobSnapshot
+from etl_meta.components.runtime import MetricRecorder, RunIdentity, resolve_configuration
+from etl_meta.retry import retry_transient
+from etl_meta.store import MetadataStore, RecordResult
+
+# One recorder per (process, run, component, try), so a name logged again gets the next step.
+_recorders: dict[tuple[int, str, str, int], MetricRecorder] = {}
+
+
+def _context(context: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    if context is not None:
+        return context
+    from airflow.sdk import get_current_context
+
+    return get_current_context()
+
+
+def component(context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The running component's identity: job, component, attempt (1-based) and run id."""
+    ti = _context(context)["ti"]
+    return {
+        "job": ti.dag_id,
+        "component": ti.task_id,
+        "attempt": int(ti.try_number),
+        "run_id": ti.run_id,
+    }
+
+
+def _store(run_id: str) -> MetadataStore:
+    return open_store("task", actor=f"airflow:{run_id}")
+
+
+def component_config(context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The component's stored configuration, unmasked, with the DAG run's overrides merged in.
+
+    Overrides come from the run's ``conf={"components": {"<task id>": {...}}}``; ``***`` means
+    "the stored value". Inside an etl-meta DAG task the version is the one the DAG was exported
+    with; elsewhere it is the component's current configuration.
+    """
+    ctx = _context(context)
+    ti = ctx["ti"]
+    task = ctx.get("task")
+    version = task.component.config_version if isinstance(task, EtlMetaComponentOperator) else None
+    store = _store(ti.run_id)
+    stored = retry_transient(
+        lambda: store.components.configuration(ti.dag_id, ti.task_id, version=version)
+    )
+    conf = getattr(ctx.get("dag_run"), "conf", None)
+    return resolve_configuration(stored, run_overrides(conf, ti.task_id))
+
+
+def log_metrics(context: Mapping[str, Any] | None, metrics: Mapping[str, float]) -> RecordResult:
+    """Record ``metrics`` for this run, component and try (replays are skipped by the store)."""
+    ctx = _context(context)
+    ti = ctx["ti"]
+    key = (os.getpid(), ti.run_id, ti.task_id, int(ti.try_number))
+    recorder = _recorders.get(key)
+    if recorder is None:
+        store = _store(ti.run_id)
+        task = ctx.get("task")
+        if isinstance(task, EtlMetaComponentOperator):
+            job = task.job
+        else:
+            stored = retry_transient(lambda: store.jobs.get(ti.dag_id))
+            job = JobSnapshot(
+                name=stored.name,
+                revision=stored.revision,
+                num_of_retries=stored.num_of_retries,
+                file_logging=stored.file_logging,
+                strategy_type=stored.strategy_type,
+            )
+        run = RunIdentity(ORCHESTRATOR, ti.run_id, attempt=key[3])
+        recorder = _recorders[key] = MetricRecorder(store, job, ti.task_id, run)
+    return recorder.record(metrics)

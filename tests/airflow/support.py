@@ -1,0 +1,97 @@
+"""Test component types and helpers for in-process Airflow tests (not collected as tests).
+
+Tasks run inside the test process under ``dag.test()``, so component types registered here are
+the ones the tasks find.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+from pathlib import Path
+from typing import Any
+
+from etl_meta import MetadataStore
+from etl_meta.airflow import task as task_helpers
+from etl_meta.airflow.export import DAG_FILE, export_dags
+from etl_meta.components import ComponentFailed, ComponentResult, ComponentType, register
+
+#: What each component saw: its resolved configuration and what the task helpers returned.
+SEEN_CONFIG: dict[str, dict] = {}
+HELPER_CONFIG: dict[str, dict] = {}
+
+
+@register
+class AddType(ComponentType):
+    """Sums its inputs plus ``n``; fails its first ``fail_first`` tries; can fail for good."""
+
+    name = "test.airflow_add"
+
+    class Config(ComponentType.Config):
+        n: int = 0
+        password: str = ""
+        fail_first: int = 0
+        final_failure: bool = False
+        use_helpers: bool = False
+
+    def run(self, context, config, inputs):
+        SEEN_CONFIG[context.component] = config.model_dump()
+        if config.final_failure:
+            raise ComponentFailed(f"bad wiring in {context.component}", retryable=False)
+        if context.attempt <= config.fail_first:
+            raise ConnectionError(f"simulated outage in {context.component}")
+        if config.use_helpers:  # the helpers read Airflow's current task context
+            HELPER_CONFIG[context.component] = task_helpers.component_config()
+            task_helpers.log_metrics(None, {"helper.rows": 7})
+            task_helpers.log_metrics(None, {"helper.rows": 8})
+        total = config.n + sum(v for v in inputs.values() if v is not None)
+        context.record_metrics({"inputs": len(inputs)})
+        return ComponentResult(value=total, metrics={"total": total})
+
+
+def chain_job(store: MetadataStore, name: str = "chain", **fields: Any) -> None:
+    """``a`` and ``c`` feed ``b``; ``b`` fails once by default (``b_config`` replaces it)."""
+    b_config = fields.pop("b_config", {"n": 100, "password": "pw-secret", "fail_first": 1})
+    store.jobs.create(
+        {
+            "name": name,
+            "num_of_retries": fields.pop("num_of_retries", 2),
+            **fields,
+            "components": [
+                {"name": "a", "component_type": "test.airflow_add", "configuration": {"n": 1}},
+                {"name": "c", "component_type": "test.airflow_add", "configuration": {"n": 10}},
+                {
+                    "name": "b",
+                    "component_type": "test.airflow_add",
+                    "configuration": b_config,
+                    "depends_on": ["a", "c"],
+                },
+            ],
+        }
+    )
+
+
+def dags_folder() -> Path:
+    """The session's dags folder (set by ``tests/airflow/conftest.py``)."""
+    return Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+
+
+def exported_dags(store: MetadataStore) -> dict[str, Any]:
+    """Export the store into the session's dags folder and load the generated DAG file."""
+    export_dags(store, dags_folder(), retry_delay_seconds=0)
+    namespace = runpy.run_path(str(dags_folder() / DAG_FILE))
+    from airflow.sdk import DAG
+
+    return {name: dag for name, dag in namespace.items() if isinstance(dag, DAG)}
+
+
+def run_dag(dag: Any, **kwargs: Any) -> Any:
+    """``dag.test()`` in this process; returns Airflow's DagRun."""
+    return dag.test(**kwargs)
+
+
+def attempts(store: MetadataStore, run_id: str) -> dict[tuple[str, int], tuple[str, str | None]]:
+    """``{(component, attempt): (status, error)}`` the store holds for Airflow run ``run_id``."""
+    execution = store.executions.find("airflow", run_id, with_steps=True)
+    assert execution is not None, f"run {run_id} not recorded"
+    return {(s.component_name, s.attempt): (s.status.value, s.error) for s in execution.steps}
