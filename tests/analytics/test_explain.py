@@ -30,6 +30,7 @@ import pytest
 from etl_meta import MetadataStore
 from etl_meta.analytics import latest_metrics, metrics_frame
 from etl_meta.analytics.metrics import aggregate_query, latest_query, metrics_query
+from tests.backends import postgresql_only
 from tests.factories import T0, Factory
 
 RUNS_A = 3000
@@ -65,11 +66,13 @@ ORDER BY execution_id, component_id, name, attempt DESC, step DESC
 """
 
 
+# EXPLAIN plans are PostgreSQL's: SQLite's planner is not under test.
+pytestmark = postgresql_only()
+
+
 @pytest.fixture
-def pg_store(backend: str, request: pytest.FixtureRequest) -> MetadataStore:
-    if backend != "postgresql":
-        pytest.skip("EXPLAIN plans are PostgreSQL's (SQLite's planner is not under test)")
-    return request.getfixturevalue("store")
+def pg_store(store: MetadataStore) -> MetadataStore:
+    return store
 
 
 @pytest.fixture

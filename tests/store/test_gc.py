@@ -16,6 +16,7 @@ from etl_meta import ConflictError, MetadataStore, ValidationError
 from etl_meta.models import ComponentExecution, Execution, Metric
 from etl_meta.store import maintenance
 from etl_meta.store.maintenance import ArchiveError, GcResult
+from tests.backends import postgresql_only
 from tests.factories import unique
 
 NOW = datetime.now(UTC)
@@ -278,9 +279,8 @@ def test_gc_is_safe_while_an_orchestrator_keeps_writing(store, store_url, settin
     assert rows(store, Metric, Metric.execution_id, written_runs) == 4 * len(written_runs)
 
 
+@postgresql_only()  # row locks: SQLite serializes whole write transactions instead
 def test_postgresql_skips_a_run_locked_by_a_writer_instead_of_waiting(store, job, backend):
-    if backend != "postgresql":
-        pytest.skip("row locks: SQLite serializes whole write transactions instead")
     busy, idle = add_run(store, job), add_run(store, job)
     with store.engine.connect() as writer:
         writer.execute(
