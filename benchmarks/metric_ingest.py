@@ -44,6 +44,7 @@ import statistics
 import sys
 import tempfile
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
@@ -167,7 +168,7 @@ def raw_rows(
 # --- backends -------------------------------------------------------------------------------
 
 
-class Backend:
+class Backend(ABC):
     """One database: the store on top of it and a raw driver connection next to it."""
 
     name: str
@@ -192,28 +193,30 @@ class Backend:
         if self.engine is not None:
             self.engine.dispose()
 
-    def open_raw(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def open_raw(self) -> None: ...
 
-    def close_raw(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def close_raw(self) -> None: ...
 
+    @abstractmethod
     def reset(self) -> None:
         """Empty ``metric`` and settle the write-ahead log, outside any measurement."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def timestamp(self, value: datetime) -> Any:
         """``recorded_at`` as the raw loader sends it."""
-        raise NotImplementedError
+        ...
 
-    def raw_insert(self, rows: list[RawRow]) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def raw_insert(self, rows: list[RawRow]) -> None: ...
 
-    def fetch(self, execution_id: int) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
+    @abstractmethod
+    def fetch(self, execution_id: int) -> list[tuple[Any, ...]]: ...
 
-    def describe(self) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def describe(self) -> str: ...
 
 
 class SqliteBackend(Backend):

@@ -1,4 +1,7 @@
-"""``etl-meta metrics``: query, export and plot metric points.
+"""``etl-meta metrics``: query, export and plot metric points (the commands and their options).
+
+Output and export live in :mod:`etl_meta.cli.metrics_output`, charts in
+:mod:`etl_meta.cli.metrics_figure`.
 
 ``query`` prints a table for people or exports CSV, JSON or Parquet for programs, streaming pages
 of :func:`etl_meta.analytics.metrics_page` into the writer so an export never holds every point in
@@ -8,18 +11,12 @@ imported inside the commands, so the rest of the command line starts without the
 
 from __future__ import annotations
 
-import json
-import os
-import sys
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from etl_meta.cli._common import (
     DatabaseUrlOption,
@@ -30,36 +27,31 @@ from etl_meta.cli._common import (
     when,
 )
 from etl_meta.cli.jobs import open_store
+from etl_meta.cli.metrics_figure import GROUPS, build_figure, save_figure
+from etl_meta.cli.metrics_output import (
+    NOTHING,
+    POINT_TABLE,
+    MetricsFormat,
+    count_points,
+    pages,
+    print_frame,
+    report_written,
+    say_nothing,
+    write_frames,
+)
 from etl_meta.errors import ValidationError
 from etl_meta.store import MetadataStore
 
 if TYPE_CHECKING:
     import pandas as pd
-    from matplotlib.figure import Figure
 
 app = typer.Typer(help="Query, export and plot metric points.", no_args_is_help=True)
 
-#: Rows fetched per page while exporting (and the size above which a progress bar shows).
-PAGE_ROWS = 100_000
 #: Rows a table prints unless ``--limit`` says otherwise.
 TABLE_ROWS = 50
-#: More lines than this make an unreadable chart: the command asks for narrower filters.
-MAX_SERIES = 20
 #: Raw points a chart draws at most; beyond it, aggregate (``--agg mean --every 1h``).
 MAX_PLOT_POINTS = 500_000
-NOTHING = "no metric points match"
-GROUPS = ("job", "component", "name")
-_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # one format on every row: parsers infer it once
 _EVERY_WORDS = {"1h": "hour", "1d": "day", "1w": "week"}
-
-
-class MetricsFormat(StrEnum):
-    """How ``metrics query`` writes its result."""
-
-    table = "table"
-    csv = "csv"
-    json = "json"
-    parquet = "parquet"
 
 
 class AttemptsChoice(StrEnum):
@@ -226,245 +218,6 @@ def _selection(
     return Selection(filters, aggregates, bucket, groups, described)
 
 
-def count_points(store: MetadataStore, filters: dict[str, Any]) -> int:
-    """How many points :func:`etl_meta.analytics.metrics_frame` would return for ``filters``."""
-    import sqlalchemy as sa
-
-    from etl_meta.analytics.metrics import metrics_query
-
-    query = metrics_query(store, **filters).order_by(None)
-    counted = sa.select(sa.func.count()).select_from(query.subquery())
-    with store.transaction(readonly=True) as session:
-        return int(session.execute(counted).scalar_one())
-
-
-def _pages(
-    store: MetadataStore, filters: dict[str, Any], limit: int | None
-) -> Iterator[pd.DataFrame]:
-    """Pages of at most :data:`PAGE_ROWS` points, oldest first, ``limit`` rows in all."""
-    from etl_meta.analytics import metrics_page
-
-    cursor: str | None = None
-    remaining = limit
-    while remaining is None or remaining > 0:
-        size = PAGE_ROWS if remaining is None else min(PAGE_ROWS, remaining)
-        page = metrics_page(store, cursor=cursor, limit=size, **filters)
-        if not page.frame.empty:
-            yield page.frame
-        if remaining is not None:
-            remaining -= len(page.frame)
-        if page.next_cursor is None:
-            return
-        cursor = page.next_cursor
-
-
-# --- writers -----------------------------------------------------------------------------------
-
-
-def _iso_timestamps(frame: pd.DataFrame) -> pd.DataFrame:
-    """Timestamp columns as ISO-8601 UTC text (``2026-01-31T12:00:00.000000Z``)."""
-    import pandas as pd
-
-    frame = frame.copy()
-    for column in frame.columns:
-        if isinstance(frame[column].dtype, pd.DatetimeTZDtype):
-            frame[column] = frame[column].dt.tz_convert("UTC").dt.strftime(_TIMESTAMP_FORMAT)
-    return frame
-
-
-class _CsvWriter:
-    def __init__(self, stream: IO[str]) -> None:
-        self.stream = stream
-        self.header = True
-
-    def write(self, frame: pd.DataFrame) -> None:
-        _iso_timestamps(frame).to_csv(self.stream, header=self.header, index=False)
-        self.header = False
-
-    def close(self) -> None:
-        self.stream.flush()
-
-
-class _JsonWriter:
-    """One JSON array of objects, written a page at a time."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self.stream = stream
-        self.first = True
-        stream.write("[")
-
-    def write(self, frame: pd.DataFrame) -> None:
-        text = _iso_timestamps(frame).astype(object)
-        text = text.where(text.notna(), None)
-        for record in text.to_dict("records"):
-            self.stream.write("\n  " if self.first else ",\n  ")
-            self.stream.write(json.dumps(record, allow_nan=False))
-            self.first = False
-
-    def close(self) -> None:
-        self.stream.write("\n]\n" if not self.first else "]\n")
-        self.stream.flush()
-
-
-class _ParquetWriter:
-    """Typed columns: tz-aware UTC timestamps, int64, float64, dictionary-encoded names."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.writer: Any = None
-        self.schema: Any = None
-
-    def write(self, frame: pd.DataFrame) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-        if self.writer is None:
-            # Each page's categoricals bring their own dictionary (and index width): fix one
-            # schema for the whole file and cast every page to it.
-            self.schema = pa.schema(
-                [
-                    pa.field(f.name, pa.dictionary(pa.int32(), pa.string()))
-                    if pa.types.is_dictionary(f.type)
-                    else pa.field(
-                        f.name, pa.string() if pa.types.is_large_string(f.type) else f.type
-                    )
-                    for f in table.schema
-                ]
-            )
-            self.writer = pq.ParquetWriter(self.path, self.schema)
-        self.writer.write_table(table.select(self.schema.names).cast(self.schema))
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-
-def _export(
-    fmt: MetricsFormat, out: Path | None, frames: Iterator[pd.DataFrame], total: int
-) -> int:
-    """Write ``frames`` as ``fmt`` to ``out`` (atomically) or stdout; returns rows written."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    progress = Progress(
-        TextColumn("exporting"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
-        redirect_stdout=False,
-        redirect_stderr=False,
-        # A bar is for people: big exports only, and only when stderr is a terminal.
-        disable=total <= PAGE_ROWS or not err_console.is_terminal,
-    )
-    partial = out.with_name(out.name + ".partial") if out is not None else None
-    stream: IO[str] | None = None
-    written = 0
-    try:
-        if fmt is MetricsFormat.parquet:
-            assert partial is not None
-            writer: Any = _ParquetWriter(partial)
-        else:
-            if partial is not None:
-                stream = partial.open("w", encoding="utf-8", newline="")
-            target = stream or sys.stdout
-            writer = _CsvWriter(target) if fmt is MetricsFormat.csv else _JsonWriter(target)
-        with progress:
-            task = progress.add_task("export", total=total)
-            for frame in frames:
-                writer.write(frame)
-                written += len(frame)
-                progress.advance(task, len(frame))
-        writer.close()
-        if stream is not None:
-            stream.close()
-            stream = None
-        if partial is not None and out is not None:
-            os.replace(partial, out)
-    except BaseException:
-        if stream is not None:
-            stream.close()
-        if partial is not None:
-            partial.unlink(missing_ok=True)
-        raise
-    return written
-
-
-# --- tables ------------------------------------------------------------------------------------
-
-
-def format_number(value: Any, *, signed: bool = False) -> str:
-    """A number for people: integers whole, others to 4 decimals, tiny or huge ones in e-notation.
-
-    Missing values (``None``, NaN) are blank; ``signed`` prefixes ``+`` to positive numbers.
-    """
-    text = _unsigned(value)
-    if signed and text and not text.startswith("-") and float(value) != 0:
-        return "+" + text
-    return text
-
-
-def _unsigned(value: Any) -> str:
-    if value is None:
-        return ""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if number != number:  # NaN
-        return ""
-    if number.is_integer() and abs(number) < 1e15:
-        return str(int(number))
-    if 1e-4 <= abs(number) < 1e12:
-        return f"{number:.4f}".rstrip("0").rstrip(".")
-    return f"{number:.6g}"
-
-
-def _print_frame(title: str, frame: pd.DataFrame, numeric: Sequence[str], more: int) -> None:
-    table = Table(title=title, title_justify="left")
-    for column in frame.columns:
-        table.add_column(column, justify="right" if column in numeric else "left", overflow="fold")
-    for row in frame.itertuples(index=False):
-        cells = []
-        for column, value in zip(frame.columns, row, strict=True):
-            if isinstance(value, datetime):
-                cells.append(when(value))
-            elif column in numeric:
-                cells.append(format_number(value))
-            else:
-                cells.append("" if value is None else str(value))
-        table.add_row(*cells)
-    console.print(table)
-    if more > 0:
-        console.print(
-            f"… {more} more rows (raise --limit, or export them all with "
-            "--format csv|json|parquet -o FILE)",
-            highlight=False,
-        )
-
-
-_POINT_TABLE = {
-    "recorded_at": "recorded_at",
-    "job": "job",
-    "component": "component",
-    "name": "name",
-    "value": "value",
-    "external_run_id": "run",
-    "attempt": "attempt",
-    "step": "step",
-}
-
-
-# --- commands ----------------------------------------------------------------------------------
-
-
 @app.command(
     "query",
     help="Metric points in long format, or aggregated per time bucket with --agg.\n\n"
@@ -543,17 +296,17 @@ def _query_points(
 
     total = count_points(store, selection.filters)
     if total == 0:
-        _say_nothing(fmt)
+        say_nothing(fmt)
         return
     if fmt is MetricsFormat.table:
         assert limit is not None
         frame = metrics_frame(store, limit=limit, **selection.filters)
-        shown = frame[list(_POINT_TABLE)].rename(columns=_POINT_TABLE)
-        _print_frame("metric points", shown, ("value", "attempt", "step"), more=total - len(frame))
+        shown = frame[list(POINT_TABLE)].rename(columns=POINT_TABLE)
+        print_frame("metric points", shown, ("value", "attempt", "step"), more=total - len(frame))
         return
     wanted = total if limit is None else min(total, limit)
-    written = _write(fmt, out, _pages(store, selection.filters, limit), wanted)
-    _report(out, written)
+    written = write_frames(fmt, out, pages(store, selection.filters, limit), wanted)
+    report_written(out, written)
 
 
 def _query_aggregated(
@@ -573,122 +326,20 @@ def _query_aggregated(
         **selection.filters,
     )
     if frame.empty:
-        _say_nothing(fmt)
+        say_nothing(fmt)
         return
     total = len(frame)
     if limit is not None:
         frame = frame.head(limit)
     if fmt is MetricsFormat.table:
         per = f" per {_EVERY_WORDS[selection.every]}" if selection.every else ""
-        _print_frame(f"metrics{per}", frame, selection.aggregates, more=total - len(frame))
+        print_frame(f"metrics{per}", frame, selection.aggregates, more=total - len(frame))
         return
-    written = _write(fmt, out, iter([frame]), len(frame))
-    _report(out, written)
-
-
-def _write(fmt: MetricsFormat, out: Path | None, frames: Iterator[pd.DataFrame], total: int) -> int:
-    try:
-        return _export(fmt, out, frames, total)
-    except OSError as exc:
-        err_console.print(f"[red]error:[/red] cannot write {out or 'stdout'}: ", end="")
-        err_console.print(exc.strerror or str(exc), highlight=False, markup=False)
-        raise typer.Exit(1) from None
-
-
-def _say_nothing(fmt: MetricsFormat) -> None:
-    # Exports keep stdout for data: the note goes to stderr, and no file is written.
-    (console if fmt is MetricsFormat.table else err_console).print(NOTHING, highlight=False)
-
-
-def _report(out: Path | None, written: int) -> None:
-    if out is not None:
-        err_console.print(f"wrote {written} rows to {out}", highlight=False, markup=False)
+    written = write_frames(fmt, out, iter([frame]), len(frame))
+    report_written(out, written)
 
 
 # --- plot --------------------------------------------------------------------------------------
-
-
-def _series(
-    frame: pd.DataFrame, aggregates: Sequence[str], by: Sequence[str]
-) -> tuple[str, list[str], list[tuple[str, str]]]:
-    """The x column, the key columns of a series, and ``(y column, label suffix)`` pairs."""
-    if not aggregates:
-        return "recorded_at", list(GROUPS), [("value", "")]
-    suffixes = [(a, f" {a}" if len(aggregates) > 1 else "") for a in aggregates]
-    return "bucket", list(by), suffixes
-
-
-def build_figure(
-    frame: pd.DataFrame,
-    *,
-    aggregates: Sequence[str] = (),
-    by: Sequence[str] = GROUPS,
-    title: str = "metrics",
-) -> Figure:
-    """A time-series chart of ``frame``: one line per series (and aggregate).
-
-    ``frame`` is :func:`~etl_meta.analytics.metrics_frame`'s (x = ``recorded_at``, y = ``value``,
-    a series per job/component/name) or, with ``aggregates``, :func:`aggregate_metrics`'s
-    (x = ``bucket``, y = each aggregate, a series per ``by`` group). The job is left out of the
-    labels when there is only one. Raises :class:`ValidationError` beyond :data:`MAX_SERIES`
-    lines.
-    """
-    import matplotlib.dates as mdates
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    x, keys, ys = _series(frame, aggregates, by)
-    if x not in frame.columns:
-        raise ValidationError.single("every", "a chart needs time buckets: use 1h, 1d or 1w")
-    labelled = [k for k in keys if not (k == "job" and frame[k].nunique() <= 1 and len(keys) > 1)]
-    groups = list(frame.groupby(keys, observed=True, sort=True)) if keys else [((), frame)]
-    lines = len(groups) * len(ys)
-    if lines > MAX_SERIES:
-        raise ValidationError.single(
-            "series",
-            f"{lines} lines make an unreadable chart (at most {MAX_SERIES}): "
-            "narrow it with --job, --component or --name, or --by job",
-        )
-
-    figure = Figure(figsize=(10, 5.5), dpi=120, layout="constrained")
-    FigureCanvasAgg(figure)
-    ax = figure.add_subplot()
-    for key, points in groups:
-        values = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
-        base = " / ".join(str(values[k]) for k in labelled) or "all"
-        points = points.sort_values(x)
-        times = points[x].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
-        for column, suffix in ys:
-            ax.plot(
-                times,
-                points[column].to_numpy(dtype=float),
-                label=base + suffix,
-                marker="o" if len(points) <= 60 else None,
-                markersize=3,
-                linewidth=1.4,
-            )
-
-    locator = mdates.AutoDateLocator()
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-    ax.ticklabel_format(axis="y", useOffset=False)  # "+1e6" above the ticks misleads
-    ax.set_xlabel("time (UTC)")
-    ax.set_ylabel(_ylabel(frame, aggregates))
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    if lines > 8:
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
-    else:  # "best" searches every point for a free corner: only affordable on small charts
-        ax.legend(loc="best" if len(frame) <= 10_000 else "upper left", fontsize="small")
-    return figure
-
-
-def _ylabel(frame: pd.DataFrame, aggregates: Sequence[str]) -> str:
-    names = frame["name"].unique() if "name" in frame.columns else []
-    what = str(names[0]) if len(names) == 1 else "value"
-    if len(aggregates) == 1:
-        return f"{aggregates[0]} of {what}"
-    return what
 
 
 def _title(selection: Selection) -> str:
@@ -760,7 +411,7 @@ def plot(
         )
     lines = len(figure.axes[0].get_lines())
     try:
-        _save(figure, out, kind)
+        save_figure(figure, out, kind)
     except OSError as exc:
         err_console.print(f"[red]error:[/red] cannot write {out}: ", end="")
         err_console.print(exc.strerror or str(exc), highlight=False, markup=False)
@@ -793,18 +444,3 @@ def _plot_frame(store: MetadataStore, selection: Selection) -> pd.DataFrame | No
         console.print(NOTHING, highlight=False)
         return None
     return frame
-
-
-def _save(figure: Figure, out: Path, kind: str) -> None:
-    import matplotlib
-
-    partial = out.with_name(out.name + ".partial")
-    # SVG keeps text as text (searchable, accessible) and carries no date, so it is reproducible.
-    metadata = {"Date": None} if kind == "svg" else {"Software": "etl-meta"}
-    try:
-        with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "etl-meta"}):
-            figure.savefig(partial, format=kind, metadata=metadata)
-        os.replace(partial, out)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise

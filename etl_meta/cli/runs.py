@@ -21,7 +21,7 @@ from etl_meta.cli._common import (
     when,
 )
 from etl_meta.cli.jobs import open_store
-from etl_meta.cli.metrics import format_number
+from etl_meta.cli.metrics_output import format_number
 
 
 def _duration(seconds: float | None) -> str:

@@ -1,7 +1,7 @@
 """`etl-meta metrics query|plot` and `etl-meta runs compare` on every backend.
 
 Exports are read back the way their users would (pandas for CSV and Parquet, ``json`` for JSON);
-charts are checked through :func:`etl_meta.cli.metrics.build_figure` (how many lines, labels,
+charts are checked through :func:`etl_meta.cli.metrics_figure.build_figure` (how many lines, labels,
 axes) and as files (the PNG signature; the SVG parsed as XML, its text holding the labels).
 """
 
@@ -19,8 +19,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from etl_meta.analytics import aggregate_metrics, metrics_frame
-from etl_meta.cli import app
-from etl_meta.cli import metrics as metrics_cli
+from etl_meta.cli import app, metrics_figure, metrics_output
 from etl_meta.errors import ValidationError
 from etl_meta.masking import MASK
 from tests.factories import T0
@@ -241,7 +240,7 @@ def test_aggregated_parquet(cli, seeded, tmp_path):
 
 @pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
 def test_exports_stream_page_by_page(cli, store, seeded, tmp_path, monkeypatch, fmt):
-    monkeypatch.setattr(metrics_cli, "PAGE_ROWS", 4)  # 27 points: 7 pages
+    monkeypatch.setattr(metrics_output, "PAGE_ROWS", 4)  # 27 points: 7 pages
     target = tmp_path / f"paged.{fmt}"
     result = cli("metrics", "query", "-f", fmt, "-o", str(target))
     assert result.exit_code == 0, result.output
@@ -256,12 +255,12 @@ def test_exports_stream_page_by_page(cli, store, seeded, tmp_path, monkeypatch, 
 
 
 def test_progress_bar_only_on_a_terminal(cli, seeded, tmp_path, monkeypatch):
-    monkeypatch.setattr(metrics_cli, "PAGE_ROWS", 4)
+    monkeypatch.setattr(metrics_output, "PAGE_ROWS", 4)
     quiet = cli("metrics", "query", "-f", "csv", "-o", str(tmp_path / "a.csv"))
     assert quiet.exit_code == 0 and "exporting" not in quiet.stderr  # CliRunner: not a tty
     terminal = io.StringIO()
     monkeypatch.setattr(
-        metrics_cli, "err_console", Console(file=terminal, force_terminal=True, width=100)
+        metrics_output, "err_console", Console(file=terminal, force_terminal=True, width=100)
     )
     shown = cli("metrics", "query", "-f", "csv", "-o", str(tmp_path / "b.csv"))
     assert shown.exit_code == 0 and "exporting" in terminal.getvalue()
@@ -276,13 +275,13 @@ def _legend(figure) -> list[str]:
 
 
 def test_build_figure_draws_one_line_per_series(store, seeded):
-    figure = metrics_cli.build_figure(metrics_frame(store), title="points")
+    figure = metrics_figure.build_figure(metrics_frame(store), title="points")
     axes = figure.axes[0]
     assert len(axes.get_lines()) == 3
     assert _legend(figure) == ["extract / rows", "load / rows", "load / seconds"]
     assert axes.get_title() == "points"
     assert axes.get_xlabel() == "time (UTC)" and axes.get_ylabel() == "value"
-    rows = metrics_cli.build_figure(metrics_frame(store, name="rows", component="load"))
+    rows = metrics_figure.build_figure(metrics_frame(store, name="rows", component="load"))
     assert rows.axes[0].get_ylabel() == "rows"
     xs = rows.axes[0].get_lines()[0].get_xdata()
     assert list(xs) == sorted(xs)  # drawn in time order
@@ -293,19 +292,19 @@ def test_build_figure_for_aggregates(store, factory, seeded):
     run = factory.finished_run("other", run_id="o-1")
     store.metrics.record([("extract", "rows", 1.0, 0, 1, T0)], execution_id=run.id)
     daily = aggregate_metrics(store, every="1d", aggregates=["mean", "p95"])
-    figure = metrics_cli.build_figure(daily, aggregates=["mean", "p95"])
+    figure = metrics_figure.build_figure(daily, aggregates=["mean", "p95"])
     assert len(figure.axes[0].get_lines()) == 4 * 2  # 4 series (2 jobs now), 2 aggregates each
     assert "other / extract / rows p95" in _legend(figure)  # the job shows when several match
     by_job = aggregate_metrics(store, every="1d", by=["job"], aggregates=["max"])
-    figure = metrics_cli.build_figure(by_job, aggregates=["max"], by=["job"])
+    figure = metrics_figure.build_figure(by_job, aggregates=["max"], by=["job"])
     assert _legend(figure) == ["other", "sales"]
     assert figure.axes[0].get_ylabel() == "max of value"
 
 
 def test_build_figure_refuses_unreadable_charts(store, seeded, monkeypatch):
-    monkeypatch.setattr(metrics_cli, "MAX_SERIES", 2)
+    monkeypatch.setattr(metrics_figure, "MAX_SERIES", 2)
     with pytest.raises(ValidationError) as error:
-        metrics_cli.build_figure(metrics_frame(store))
+        metrics_figure.build_figure(metrics_frame(store))
     assert error.value.field == "series"
 
 
