@@ -144,12 +144,17 @@ def final_attempt() -> sa.ScalarSelect[Any]:
     )
 
 
-def metric_from() -> Any:
-    """``metric`` joined with the names analysts filter and group by."""
-    # component.job_id = job.id is implied by the data (a run's components belong to its job);
-    # stating it lets the planner go job → its components → metric(component_id, name, …).
-    return (
-        metric.join(component, component.c.id == metric.c.component_id)
-        .join(execution, execution.c.id == metric.c.execution_id)
-        .join(job, sa.and_(job.c.id == execution.c.job_id, job.c.id == component.c.job_id))
+def metric_from(*, with_execution: bool = True) -> Any:
+    """``metric`` joined with the names analysts filter and group by.
+
+    The job is reached through the component (a run's components belong to its job), so the
+    planner can go job → its components → ``metric(component_id, name, recorded_at)``. The
+    execution is joined only when run columns are returned or may be filtered on: joining it
+    for nothing made PostgreSQL misestimate and probe the wrong index (benchmark (b)).
+    """
+    joined = metric.join(component, component.c.id == metric.c.component_id).join(
+        job, job.c.id == component.c.job_id
     )
+    if with_execution:
+        joined = joined.join(execution, execution.c.id == metric.c.execution_id)
+    return joined

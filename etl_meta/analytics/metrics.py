@@ -146,6 +146,8 @@ def metrics_query(
 def _run_id(store: MetadataStore, run: str | int | None) -> int | None:
     if run is None:
         return None
+    if isinstance(run, int) and not isinstance(run, bool):
+        return run  # the store's own id: no lookup needed
     return store.executions.resolve(run).id
 
 
@@ -207,6 +209,7 @@ def aggregate_query(
     if bad_groups:
         raise ValidationError.single("by", f"unknown: {', '.join(bad_groups)}; use {GROUPS}")
     run = filters.pop("run", None)
+    filter_text = filters.get("filter")  # may name run fields, which need the execution join
     clauses = metric_conditions(
         job_name=filters.pop("job", None),
         component_name=filters.pop("component", None),
@@ -221,7 +224,7 @@ def aggregate_query(
     ]
     base = (
         sa.select(*keys, metric.c.id, metric.c.value, metric.c.recorded_at)
-        .select_from(metric_from())
+        .select_from(metric_from(with_execution=filter_text is not None))
         .where(*clauses)
         .subquery("points")
     )
@@ -253,19 +256,25 @@ def _aggregate_postgresql(base: Any, group: list[Any], aggregates: Sequence[str]
 
 def _aggregate_sqlite(base: Any, group: list[Any], aggregates: Sequence[str]) -> sa.Select:
     partition = group or [sa.literal(1)]
-    ranked = sa.select(
-        *group,
-        base.c.value,
-        sa.func.row_number().over(partition_by=partition, order_by=base.c.value).label("rn"),
-        sa.func.count().over(partition_by=partition).label("n"),
-        sa.func.first_value(base.c.value)
-        .over(partition_by=partition, order_by=(base.c.recorded_at.desc(), base.c.id.desc()))
-        .label("last_value"),
-    ).subquery("ranked")
+    # Each window is a sort of every point: compute only the ones the aggregates need.
+    windows = []
+    if any(a in _PERCENTILES for a in aggregates):
+        windows += [
+            sa.func.row_number().over(partition_by=partition, order_by=base.c.value).label("rn"),
+            sa.func.count().over(partition_by=partition).label("n"),
+        ]
+    if "last" in aggregates:
+        windows.append(
+            sa.func.first_value(base.c.value)
+            .over(partition_by=partition, order_by=(base.c.recorded_at.desc(), base.c.id.desc()))
+            .label("last_value")
+        )
+    ranked = sa.select(*group, base.c.value, *windows).subquery("ranked")
     keys = [ranked.c[c.name] for c in group]
-    value, rn, n = ranked.c.value, ranked.c.rn, ranked.c.n
+    value = ranked.c.value
 
     def percentile(q: float) -> Any:
+        rn, n = ranked.c.rn, ranked.c.n
         h = (n - 1) * q
         low = sa.cast(h, sa.Integer)  # ⌊h⌋ for h ≥ 0
         frac = h - low
@@ -282,9 +291,10 @@ def _aggregate_sqlite(base: Any, group: list[Any], aggregates: Sequence[str]) ->
         "mean": sa.func.avg(value),
         "min": sa.func.min(value),
         "max": sa.func.max(value),
-        "last": sa.func.max(ranked.c.last_value),
-        **{p: percentile(q) for p, q in _PERCENTILES.items()},
     }
+    exprs.update({p: percentile(q) for p, q in _PERCENTILES.items() if p in aggregates})
+    if "last" in aggregates:
+        exprs["last"] = sa.func.max(ranked.c.last_value)
     labelled = (exprs[a].label(a) for a in aggregates)
     return sa.select(*keys, *labelled).group_by(*keys).order_by(*keys)
 

@@ -34,6 +34,8 @@ class Execution(EtlModel, table=True):
         sa.UniqueConstraint("orchestrator", "external_run_id"),
         sa.Index("ix_execution_job_id_started_at", "job_id", "started_at"),
         sa.Index("ix_execution_job_id_id", "job_id", "id"),  # a job's newest runs
+        # A run id pasted from an orchestrator's UI, whichever orchestrator it came from.
+        sa.Index("ix_execution_external_run_id", "external_run_id"),
         sa.Index("ix_execution_status", "status"),
     )
     _masked_fields: ClassVar[tuple[str, ...]] = ("run_config",)

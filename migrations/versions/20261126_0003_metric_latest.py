@@ -1,6 +1,7 @@
 """metric_latest: the latest point of every metric of every run's component, kept on write.
 
-Also ``ix_execution_job_id_id``, for "the N most recent runs of a job" (newest first by id).
+Also ``ix_execution_job_id_id``, for "the N most recent runs of a job" (newest first by id), and
+``ix_execution_external_run_id``, for finding a run by the id an orchestrator's UI shows.
 
 Answers "the latest value of every metric for the last N runs of a job" from a few hundred rows
 instead of scanning every point (issue #4's query (c)). The store upserts it in the same
@@ -55,9 +56,11 @@ def upgrade() -> None:
     # A plain CREATE INDEX (not batch mode): on SQLite batch mode would rebuild execution,
     # which the analyst views of 0002 name.
     op.create_index("ix_execution_job_id_id", "execution", ["job_id", "id"], unique=False)
+    op.create_index("ix_execution_external_run_id", "execution", ["external_run_id"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_execution_external_run_id", table_name="execution")
     op.drop_index("ix_execution_job_id_id", table_name="execution")
     with op.batch_alter_table("metric_latest", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_metric_latest_component_id"))
