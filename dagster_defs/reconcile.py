@@ -60,7 +60,7 @@ def reconcile(
             result.skipped += 1
         else:
             try:
-                record_run(store, instance, run_id, max_seconds=10)
+                record_run(store, instance, run_id, max_seconds=10, record=record)
                 result.recorded += 1
             except EtlMetaError as exc:
                 # A permanent refusal (say, the job was deleted from the store): log it with the

@@ -144,9 +144,14 @@ def _config_versions(tag: str | None) -> dict[str, int]:
     return {str(k): int(v) for k, v in data.items() if isinstance(v, int)}
 
 
-def observe_run(instance: dg.DagsterInstance, run_id: str) -> Observation | None:
-    """What the store should hold for run ``run_id``; ``None`` if it is not an etl-meta job."""
-    record = instance.get_run_record_by_id(run_id)
+def observe_run(
+    instance: dg.DagsterInstance, run_id: str, *, record: Any = None
+) -> Observation | None:
+    """What the store should hold for run ``run_id``; ``None`` if it is not an etl-meta job.
+
+    ``record``: the run's ``RunRecord`` when the caller already holds it (reconciliation).
+    """
+    record = record if record is not None else instance.get_run_record_by_id(run_id)
     if record is None:
         return None
     run = record.dagster_run
@@ -180,10 +185,15 @@ def observe_run(instance: dg.DagsterInstance, run_id: str) -> Observation | None
 
 
 def record_run(
-    store: MetadataStore, instance: dg.DagsterInstance, run_id: str, *, max_seconds: float = 60.0
+    store: MetadataStore,
+    instance: dg.DagsterInstance,
+    run_id: str,
+    *,
+    max_seconds: float = 60.0,
+    record: Any = None,
 ) -> Observation | None:
     """Upsert run ``run_id`` (and its attempts, and its run request's status) into the store."""
-    observed = observe_run(instance, run_id)
+    observed = observe_run(instance, run_id, record=record)
     if observed is None:
         return None
     retry_transient(

@@ -62,8 +62,10 @@ class ExecutionsAPI(StoreAPI):
                 values["run_config"] = mask_value(values["run_config"])
             row, outcome, changes = repo.upsert_execution(session, job=job, values=values)
             self._audit_outcome(session, "execution", _run_key(row), row.id, outcome, changes, row)
+            # One lookup of the job's components for all attempts (a run has one per step try).
+            components = components_repo.components_by_name(session, job.id) if attempts else {}
             for attempt in attempts:
-                self._upsert_attempt(session, row, attempt)
+                self._upsert_attempt(session, row, attempt, job_name=job.name, known=components)
             return self._public(session, row, job.name, with_steps=bool(attempts))
 
     def record_attempt(
@@ -81,12 +83,22 @@ class ExecutionsAPI(StoreAPI):
             return attempt_public(row, name)
 
     def _upsert_attempt(
-        self, session: Session, execution: Execution, attempt: StepAttemptUpsert
+        self,
+        session: Session,
+        execution: Execution,
+        attempt: StepAttemptUpsert,
+        *,
+        job_name: str | None = None,
+        known: Mapping[str, Any] | None = None,
     ) -> tuple[Any, str]:
-        job_name = jobs_repo.job_names(session, [execution.job_id])[execution.job_id]
-        component = components_repo.get_component(
-            session, execution.job_id, attempt.component, job_name=job_name
-        )
+        component = (known or {}).get(attempt.component)
+        if component is None:
+            job_name = (
+                job_name or jobs_repo.job_names(session, [execution.job_id])[execution.job_id]
+            )
+            component = components_repo.get_component(
+                session, execution.job_id, attempt.component, job_name=job_name
+            )
         values = attempt.model_dump(exclude={"component"}, exclude_unset=True)
         row, outcome, changes = repo.upsert_attempt(
             session, execution=execution, component=component, values=values
