@@ -106,6 +106,17 @@ def init_key_file(path: Path) -> bool:
     return True
 
 
+def _declared(component_type: str | None) -> frozenset[str]:
+    # Component types declare their secret keys when they register: load them before deciding
+    # what to encrypt, or a declared key (a writer's ``conn``) would be stored in clear.
+    if component_type is None:
+        return frozenset()
+    from etl_meta.components.registry import known_component_types
+
+    known_component_types()
+    return declared_secret_keys(component_type)
+
+
 def is_encrypted(value: Any) -> bool:
     """True for a string this module produced by encrypting a value."""
     return isinstance(value, str) and value.startswith(PREFIX)
@@ -177,7 +188,7 @@ class Cipher:
         Every secret value is encrypted, including one that already looks encrypted: input is
         never taken for ciphertext, so one component cannot borrow another's stored secret.
         """
-        extra = declared_secret_keys(component_type)
+        extra = _declared(component_type)
 
         def visit(value: Any, path: str) -> Any:
             if isinstance(value, Mapping):
@@ -209,7 +220,7 @@ class Cipher:
         :class:`SecretDecryptError` (``strict``) or reads as :data:`~etl_meta.masking.MASK` with
         a warning naming the field.
         """
-        extra = declared_secret_keys(component_type)
+        extra = _declared(component_type)
 
         def visit(value: Any, path: str) -> Any:
             if isinstance(value, Mapping):
@@ -244,7 +255,7 @@ class Cipher:
         Secrets already under the newest key are left as they are, so running it again changes
         nothing (rotation and the data migration are resumable).
         """
-        extra = declared_secret_keys(component_type)
+        extra = _declared(component_type)
         changed = False
 
         def visit(value: Any, path: str) -> Any:
@@ -273,7 +284,7 @@ class Cipher:
 
 def has_plaintext_secrets(document: Any, *, component_type: str | None = None) -> bool:
     """True when ``document`` holds a secret value stored in clear (not yet encrypted)."""
-    extra = declared_secret_keys(component_type)
+    extra = _declared(component_type)
 
     def visit(value: Any) -> bool:
         if isinstance(value, Mapping):
