@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from etl_meta.errors import EtlMetaError, ValidationError
-from etl_meta.masking import MASK, declared_secret_keys, is_sensitive_key
+from etl_meta.masking import ENCRYPTED_PREFIX, MASK, declared_secret_keys, is_sensitive_key
 
 if TYPE_CHECKING:
     from etl_meta.config import Settings
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Marks a stored value as encrypted; ``v1`` is Fernet over the JSON-serialized value.
-PREFIX = "etlmeta:enc:v1:"
+PREFIX = ENCRYPTED_PREFIX
 KEYS_ENV = "ETL_META_SECRET_KEYS"
 _HINT = f"set {KEYS_ENV} or run `etl-meta secrets init` (or `etl-meta secrets generate-key`)"
 
