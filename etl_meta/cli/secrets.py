@@ -40,7 +40,9 @@ def init() -> None:
             return
         path = settings.resolved_secret_key_file
         if init_key_file(path):
-            console.print(f"created secret key file {path} (mode 0600; back it up)", highlight=False)
+            console.print(
+                f"created secret key file {path} (mode 0600; back it up)", highlight=False
+            )
         else:
             load_keys(settings)  # checks the existing file
             console.print(f"using existing secret key file {path}", highlight=False)
@@ -51,7 +53,10 @@ def rotate(
     batch_size: Annotated[
         int,
         typer.Option(
-            "--batch-size", min=1, max=MAX_BATCH_SIZE, help="Rows per transaction (and audit event)."
+            "--batch-size",
+            min=1,
+            max=MAX_BATCH_SIZE,
+            help="Rows per transaction (and audit event).",
         ),
     ] = 500,
     database_url: DatabaseUrlOption = None,

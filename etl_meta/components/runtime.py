@@ -26,8 +26,9 @@ from etl_meta.store import MetadataStore, RecordResult
 def resolve_configuration(stored: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict:
     """``stored`` with ``overrides`` merged in depth.
 
-    A masked override value (``***``, or a stored ciphertext) means "the stored value": it keeps the stored one, and
-    with nothing stored under that key it is dropped — the literal mask never reaches a component.
+    A masked override value (``***``, or a stored ciphertext) means "the stored value": it keeps
+    the stored one, and with nothing stored under that key it is dropped — the literal mask never
+    reaches a component.
     Secrets therefore cannot be passed through orchestrator run config, only stored.
     """
     merged = dict(stored)

@@ -62,7 +62,11 @@ def _tables() -> list[tuple[str, Any, sa.Select[Any]]]:
                 component_config.c.id, component_config.c.configuration, component.c.component_type
             ).join(component, component.c.id == component_config.c.component_id),
         ),
-        ("run_config", run_request, sa.select(run_request.c.id, run_request.c.run_config, sa.null())),
+        (
+            "run_config",
+            run_request,
+            sa.select(run_request.c.id, run_request.c.run_config, sa.null()),
+        ),
     ]
 
 
@@ -70,9 +74,7 @@ def _rows(column: str, table: Any, query: sa.Select[Any]) -> Iterator[tuple[int,
     bind = op.get_bind()
     after = 0
     while True:
-        rows = bind.execute(
-            query.where(table.c.id > after).order_by(table.c.id).limit(BATCH)
-        ).all()
+        rows = bind.execute(query.where(table.c.id > after).order_by(table.c.id).limit(BATCH)).all()
         if not rows:
             return
         yield from rows

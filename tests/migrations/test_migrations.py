@@ -71,9 +71,7 @@ def test_downgrade_to_base_and_back_up_with_data_in_every_table(engine, settings
         if lower == "0004":
             # 0005 -> 0004 decrypts secrets back to plaintext: same rows, secret values changed.
             assert "'pw'" in repr(after["component"]) and "'pw'" not in repr(before["component"])
-            assert {k: len(v) for k, v in after.items()} == {
-                k: len(before[k]) for k in after
-            }
+            assert {k: len(v) for k, v in after.items()} == {k: len(before[k]) for k in after}
             before = after
             continue
         for name, rows in after.items():
