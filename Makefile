@@ -18,10 +18,12 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 
 install: $(STAMP)
 
-## demo: migrate the store (embedded SQLite unless ETL_META_DATABASE_URL is set), apply the
-## example pipeline, show its jobs and dependency graph, then run every example job through
+## demo: make sure a secret key exists (a 0600 key file under ETL_META_HOME when
+## ETL_META_SECRET_KEYS is unset), migrate the store (embedded SQLite unless
+## ETL_META_DATABASE_URL is set), apply the example pipeline, show its jobs and dependency graph, then run every example job through
 ## Dagster in-process and show what the store recorded (runs, attempts, durations, metrics).
 demo: install
+	$(BIN)/etl-meta secrets init
 	$(BIN)/etl-meta db upgrade
 	$(BIN)/etl-meta apply -f $(EXAMPLES)
 	$(BIN)/etl-meta jobs list

@@ -17,6 +17,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The file name of the embedded SQLite store inside :attr:`Settings.home`.
 SQLITE_FILE_NAME = "etl_meta.db"
+#: The file name of the local secret key file inside :attr:`Settings.home`.
+SECRET_KEY_FILE_NAME = "secret.key"
 
 
 def _default_home() -> Path:
@@ -83,11 +85,24 @@ class Settings(BaseSettings):
     )
     max_json_depth: int = Field(default=32, ge=2, le=256, description="Deepest JSON nesting.")
     echo_sql: bool = Field(default=False, description="Log SQL statements (never parameters).")
+    secret_keys: SecretStr | None = Field(
+        default=None,
+        description="Comma-separated Fernet keys, newest first, encrypting stored secrets.",
+    )
+    secret_key_file: Path | None = Field(
+        default=None,
+        description="Key file used when `secret_keys` is unset; default `home`/secret.key.",
+    )
 
     @field_validator("home", "base_dir", mode="after")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @property
+    def resolved_secret_key_file(self) -> Path:
+        """Where the local key file is (read when ``secret_keys`` is unset)."""
+        return (self.secret_key_file or self.home / SECRET_KEY_FILE_NAME).expanduser()
 
     @property
     def sqlite_path(self) -> Path:

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 MASK = "***"
+#: How values encrypted at rest start (see :mod:`etl_meta.secrets`): masked wherever they are.
+ENCRYPTED_PREFIX = "etlmeta:enc:v1:"
 
 #: Substrings that make a key sensitive wherever they appear in it (``db_password``, ``apiKey``).
 SENSITIVE_KEY_PARTS: tuple[str, ...] = (
@@ -98,6 +100,8 @@ def _mask(value: Any, extra: frozenset[str]) -> Any:
         }
     if isinstance(value, list | tuple):
         return [_mask(item, extra) for item in value]
+    if isinstance(value, str) and value.startswith(ENCRYPTED_PREFIX):
+        return MASK  # ciphertext under a key this process does not know is secret
     return value
 
 

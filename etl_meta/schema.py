@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from alembic import command
@@ -29,6 +29,9 @@ from etl_meta.errors import (
     SchemaOutOfDateError,
     SchemaTooNewError,
 )
+
+if TYPE_CHECKING:
+    from etl_meta.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -167,17 +170,32 @@ def check_no_drift(engine: Engine | Connection) -> None:
         )
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Migrate the database up to ``revision`` (default: the newest)."""
-    _run_alembic(engine, lambda config: command.upgrade(config, revision))
+def upgrade(engine: Engine, revision: str = "head", *, settings: Settings | None = None) -> None:
+    """Migrate the database up to ``revision`` (default: the newest).
+
+    ``settings`` supply the secret keys data migrations encrypt with (default: the environment).
+    """
+    _run_alembic(engine, lambda config: command.upgrade(config, revision), settings)
 
 
-def downgrade(engine: Engine, revision: str) -> None:
+def downgrade(engine: Engine, revision: str, *, settings: Settings | None = None) -> None:
     """Migrate the database down to ``revision`` (``base`` removes etl-meta's schema)."""
-    _run_alembic(engine, lambda config: command.downgrade(config, revision))
+    _run_alembic(engine, lambda config: command.downgrade(config, revision), settings)
 
 
-def _run_alembic(engine: Engine, action: Callable[[Config], None]) -> None:
+def migration_settings(config: Config) -> Settings:
+    """The settings a migration runs with: those passed to :func:`upgrade`, else the environment."""
+    settings = config.attributes.get("settings")
+    if settings is None:
+        from etl_meta.config import Settings
+
+        settings = Settings()
+    return settings
+
+
+def _run_alembic(
+    engine: Engine, action: Callable[[Config], None], settings: Settings | None = None
+) -> None:
     with engine.connect() as connection:
         sqlite = connection.dialect.name == "sqlite"
         if sqlite:
@@ -186,7 +204,10 @@ def _run_alembic(engine: Engine, action: Callable[[Config], None]) -> None:
             # so it goes straight to the driver before alembic begins one.
             connection.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")
         try:
-            action(alembic_config(connection))
+            config = alembic_config(connection)
+            if settings is not None:
+                config.attributes["settings"] = settings
+            action(config)
             if connection.in_transaction():
                 connection.commit()
         finally:

@@ -37,9 +37,20 @@ def backends() -> list[str]:
     return ["sqlite", "postgresql"] if postgres_admin_url() else ["sqlite"]
 
 
-def isolated_settings(home: Path) -> Settings:
+#: The encryption key every test store uses unless a test sets its own (never a real secret).
+TEST_SECRET_KEY = "dGVzdC1vbmx5LWtleS1kby1ub3QtdXNlLTAxMjM0NTY="
+
+
+def isolated_settings(home: Path, **overrides: object) -> Settings:
     """Settings that ignore the developer's own ETL_META_* environment and .env file."""
-    return Settings(_env_file=None, home=home, database_url=None, actor="tester@test")
+    values: dict[str, object] = {
+        "home": home,
+        "database_url": None,
+        "actor": "tester@test",
+        "secret_keys": TEST_SECRET_KEY,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
 
 
 class PostgresServer:

@@ -10,6 +10,7 @@ import pytest
 from etl_meta import MetadataStore
 from tests.backends import (
     POSTGRES_ENV,
+    TEST_SECRET_KEY,
     MigratedDatabase,
     PostgresServer,
     backends,
@@ -24,6 +25,12 @@ def pytest_report_header(config: pytest.Config) -> str:
     if postgres_admin_url():
         return "etl-meta backends: sqlite, postgresql"
     return f"etl-meta backends: sqlite only (set {POSTGRES_ENV} to add postgresql)"
+
+
+@pytest.fixture(autouse=True)
+def _secret_keys_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Code that reads the environment (the CLI, orchestrators) encrypts with the test key too."""
+    monkeypatch.setenv("ETL_META_SECRET_KEYS", TEST_SECRET_KEY)
 
 
 @pytest.fixture(scope="session")

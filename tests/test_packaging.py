@@ -77,7 +77,10 @@ def test_the_wheel_carries_the_migration_scripts(wheel):
 
 def test_db_upgrade_works_from_the_installed_wheel(fresh_venv, empty_url, tmp_path):
     python = str(fresh_venv / "bin" / "python")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_META_")}
+    # Without PYTHONPATH too: a checkout on it would shadow the installed wheel.
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("ETL_META_") and k != "PYTHONPATH"
+    }
     env["ETL_META_HOME"] = str(tmp_path)
     located = subprocess.run(
         [

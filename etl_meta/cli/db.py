@@ -22,7 +22,7 @@ app = typer.Typer(help="Migrate and check the store's schema.", no_args_is_help=
 
 def _engine(database_url: str | None):
     settings = settings_for(database_url)
-    return create_engine(settings.resolved_database_url(), settings=settings)
+    return create_engine(settings.resolved_database_url(), settings=settings), settings
 
 
 @app.command()
@@ -31,10 +31,10 @@ def upgrade(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Migrate the schema up to REVISION (default: the newest). Creates it on an empty database."""
-    engine = _engine(database_url)
+    engine, settings = _engine(database_url)
     with handle_errors():
         before = schema.current_revision(engine)
-        schema.upgrade(engine, revision)
+        schema.upgrade(engine, revision, settings=settings)
         after = schema.current_revision(engine)
     engine.dispose()
     if before == after:
@@ -51,10 +51,10 @@ def downgrade(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Migrate the schema down to REVISION. Data in removed columns and tables is lost."""
-    engine = _engine(database_url)
+    engine, settings = _engine(database_url)
     with handle_errors():
         before = schema.current_revision(engine)
-        schema.downgrade(engine, revision)
+        schema.downgrade(engine, revision, settings=settings)
         after = schema.current_revision(engine)
     engine.dispose()
     console.print(
@@ -66,7 +66,7 @@ def downgrade(
 @app.command()
 def current(database_url: DatabaseUrlOption = None) -> None:
     """Print the schema revision of the database and of this etl-meta."""
-    engine = _engine(database_url)
+    engine, _settings = _engine(database_url)
     with handle_errors():
         status = schema.schema_status(engine)
     engine.dispose()
@@ -78,7 +78,7 @@ def current(database_url: DatabaseUrlOption = None) -> None:
 @app.command()
 def check(database_url: DatabaseUrlOption = None) -> None:
     """Exit non-zero unless the schema is at the head revision and matches the models."""
-    engine = _engine(database_url)
+    engine, _settings = _engine(database_url)
     try:
         with handle_errors():
             schema.check_schema(engine)

@@ -17,7 +17,7 @@ from typing import Any
 from etl_meta.catalog import ComponentSnapshot, DataclassSnapshot, JobSnapshot
 from etl_meta.components.base import ComponentContext, ComponentResult
 from etl_meta.components.registry import get_component_type
-from etl_meta.masking import MASK
+from etl_meta.masking import ENCRYPTED_PREFIX, MASK
 from etl_meta.models import ExecutionStatus
 from etl_meta.retry import retry_transient
 from etl_meta.store import MetadataStore, RecordResult
@@ -26,14 +26,15 @@ from etl_meta.store import MetadataStore, RecordResult
 def resolve_configuration(stored: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict:
     """``stored`` with ``overrides`` merged in depth.
 
-    A masked override value (``***``) means "the stored value": it keeps the stored one, and
-    with nothing stored under that key it is dropped — the literal mask never reaches a component.
+    A masked override value (``***``, or a stored ciphertext) means "the stored value": it keeps
+    the stored one, and with nothing stored under that key it is dropped — the literal mask never
+    reaches a component.
     Secrets therefore cannot be passed through orchestrator run config, only stored.
     """
     merged = dict(stored)
     for key, value in overrides.items():
-        if value == MASK:
-            continue
+        if value == MASK or (isinstance(value, str) and value.startswith(ENCRYPTED_PREFIX)):
+            continue  # masked, or stored ciphertext echoed back: keep the (decrypted) stored value
         if isinstance(value, Mapping) and isinstance(stored.get(key), Mapping):
             merged[key] = resolve_configuration(stored[key], value)
         else:

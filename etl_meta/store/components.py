@@ -22,6 +22,7 @@ from etl_meta.models import (
 from etl_meta.repository import components as repo
 from etl_meta.repository import dataclasses as dataclasses_repo
 from etl_meta.repository import jobs as jobs_repo
+from etl_meta.secrets import SecretDecryptError
 from etl_meta.store._base import StoreAPI, diff
 from etl_meta.store._public import component_public, jsonable
 from etl_meta.store.jobs import touch
@@ -58,8 +59,18 @@ class ComponentsAPI(StoreAPI):
             if definition.name in existing or definition.name in seen:
                 raise AlreadyExistsError("component", f"{job.name}.{definition.name}")
             seen.add(definition.name)
+        # Encrypt before writing anything: no key for a secret fails the whole call closed.
+        encrypted = [
+            self._store.cipher.encrypt_document(
+                definition.configuration,
+                component_type=definition.component_type,
+                field=f"components.{index}.configuration" if field_prefix else "configuration",
+                entity="component",
+            )
+            for index, definition in enumerate(definitions)
+        ]
         created = []
-        for definition in definitions:
+        for definition, configuration in zip(definitions, encrypted, strict=True):
             component = Component.model_validate(
                 {
                     **definition.model_dump(exclude={"depends_on", "inputs", "outputs"}),
@@ -68,9 +79,7 @@ class ComponentsAPI(StoreAPI):
             )
             session.add(component)
             session.flush()
-            repo.add_config_version(
-                session, component, definition.configuration, actor=self._store.actor
-            )
+            repo.add_config_version(session, component, configuration, actor=self._store.actor)
             created.append(component)
             self._audit(
                 session,
@@ -136,12 +145,17 @@ class ComponentsAPI(StoreAPI):
         before_diff, after_diff = diff(before, after)
         if after_diff.get("status") == ComponentStatus.ARCHIVED:
             self._refuse_if_depended_on(session, job, component)
-        if "configuration" in changes and changes["configuration"] != component.configuration:
+        if "configuration" in changes and not self._same_configuration(
+            component, changes["configuration"]
+        ):
+            encrypted = self._store.cipher.encrypt_document(
+                changes["configuration"],
+                component_type=component.component_type,
+                entity="component",
+            )
             before_diff["configuration"] = component.configuration
             before_diff["config_version"] = component.config_version
-            repo.add_config_version(
-                session, component, changes["configuration"], actor=self._store.actor
-            )
+            repo.add_config_version(session, component, encrypted, actor=self._store.actor)
             after_diff["configuration"] = component.configuration
             after_diff["config_version"] = component.config_version
         deps_before = repo.dependency_names(session, [component.id])[component.id]
@@ -175,6 +189,17 @@ class ComponentsAPI(StoreAPI):
         session.flush()
         return True
 
+    def _same_configuration(self, component: Component, configuration: dict[str, Any]) -> bool:
+        # Compare plaintext: Fernet tokens differ on every encryption, so comparing stored
+        # ciphertext would make every re-apply of the same file a new version.
+        try:
+            current = self._store.cipher.decrypt_document(
+                component.configuration, component_type=component.component_type
+            )
+        except SecretDecryptError:
+            return False  # cannot tell: store the new version (it is encrypted or fails closed)
+        return bool(current == configuration)
+
     def set_dependencies(self, job: str, name: str, depends_on: Iterable[str]) -> ComponentPublic:
         """Make ``name`` run after exactly the components in ``depends_on``."""
         return self.update(job, name, {"depends_on": list(depends_on)})
@@ -183,20 +208,34 @@ class ComponentsAPI(StoreAPI):
         """Retire a component; refused while another live component depends on it."""
         return self.update(job, name, {"status": ComponentStatus.ARCHIVED})
 
-    def configuration(self, job: str, name: str, *, version: int | None = None) -> dict[str, Any]:
-        """The component's configuration, **unmasked**, for the code that runs the component.
+    def configuration(
+        self, job: str, name: str, *, version: int | None = None, strict: bool = True
+    ) -> dict[str, Any]:
+        """The component's configuration, **unmasked** and decrypted, for the code that runs it.
 
-        Everything else receives masked values; call this only where the values are used.
+        Everything else receives masked values; call this only where the values are used. A
+        secret that cannot be decrypted (no key, or no matching key) raises
+        :class:`~etl_meta.secrets.SecretDecryptError` naming the field; with ``strict=False`` it
+        reads as ``***`` and a warning is logged instead.
         """
         with self._tx(readonly=True) as session:
             job_row = jobs_repo.get_job(session, job)
             component = repo.get_component(session, job_row.id, name, job_name=job)
             if version is None or version == component.config_version:
-                return dict(component.configuration)
-            stored = repo.find_config_version(session, component.id, version)
-            if stored is None:
-                raise NotFoundError("component_config", f"{job}.{name}@{version}")
-            return dict(stored.configuration)
+                stored_configuration = component.configuration
+            else:
+                stored = repo.find_config_version(session, component.id, version)
+                if stored is None:
+                    raise NotFoundError("component_config", f"{job}.{name}@{version}")
+                stored_configuration = stored.configuration
+            return dict(
+                self._store.cipher.decrypt_document(
+                    stored_configuration,
+                    component_type=component.component_type,
+                    field=f"{job}.{name}.configuration",
+                    strict=strict,
+                )
+            )
 
     def config_history(self, job: str, name: str) -> list[ComponentConfigPublic]:
         """Every configuration version of the component, oldest first (masked)."""

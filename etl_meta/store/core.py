@@ -10,7 +10,8 @@ together::
         store.components.create("daily_sales", {"name": "extract", "component_type": "read_csv"})
 
 Entities have their own namespaces: ``store.jobs``, ``store.components``, ``store.dataclasses``,
-``store.executions``, ``store.metrics``, ``store.run_requests`` and ``store.audit``.
+``store.executions``, ``store.metrics``, ``store.run_requests``, ``store.secrets`` and
+``store.audit``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from functools import cached_property
 from typing import Any, NoReturn
 
 import sqlalchemy.exc as sa_exc
@@ -29,6 +31,7 @@ from etl_meta import schema
 from etl_meta.config import Settings, get_settings
 from etl_meta.db import create_engine, readonly, render_url
 from etl_meta.errors import EtlMetaError, StoreUnavailableError
+from etl_meta.secrets import Cipher
 from etl_meta.store._errors import translate_db_error
 from etl_meta.store.audit import AuditAPI
 from etl_meta.store.components import ComponentsAPI
@@ -38,6 +41,7 @@ from etl_meta.store.jobs import JobsAPI
 from etl_meta.store.maintenance import MaintenanceAPI
 from etl_meta.store.metrics import MetricsAPI
 from etl_meta.store.run_requests import RunRequestsAPI
+from etl_meta.store.secrets import SecretsAPI
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +89,12 @@ class MetadataStore:
         self.run_requests = RunRequestsAPI(self)
         self.audit = AuditAPI(self)
         self.maintenance = MaintenanceAPI(self)
+        self.secrets = SecretsAPI(self)
+
+    @cached_property
+    def cipher(self) -> Cipher:
+        """Encrypts secrets on write, decrypts them for running code (keys from the settings)."""
+        return Cipher.from_settings(self.settings)
 
     @property
     def url(self) -> str:

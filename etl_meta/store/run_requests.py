@@ -36,6 +36,9 @@ class RunRequestsAPI(StoreAPI):
         """
         request: RunRequestCreate = self._validate(RunRequestCreate, data, entity="run_request")
         key = request.request_key or uuid.uuid4().hex
+        run_config = self._store.cipher.encrypt_document(
+            request.run_config, field="run_config", entity="run_request"
+        )
         with self._tx() as session:
             job = jobs_repo.get_job(session, request.job)
             if job.is_archived:
@@ -48,7 +51,7 @@ class RunRequestsAPI(StoreAPI):
                     request_key=key,
                     status=RunRequestStatus.PENDING,
                     orchestrator=request.orchestrator,
-                    run_config=request.run_config,
+                    run_config=run_config,
                     requested_by=self._store.actor,
                     created_at=now,
                     updated_at=now,
@@ -105,10 +108,19 @@ class RunRequestsAPI(StoreAPI):
             names = jobs_repo.job_names(session, [r.job_id for r in rows])
             return [self._public(session, r, names[r.job_id]) for r in rows]
 
-    def run_config(self, request_id: int) -> dict[str, Any]:
-        """The request's run configuration, **unmasked**, for the sensor that launches it."""
+    def run_config(self, request_id: int, *, strict: bool = True) -> dict[str, Any]:
+        """The request's run configuration, **unmasked** and decrypted, for the sensor.
+
+        A secret that cannot be decrypted raises :class:`~etl_meta.secrets.SecretDecryptError`
+        naming the field (``strict=False``: reads as ``***`` with a warning).
+        """
         with self._tx(readonly=True) as session:
-            return dict(repo.get_request(session, request_id).run_config)
+            stored = repo.get_request(session, request_id).run_config
+        return dict(
+            self._store.cipher.decrypt_document(
+                stored, field=f"run_request.{request_id}.run_config", strict=strict
+            )
+        )
 
     def mark_launched(
         self, request_id: int, *, orchestrator: Orchestrator | str, external_run_id: str

@@ -25,6 +25,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tests.backends import TEST_SECRET_KEY
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKSPACE = REPO_ROOT / "workspace.yaml"
 DAGSTER = Path(sys.executable).with_name("dagster")
@@ -81,6 +83,7 @@ def server_env(*, store_url: str, home: Path, base_dir: Path, dagster_home: Path
         ETL_META_DATABASE_URL=store_url,
         ETL_META_HOME=str(home),
         ETL_META_BASE_DIR=str(base_dir),
+        ETL_META_SECRET_KEYS=TEST_SECRET_KEY,
         DAGSTER_HOME=str(dagster_home),
         PYTHONUNBUFFERED="1",
     )

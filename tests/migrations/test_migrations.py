@@ -56,7 +56,7 @@ def test_upgrade_from_empty_matches_the_models_exactly(engine):
 
 
 def test_downgrade_to_base_and_back_up_with_data_in_every_table(engine, settings):
-    schema_mod.upgrade(engine)
+    schema_mod.upgrade(engine, settings=settings)
     with MetadataStore(engine=engine, settings=settings) as store:
         seed_every_table(store)
     before = _snapshot(engine)
@@ -66,8 +66,14 @@ def test_downgrade_to_base_and_back_up_with_data_in_every_table(engine, settings
     # Step down one revision at a time; tables that survive a step keep their rows.
     revisions = [r.revision for r in schema_mod._script().walk_revisions()]  # newest first
     for lower in [*revisions[1:], "base"]:
-        schema_mod.downgrade(engine, lower)
+        schema_mod.downgrade(engine, lower, settings=settings)
         after = _snapshot(engine)
+        if lower == "0004":
+            # 0005 -> 0004 decrypts secrets back to plaintext: same rows, secret values changed.
+            assert "'pw'" in repr(after["component"]) and "'pw'" not in repr(before["component"])
+            assert {k: len(v) for k, v in after.items()} == {k: len(before[k]) for k in after}
+            before = after
+            continue
         for name, rows in after.items():
             kept = before.get(name, [])
             width = min((len(r) for r in rows), default=0)
