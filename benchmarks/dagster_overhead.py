@@ -49,6 +49,7 @@ import sys
 import tempfile
 import time
 import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -164,7 +165,7 @@ def reconcile_job_definition() -> dict[str, Any]:
 # --- databases ------------------------------------------------------------------------------
 
 
-class Backend:
+class Backend(ABC):
     """Creates empty, migrated store databases on one backend, and removes them at the end."""
 
     name: str
@@ -175,9 +176,9 @@ class Backend:
         self.created: list[str] = []
         self.version = ""
 
+    @abstractmethod
     def new_url(self, label: str) -> str:
         """A URL for a new, empty database (no schema yet)."""
-        raise NotImplementedError
 
     def fresh_store(self, label: str, jobs: Sequence[dict[str, Any]]) -> tuple[str, float]:
         """A new migrated database holding ``jobs``; its URL and the seconds it took."""
@@ -196,16 +197,17 @@ class Backend:
     def open(self, url: str) -> MetadataStore:
         return MetadataStore(url, settings=self.settings, actor=ACTOR)
 
-    def drop(self, url: str) -> None:
-        """Remove one database made by :meth:`new_url`."""
+    def drop(self, url: str) -> None:  # noqa: B027 (a default, not an abstract hook)
+        """Remove one database made by :meth:`new_url` (by default there is nothing to drop)."""
 
     def close(self) -> None:
         for url in reversed(self.created):
             self.drop(url)
         self.created.clear()
 
+    @abstractmethod
     def describe(self) -> str:
-        raise NotImplementedError
+        """The server and version, for the report."""
 
 
 class SqliteBackend(Backend):
