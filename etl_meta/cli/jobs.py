@@ -41,7 +41,7 @@ def list_jobs(
     tags = dict(t.split("=", 1) if "=" in t else (t, "") for t in tag or [])
     with open_store(database_url) as store, handle_errors():
         jobs = store.jobs.list(include_archived=archived, tags=tags, with_components=True)
-        latest = {job.name: store.jobs.latest_execution(job.name) for job in jobs}
+        latest = store.jobs.latest_executions(job.name for job in jobs)
     if output is OutputFormat.json:
         print_json(jobs)
         return
@@ -55,7 +55,7 @@ def list_jobs(
             ", ".join(f"{k}={v}" for k, v in job.tags.items()),
             job.revision,
             f"{latest[job.name].status} {when(latest[job.name].started_at)}"
-            if latest[job.name]
+            if job.name in latest
             else "never",
         )
         for job in jobs

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from etl_meta.errors import AlreadyExistsError
@@ -173,6 +173,18 @@ class JobsAPI(StoreAPI):
                     after={"is_archived": archived},
                 )
             return self.get(name)
+
+    def latest_executions(self, names: Iterable[str]) -> dict[str, ExecutionPublic]:
+        """The most recent execution of each named job that has one, in two queries."""
+        wanted_names = set(names)
+        with self._tx(readonly=True) as session:
+            jobs = jobs_repo.list_jobs(session, include_archived=True)
+            wanted = {job.id: job.name for job in jobs if job.name in wanted_names}
+            latest = executions_repo.latest_executions(session, wanted)
+            return {
+                wanted[job_id]: execution_public(row, job_name=wanted[job_id])
+                for job_id, row in latest.items()
+            }
 
     def latest_execution(self, name: str) -> ExecutionPublic | None:
         """The job's most recent execution (by creation), or ``None``."""

@@ -114,3 +114,15 @@ def test_latest_execution_of_a_job(store, factory):
     factory.execution(job.name, run_id="first")
     factory.execution(job.name, run_id="second")
     assert store.jobs.latest_execution(job.name).external_run_id == "second"
+
+
+def test_latest_executions_of_several_jobs_at_once(store, factory):
+    a, b, never = factory.job(), factory.job(), factory.job()
+    factory.execution(a.name, run_id="a1")
+    factory.execution(a.name, run_id="a2")
+    factory.execution(b.name, run_id="b1")
+    latest = store.jobs.latest_executions(job for job in (a.name, b.name, never.name))
+    assert {name: run.external_run_id for name, run in latest.items()} == {
+        a.name: "a2",
+        b.name: "b1",
+    }
