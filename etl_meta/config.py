@@ -15,6 +15,8 @@ import platformdirs
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from etl_meta.access import Role
+
 #: The file name of the embedded SQLite store inside :attr:`Settings.home`.
 SQLITE_FILE_NAME = "etl_meta.db"
 #: The file name of the local secret key file inside :attr:`Settings.home`.
@@ -71,6 +73,12 @@ class Settings(BaseSettings):
         default_factory=_default_actor,
         max_length=200,
         description="Who the audit trail names for changes made through this process.",
+    )
+    role: Role = Field(
+        default=Role.ADMIN,
+        description=(
+            "What this process may do through the store: reader, writer (orchestrators) or admin."
+        ),
     )
     pool_size: int = Field(default=5, ge=1, le=100, description="PostgreSQL pool size.")
     max_overflow: int = Field(default=5, ge=0, le=100, description="PostgreSQL pool overflow.")

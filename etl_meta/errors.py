@@ -114,3 +114,28 @@ class SchemaTooNewError(SchemaError):
 
 class SchemaDriftError(SchemaError):
     """The schema is at the right revision but differs from the models (edited by hand?)."""
+
+
+class PermissionDeniedError(EtlMetaError, PermissionError):
+    """The caller's role may not perform the operation; nothing was read or written.
+
+    Raised by the store before the operation starts (``source="store"``), and for PostgreSQL's
+    own refusal (SQLSTATE 42501) when the database role lacks the grant (``source="database"``).
+    ``role`` and ``required`` are role names when known; ``operation`` names what was refused,
+    such as ``jobs.create``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        operation: str | None = None,
+        role: str | None = None,
+        required: str | None = None,
+        source: str = "store",
+    ) -> None:
+        self.operation = operation
+        self.role = role
+        self.required = required
+        self.source = source
+        super().__init__(message)

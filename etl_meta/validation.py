@@ -16,6 +16,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, ValidationInfo
 
+from etl_meta.errors import ValidationError
+
 #: Names usable as a Dagster op alias, a Dagster job name and an Airflow task/DAG id.
 IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 IDENTIFIER_MAX = 63
@@ -64,6 +66,25 @@ def check_text(value: str) -> str:
     if _CONTROL_RE.search(value):
         raise ValueError("must not contain NUL bytes or control characters")
     return value
+
+
+#: Longest audit actor (``audit_event.actor`` is VARCHAR(200)).
+ACTOR_MAX = 200
+
+
+def check_actor(value: str) -> str:
+    """The audit actor, stripped; :class:`~etl_meta.errors.ValidationError` naming ``actor``.
+
+    Raised when the store opens, so a bad identity fails before the first write, not at it.
+    """
+    actor = value.strip() if isinstance(value, str) else ""
+    if not actor:
+        raise ValidationError.single("actor", "must not be empty")
+    if len(actor) > ACTOR_MAX:
+        raise ValidationError.single("actor", f"must be at most {ACTOR_MAX} characters")
+    if _CONTROL_RE.search(actor):
+        raise ValidationError.single("actor", "must not contain NUL bytes or control characters")
+    return actor
 
 
 def check_aware(value: datetime) -> datetime:

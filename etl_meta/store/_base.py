@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 class StoreAPI:
     """Base of ``store.jobs``, ``store.components``, …: access to the store's transaction."""
 
+    #: The attribute name on the store (``jobs``, ``components``, ...), for messages and audit.
+    namespace: str = ""
+
     def __init__(self, store: MetadataStore) -> None:
         self._store = store
 

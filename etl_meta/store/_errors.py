@@ -18,6 +18,7 @@ from etl_meta.errors import (
     EtlMetaError,
     FieldProblem,
     IntegrityError,
+    PermissionDeniedError,
     StoreUnavailableError,
     ValidationError,
 )
@@ -91,6 +92,10 @@ def translate_db_error(error: sa_exc.SQLAlchemyError) -> EtlMetaError:
                 translated = IntegrityError(
                     f"the database rejected the write: {message}", constraint=constraint
                 )
+        elif sqlstate == "42501":  # insufficient_privilege: the database role lacks a grant
+            translated = PermissionDeniedError(
+                f"the database refused: {message}", source="database"
+            )
         elif _unavailable(error, message, sqlstate):
             translated = StoreUnavailableError(f"the store is unavailable: {message}")
         else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from etl_meta.access import Role, requires
 from etl_meta.models import AuditEventPublic
 from etl_meta.repository import audit as repo
 from etl_meta.store._base import StoreAPI
@@ -12,6 +13,9 @@ from etl_meta.store._base import StoreAPI
 class AuditAPI(StoreAPI):
     """The audit trail, newest first. Values in ``before``/``after`` are masked."""
 
+    namespace = "audit"
+
+    @requires(Role.READER)
     def list(
         self,
         *,

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from etl_meta.access import Role, requires
 from etl_meta.errors import AlreadyExistsError, ConflictError, NotFoundError, ValidationError
 from etl_meta.models import (
     Component,
@@ -34,6 +35,9 @@ _COMPONENT_FIELDS = ("component_type", "status", "description")
 class ComponentsAPI(StoreAPI):
     """Components belong to one job; names are unique within it and identifier-safe."""
 
+    namespace = "components"
+
+    @requires(Role.ADMIN)
     def create(self, job: str, data: ComponentCreate | Mapping[str, Any]) -> ComponentPublic:
         """Add a component to ``job``; ``depends_on`` names components already in the job."""
         definition: ComponentCreate = self._validate(ComponentCreate, data, entity="component")
@@ -102,6 +106,7 @@ class ComponentsAPI(StoreAPI):
             touch(job)
         return created
 
+    @requires(Role.READER)
     def get(self, job: str, name: str) -> ComponentPublic:
         """One component; raises :class:`~etl_meta.errors.NotFoundError`."""
         with self._tx(readonly=True) as session:
@@ -109,12 +114,14 @@ class ComponentsAPI(StoreAPI):
             component = repo.get_component(session, job_row.id, name, job_name=job)
             return self._public(session, job_row, component)
 
+    @requires(Role.READER)
     def list(self, job: str, *, include_archived: bool = False) -> list[ComponentPublic]:
         """The job's components in creation order."""
         with self._tx(readonly=True) as session:
             job_row = jobs_repo.get_job(session, job)
             return self._publics(session, job_row, include_archived=include_archived)
 
+    @requires(Role.ADMIN)
     def update(
         self, job: str, name: str, data: ComponentUpdate | Mapping[str, Any]
     ) -> ComponentPublic:
@@ -200,14 +207,17 @@ class ComponentsAPI(StoreAPI):
             return False  # cannot tell: store the new version (it is encrypted or fails closed)
         return bool(current == configuration)
 
+    @requires(Role.ADMIN)
     def set_dependencies(self, job: str, name: str, depends_on: Iterable[str]) -> ComponentPublic:
         """Make ``name`` run after exactly the components in ``depends_on``."""
         return self.update(job, name, {"depends_on": list(depends_on)})
 
+    @requires(Role.ADMIN)
     def archive(self, job: str, name: str) -> ComponentPublic:
         """Retire a component; refused while another live component depends on it."""
         return self.update(job, name, {"status": ComponentStatus.ARCHIVED})
 
+    @requires(Role.WRITER)
     def configuration(
         self, job: str, name: str, *, version: int | None = None, strict: bool = True
     ) -> dict[str, Any]:
@@ -237,6 +247,7 @@ class ComponentsAPI(StoreAPI):
                 )
             )
 
+    @requires(Role.READER)
     def config_history(self, job: str, name: str) -> list[ComponentConfigPublic]:
         """Every configuration version of the component, oldest first (masked)."""
         with self._tx(readonly=True) as session:
@@ -249,6 +260,7 @@ class ComponentsAPI(StoreAPI):
                 for row in repo.config_history(session, component.id)
             ]
 
+    @requires(Role.READER)
     def graph(self, job: str) -> dict[str, list[str]]:
         """``{component: [upstream components]}`` for live components, in topological order."""
         components = [c for c in self.list(job) if c.status != ComponentStatus.ARCHIVED]

@@ -28,9 +28,15 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from etl_meta import schema
+from etl_meta.access import Role
 from etl_meta.config import Settings, get_settings
 from etl_meta.db import create_engine, readonly, render_url
-from etl_meta.errors import EtlMetaError, StoreUnavailableError
+from etl_meta.errors import (
+    EtlMetaError,
+    PermissionDeniedError,
+    StoreUnavailableError,
+    ValidationError,
+)
 from etl_meta.secrets import Cipher
 from etl_meta.store._errors import translate_db_error
 from etl_meta.store.audit import AuditAPI
@@ -42,6 +48,8 @@ from etl_meta.store.maintenance import MaintenanceAPI
 from etl_meta.store.metrics import MetricsAPI
 from etl_meta.store.run_requests import RunRequestsAPI
 from etl_meta.store.secrets import SecretsAPI
+from etl_meta.types import coerce_enum
+from etl_meta.validation import check_actor
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +61,8 @@ class MetadataStore:
         url: SQLAlchemy URL; default ``ETL_META_DATABASE_URL`` or the embedded SQLite file.
         settings: settings to use instead of the environment's.
         actor: who the audit trail names for changes made through this store.
+        role: what callers may do through this store (``reader``, ``writer``, ``admin``);
+            default ``ETL_META_ROLE`` (``admin``). See :mod:`etl_meta.access`.
         engine: an existing engine (its URL wins over ``url``); the store will not dispose it.
         check_schema: refuse a database whose schema is not exactly this code's (default).
 
@@ -67,6 +77,7 @@ class MetadataStore:
         *,
         settings: Settings | None = None,
         actor: str | None = None,
+        role: Role | str | None = None,
         engine: Engine | None = None,
         check_schema: bool = True,
     ) -> None:
@@ -74,7 +85,8 @@ class MetadataStore:
         self._owns_engine = engine is None
         self.engine = engine or create_engine(url, settings=self.settings)
         self._readonly_engine = readonly(self.engine)
-        self.actor = actor or self.settings.actor
+        self.actor = check_actor(actor or self.settings.actor)
+        self.role = _role(role) if role else self.settings.role
         self._session: ContextVar[Session | None] = ContextVar(f"etl_meta_session_{id(self)}")
         if check_schema:
             try:
@@ -107,7 +119,26 @@ class MetadataStore:
         return self.engine.dialect.name
 
     def __repr__(self) -> str:
-        return f"MetadataStore(url={self.url!r}, actor={self.actor!r})"
+        return f"MetadataStore(url={self.url!r}, actor={self.actor!r}, role={self.role.value!r})"
+
+    def authorize(self, required: Role, operation: str) -> None:
+        """Refuse with :class:`PermissionDeniedError` unless this store's role allows ``required``.
+
+        Every store operation calls it before touching the database (see
+        :func:`etl_meta.access.requires`).
+        """
+        if self.role.allows(required):
+            return
+        log.warning(
+            "refused %s to %s (role %s, needs %s)", operation, self.actor, self.role, required
+        )
+        raise PermissionDeniedError(
+            f"role {self.role.value!r} may not {operation} (needs {required.value!r}); "
+            f"open the store with role={required.value!r} or set ETL_META_ROLE",
+            operation=operation,
+            role=self.role.value,
+            required=required.value,
+        )
 
     @contextmanager
     def transaction(self, *, readonly: bool = False) -> Iterator[Session]:
@@ -160,6 +191,14 @@ class MetadataStore:
 
     def __exit__(self, *_exc: Any) -> None:
         self.close()
+
+
+def _role(value: Role | str) -> Role:
+    try:
+        return Role(coerce_enum(Role, value))
+    except ValueError:
+        roles = ", ".join(r.value for r in Role)
+        raise ValidationError.single("role", f"must be one of {roles}") from None
 
 
 def _raise_translated(exc: sa_exc.SQLAlchemyError) -> NoReturn:

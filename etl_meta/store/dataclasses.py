@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from etl_meta.access import Role, requires
 from etl_meta.errors import AlreadyExistsError
 from etl_meta.models import Dataclass, DataclassCreate, DataclassPublic, DataclassUpdate
 from etl_meta.repository import dataclasses as repo
@@ -19,6 +20,9 @@ _VERSIONED = {"schema_definition", "validation_rules"}
 class DataclassesAPI(StoreAPI):
     """Dataclasses: named, versioned schemas with validation rules."""
 
+    namespace = "dataclasses"
+
+    @requires(Role.ADMIN)
     def create(self, data: DataclassCreate | Mapping[str, Any]) -> DataclassPublic:
         """Create a dataclass; raises :class:`AlreadyExistsError` for a taken name."""
         definition: DataclassCreate = self._validate(DataclassCreate, data, entity="dataclass")
@@ -38,11 +42,13 @@ class DataclassesAPI(StoreAPI):
             )
             return DataclassPublic.model_validate(row.model_dump())
 
+    @requires(Role.READER)
     def get(self, name: str) -> DataclassPublic:
         """One dataclass; raises :class:`~etl_meta.errors.NotFoundError`."""
         with self._tx(readonly=True) as session:
             return DataclassPublic.model_validate(repo.get_dataclass(session, name).model_dump())
 
+    @requires(Role.READER)
     def list(
         self, *, include_archived: bool = False, limit: int | None = None, offset: int = 0
     ) -> list[DataclassPublic]:
@@ -53,6 +59,7 @@ class DataclassesAPI(StoreAPI):
             )
             return [DataclassPublic.model_validate(row.model_dump()) for row in rows]
 
+    @requires(Role.ADMIN)
     def update(self, name: str, data: DataclassUpdate | Mapping[str, Any]) -> DataclassPublic:
         """Change the fields set in ``data``; a new schema or rules bump ``version``."""
         update: DataclassUpdate = self._validate(DataclassUpdate, data, entity="dataclass")
@@ -79,10 +86,12 @@ class DataclassesAPI(StoreAPI):
             session.flush()
             return DataclassPublic.model_validate(row.model_dump())
 
+    @requires(Role.ADMIN)
     def archive(self, name: str) -> DataclassPublic:
         """Hide a dataclass from listings; existing links stay, new ones are refused."""
         return self._set_archived(name, True)
 
+    @requires(Role.ADMIN)
     def restore(self, name: str) -> DataclassPublic:
         """Undo :meth:`archive`."""
         return self._set_archived(name, False)

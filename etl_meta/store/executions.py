@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from etl_meta.access import Role, requires
 from etl_meta.errors import ConflictError, NotFoundError, ValidationError
 from etl_meta.masking import mask_value
 from etl_meta.models import (
@@ -36,6 +37,9 @@ _KEY_FIELDS = {"orchestrator", "external_run_id", "attempt"}
 class ExecutionsAPI(StoreAPI):
     """Executions (runs) and their step attempts."""
 
+    namespace = "executions"
+
+    @requires(Role.WRITER)
     def upsert(
         self,
         data: ExecutionUpsert | Mapping[str, Any],
@@ -68,6 +72,7 @@ class ExecutionsAPI(StoreAPI):
                 self._upsert_attempt(session, row, attempt, job_name=job.name, known=components)
             return self._public(session, row, job.name, with_steps=bool(attempts))
 
+    @requires(Role.WRITER)
     def record_attempt(
         self,
         orchestrator: Orchestrator | str,
@@ -107,6 +112,7 @@ class ExecutionsAPI(StoreAPI):
         self._audit_outcome(session, "component_execution", key, row.id, outcome, changes, row)
         return row, component.name
 
+    @requires(Role.READER)
     def get(self, execution_id: int, *, with_steps: bool = False) -> ExecutionPublic:
         """The execution with the store's id; raises :class:`NotFoundError`."""
         with self._tx(readonly=True) as session:
@@ -115,6 +121,7 @@ class ExecutionsAPI(StoreAPI):
                 raise NotFoundError("execution", execution_id)
             return self._public(session, row, None, with_steps=with_steps)
 
+    @requires(Role.READER)
     def find(
         self, orchestrator: Orchestrator | str, run_id: str, *, with_steps: bool = False
     ) -> ExecutionPublic | None:
@@ -123,6 +130,7 @@ class ExecutionsAPI(StoreAPI):
             row = repo.find_execution(session, coerce_enum(Orchestrator, orchestrator), run_id)
             return self._public(session, row, None, with_steps=with_steps) if row else None
 
+    @requires(Role.READER)
     def resolve(self, ref: str | int, *, with_steps: bool = False) -> ExecutionPublic:
         """Find an execution by the store's id or by any orchestrator's run id.
 
@@ -142,6 +150,7 @@ class ExecutionsAPI(StoreAPI):
                 )
             return self._public(session, matches[0], None, with_steps=with_steps)
 
+    @requires(Role.READER)
     def list(
         self,
         *,
@@ -176,6 +185,7 @@ class ExecutionsAPI(StoreAPI):
                 for r in rows
             ]
 
+    @requires(Role.READER)
     def attempts(self, execution_id: int) -> list[StepAttemptPublic]:
         """Every attempt of every step of the execution."""
         with self._tx(readonly=True) as session:

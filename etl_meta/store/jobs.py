@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from etl_meta.access import Role, requires
 from etl_meta.errors import AlreadyExistsError
 from etl_meta.models import (
     ComponentCreate,
@@ -40,6 +41,9 @@ def touch(job: Job) -> None:
 class JobsAPI(StoreAPI):
     """Jobs: the unit an orchestrator runs. Names are unique and identifier-safe."""
 
+    namespace = "jobs"
+
+    @requires(Role.ADMIN)
     def create(self, data: JobCreate | Mapping[str, Any]) -> JobPublic:
         """Create a job, optionally with its components in the same transaction.
 
@@ -79,6 +83,7 @@ class JobsAPI(StoreAPI):
                 self._store.components._create_many(session, job, component_defs, touch_job=False)
             return self.get(job.name, with_components=bool(component_defs))
 
+    @requires(Role.READER)
     def get(self, name: str, *, with_components: bool = False) -> JobPublic:
         """The job called ``name``; raises :class:`~etl_meta.errors.NotFoundError`."""
         with self._tx(readonly=True) as session:
@@ -87,11 +92,13 @@ class JobsAPI(StoreAPI):
             components = self._store.components._publics(session, job) if with_components else None
             return job_public(job, tags, components)
 
+    @requires(Role.READER)
     def exists(self, name: str) -> bool:
         """Whether a job called ``name`` exists (archived or not)."""
         with self._tx(readonly=True) as session:
             return jobs_repo.find_job(session, name) is not None
 
+    @requires(Role.READER)
     def list(
         self,
         *,
@@ -117,6 +124,7 @@ class JobsAPI(StoreAPI):
                 for job in jobs
             ]
 
+    @requires(Role.ADMIN)
     def update(self, name: str, data: JobUpdate | Mapping[str, Any]) -> JobPublic:
         """Change the fields set in ``data``; a no-op update changes nothing (no revision bump)."""
         update: JobUpdate = self._validate(JobUpdate, data, entity="job")
@@ -149,10 +157,12 @@ class JobsAPI(StoreAPI):
             session.flush()
             return self.get(name)
 
+    @requires(Role.ADMIN)
     def archive(self, name: str) -> JobPublic:
         """Hide a job from orchestrators and listings; its runs and metrics stay."""
         return self._set_archived(name, True)
 
+    @requires(Role.ADMIN)
     def restore(self, name: str) -> JobPublic:
         """Undo :meth:`archive`."""
         return self._set_archived(name, False)
@@ -174,6 +184,7 @@ class JobsAPI(StoreAPI):
                 )
             return self.get(name)
 
+    @requires(Role.READER)
     def latest_executions(self, names: Iterable[str]) -> dict[str, ExecutionPublic]:
         """The most recent execution of each named job that has one, in two queries."""
         wanted_names = set(names)
@@ -186,6 +197,7 @@ class JobsAPI(StoreAPI):
                 for job_id, row in latest.items()
             }
 
+    @requires(Role.READER)
     def latest_execution(self, name: str) -> ExecutionPublic | None:
         """The job's most recent execution (by creation), or ``None``."""
         with self._tx(readonly=True) as session:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from etl_meta.access import Role, requires
 from etl_meta.errors import ConflictError, EtlMetaError, ValidationError
 from etl_meta.repository import maintenance as repo
 from etl_meta.store._base import StoreAPI
@@ -57,6 +58,9 @@ class ArchiveError(EtlMetaError):
 class MaintenanceAPI(StoreAPI):
     """Housekeeping that spans entities: retention of runs, step attempts and metric points."""
 
+    namespace = "maintenance"
+
+    @requires(Role.ADMIN)
     def gc(
         self,
         *,

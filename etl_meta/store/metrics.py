@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from etl_meta.access import Role, requires
 from etl_meta.errors import FieldProblem, NotFoundError, ValidationError
 from etl_meta.models import Execution, MetricPoint, MetricPublic, Orchestrator
 from etl_meta.models.metric import METRIC_NAME_MAX
@@ -36,6 +37,9 @@ class RecordResult:
 class MetricsAPI(StoreAPI):
     """Metric points keyed by (run, component, attempt, name, step); a point is written once."""
 
+    namespace = "metrics"
+
+    @requires(Role.WRITER)
     def record(
         self,
         points: Iterable[MetricPoint | Mapping[str, Any] | PointTuple],
@@ -71,6 +75,7 @@ class MetricsAPI(StoreAPI):
                 )
             return RecordResult(inserted=inserted, skipped=len(rows) - inserted)
 
+    @requires(Role.READER)
     def list(
         self,
         *,

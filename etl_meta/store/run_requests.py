@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from etl_meta.access import Role, requires
 from etl_meta.errors import ConflictError, ValidationError
 from etl_meta.models import (
     Orchestrator,
@@ -28,6 +29,9 @@ from etl_meta.validation import check_text
 class RunRequestsAPI(StoreAPI):
     """Run requests move pending → launched → success | failed | canceled, never back."""
 
+    namespace = "run_requests"
+
+    @requires(Role.WRITER)
     def create(self, data: RunRequestCreate | Mapping[str, Any]) -> RunRequestPublic:
         """Ask for a run of ``data.job``.
 
@@ -81,11 +85,13 @@ class RunRequestsAPI(StoreAPI):
             )
             return self._public(session, row)
 
+    @requires(Role.READER)
     def get(self, request_id: int) -> RunRequestPublic:
         """One request; raises :class:`~etl_meta.errors.NotFoundError`."""
         with self._tx(readonly=True) as session:
             return self._public(session, repo.get_request(session, request_id))
 
+    @requires(Role.READER)
     def list(
         self,
         *,
@@ -108,6 +114,7 @@ class RunRequestsAPI(StoreAPI):
             names = jobs_repo.job_names(session, [r.job_id for r in rows])
             return [self._public(session, r, names[r.job_id]) for r in rows]
 
+    @requires(Role.WRITER)
     def run_config(self, request_id: int, *, strict: bool = True) -> dict[str, Any]:
         """The request's run configuration, **unmasked** and decrypted, for the sensor.
 
@@ -122,6 +129,7 @@ class RunRequestsAPI(StoreAPI):
             )
         )
 
+    @requires(Role.WRITER)
     def mark_launched(
         self, request_id: int, *, orchestrator: Orchestrator | str, external_run_id: str
     ) -> RunRequestPublic:
@@ -147,6 +155,7 @@ class RunRequestsAPI(StoreAPI):
                 self._audit_transition(session, row, before)
             return self._public(session, row)
 
+    @requires(Role.WRITER)
     def mark_finished(
         self, request_id: int, status: RunRequestStatus | str, *, error: str | None = None
     ) -> RunRequestPublic:

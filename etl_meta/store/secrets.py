@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from etl_meta.access import Role, requires
 from etl_meta.errors import ValidationError
 from etl_meta.models import Component, ComponentConfig, RunRequest
 from etl_meta.secrets import SecretKeyMissingError
@@ -68,6 +69,9 @@ def _targets() -> list[_Target]:
 class SecretsAPI(StoreAPI):
     """Key rotation. Encryption and decryption themselves happen in the entity namespaces."""
 
+    namespace = "secrets"
+
+    @requires(Role.ADMIN)
     def rotate(
         self, *, batch_size: int = 500, progress: Callable[[str, int], None] | None = None
     ) -> RotationResult:
