@@ -16,6 +16,7 @@ from dagster_defs._dagster_internal import StateBackedDefinitionsLoader
 from dagster_defs.jobs import build_jobs
 from dagster_defs.resources import DATABASE_URL_ENV, EtlMetaResource
 from dagster_defs.sensors import reconcile_sensor, run_request_sensor, status_sensors
+from etl_meta.access import Role
 from etl_meta.catalog import CatalogSnapshot, take_snapshot
 from etl_meta.config import Settings
 from etl_meta.store import MetadataStore
@@ -56,7 +57,9 @@ class EtlMetaDefinitionsLoader(StateBackedDefinitionsLoader[str]):
 
     def fetch_state(self) -> str:
         # EnvVar fields cannot be read while definitions load; read the settings directly.
-        with MetadataStore(settings=Settings(), actor="dagster:code-location") as store:
+        with MetadataStore(
+            settings=Settings(), actor="dagster:code-location", role=Role.READER
+        ) as store:
             snapshot = take_snapshot(store)
         log.info(
             "etl-meta catalog %s: %d job(s) from %s",

@@ -196,12 +196,14 @@ def record_run(
     observed = observe_run(instance, run_id, record=record)
     if observed is None:
         return None
-    retry_transient(
-        lambda: store.executions.upsert(observed.execution, steps=observed.steps),
-        max_seconds=max_seconds,
-    )
-    if observed.run_request_id is not None:
-        _track_request(store, observed, run_id, max_seconds)
+    # The audit trail names the run, not the sensor or CLI that happened to observe it.
+    with store.acting_as(f"dagster:{run_id}"):
+        retry_transient(
+            lambda: store.executions.upsert(observed.execution, steps=observed.steps),
+            max_seconds=max_seconds,
+        )
+        if observed.run_request_id is not None:
+            _track_request(store, observed, run_id, max_seconds)
     return observed
 
 

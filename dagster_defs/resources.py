@@ -11,6 +11,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
+from etl_meta.access import Role
 from etl_meta.catalog import JobSnapshot
 from etl_meta.components.runtime import MetricRecorder, RunIdentity, resolve_configuration
 from etl_meta.config import Settings
@@ -38,6 +39,14 @@ class EtlMetaResource(dg.ConfigurableResource):
         default="",
         description="Who the audit trail names; empty means 'dagster:<run id>' (or 'dagster').",
     )
+    role: str = Field(
+        default=Role.WRITER.value,
+        description=(
+            "What ops and sensors may do through the store: 'writer' (record runs and metrics, "
+            "read secrets to run components), 'reader', or 'admin' only if your own ops change "
+            "definitions: the built-in ones never do."
+        ),
+    )
     write_timeout_seconds: float = Field(
         default=60.0,
         description=(
@@ -55,7 +64,7 @@ class EtlMetaResource(dg.ConfigurableResource):
         run_id = run.run_id if run is not None else None
         actor = self.actor or (f"dagster:{run_id}" if run_id else "dagster")
         url = self.database_url or os.environ.get(DATABASE_URL_ENV) or None
-        self._store = MetadataStore(url, actor=actor, settings=Settings())
+        self._store = MetadataStore(url, actor=actor, role=self.role, settings=Settings())
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._store is not None:

@@ -213,12 +213,14 @@ class Cipher:
         component_type: str | None = None,
         field: str = "configuration",
         strict: bool = True,
+        decrypted: list[str] | None = None,
     ) -> Any:
         """A copy of ``document`` with its encrypted secret values decrypted.
 
         Only values at secret positions are decrypted. One that cannot be raises
         :class:`SecretDecryptError` (``strict``) or reads as :data:`~etl_meta.masking.MASK` with
-        a warning naming the field.
+        a warning naming the field. The path of every value actually decrypted is appended to
+        ``decrypted`` (when given), so the caller can audit the read without the values.
         """
         extra = _declared(component_type)
 
@@ -228,7 +230,7 @@ class Cipher:
                 for key, item in value.items():
                     where = f"{path}.{key}"
                     if isinstance(key, str) and is_sensitive_key(key, extra) and is_encrypted(item):
-                        result[key] = self._decrypt_or_mask(item, where, strict)
+                        result[key] = self._decrypt_or_mask(item, where, strict, decrypted)
                     else:
                         result[key] = visit(item, where)
                 return result
@@ -238,14 +240,19 @@ class Cipher:
 
         return visit(document, field)
 
-    def _decrypt_or_mask(self, text: str, field: str, strict: bool) -> Any:
+    def _decrypt_or_mask(
+        self, text: str, field: str, strict: bool, decrypted: list[str] | None
+    ) -> Any:
         try:
-            return self.decrypt_value(text, field=field)
+            value = self.decrypt_value(text, field=field)
         except SecretDecryptError as exc:
             if strict:
                 raise
             log.warning("%s; showing it masked", exc)
             return MASK
+        if decrypted is not None:
+            decrypted.append(field)
+        return value
 
     def reencrypt_document(
         self, document: Any, *, component_type: str | None = None, field: str = "configuration"

@@ -37,7 +37,7 @@ from etl_meta.airflow import recording
 from etl_meta.airflow.dags import DAG_TAG
 from etl_meta.airflow.handoff import safe_name
 from etl_meta.airflow.operator import EtlMetaComponentOperator
-from etl_meta.airflow.stores import open_store
+from etl_meta.airflow.stores import airflow_actor, open_store
 from etl_meta.components.runtime import run_log_path
 from etl_meta.errors import NotFoundError
 from etl_meta.models import ExecutionStatus, StepStatus
@@ -86,11 +86,15 @@ class _OwnDagJob:
     file_logging: bool = False
 
 
+def _task_actor(ti: Any) -> str:
+    return airflow_actor(ti.dag_id, ti.run_id, ti.task_id, int(getattr(ti, "try_number", 0) or 0))
+
+
 def _record_try(
     ti: Any, job: Any, config_version: int | None, status: StepStatus, error: Any
 ) -> None:
     """In the task process: the execution and this try's attempt, in one transaction."""
-    store = open_store("listener", actor=f"airflow:{ti.run_id}")
+    store = open_store("listener", actor=_task_actor(ti))
     try:
         dag_run = ti.get_template_context().get("dag_run")
     except Exception:  # the context is a convenience here (run start and conf), not a must
@@ -112,7 +116,7 @@ def _record_mark(ti: Any, status: StepStatus, error: Any) -> None:
         return
     if status is StepStatus.FAILED and error is None:
         error = _MARKED_FAILED
-    store = open_store("listener", actor=f"airflow:{ti.run_id}")
+    store = open_store("listener", actor=_task_actor(ti))
     known = store.executions.find(recording.ORCHESTRATOR, ti.run_id, with_steps=True)
     if known is None:
         return  # a run the store does not know: a mark never creates one
@@ -195,7 +199,7 @@ def _record_dag_run(dag_run: Any, status: ExecutionStatus) -> None:
     tags = _tags(dag_run)
     if tags is not None and DAG_TAG not in tags:
         return
-    store = open_store("listener", actor=f"airflow:{dag_run.run_id}")
+    store = open_store("listener", actor=airflow_actor(dag_run.dag_id, dag_run.run_id))
     if tags is None:  # no DAG attached to the run object: only runs the store already knows
         if status is ExecutionStatus.RUNNING:
             return

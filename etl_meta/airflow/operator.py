@@ -26,7 +26,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from etl_meta.airflow import handoff
-from etl_meta.airflow.stores import open_store
+from etl_meta.airflow.stores import airflow_actor, open_store
 from etl_meta.catalog import ComponentSnapshot, DataclassSnapshot, JobSnapshot
 from etl_meta.components import ComponentFailed
 from etl_meta.components.runtime import RunIdentity, run_component, run_log_path
@@ -104,7 +104,8 @@ class EtlMetaComponentOperator(BaseOperator):
         run_id: str = context["run_id"]
         dag_run = context.get("dag_run")
         conf = getattr(dag_run, "conf", None) or {}
-        store = open_store("task", actor=f"airflow:{run_id}")
+        actor = airflow_actor(ti.dag_id, run_id, ti.task_id, int(ti.try_number))
+        store = open_store("task", actor=actor)
         component_log = logging.getLogger(f"etl_meta.component.{self.component.name}")
         handler: logging.Handler | None = None
         log_path = None

@@ -24,9 +24,11 @@ from typing import Literal
 
 from sqlalchemy.engine import Engine
 
+from etl_meta.access import Role
 from etl_meta.config import Settings
 from etl_meta.db import create_engine
 from etl_meta.store import MetadataStore
+from etl_meta.validation import ACTOR_MAX
 
 log = logging.getLogger(__name__)
 
@@ -92,11 +94,31 @@ def open_store(purpose: Purpose, *, actor: str, settings: Settings | None = None
         engine = _engines.get(key)
         if engine is None:
             engine = _engines[key] = create_engine(url, settings=configured)
+    # Workers record runs and read secrets; they never change definitions (docs/security.md).
+    role = Role.READER if configured.role is Role.READER else Role.WRITER
     store = MetadataStore(
-        engine=engine, settings=configured, actor=actor, check_schema=key not in _checked
+        engine=engine,
+        settings=configured,
+        actor=actor,
+        role=role,
+        check_schema=key not in _checked,
     )
     _checked.add(key)
     return store
+
+
+def airflow_actor(
+    dag_id: str, run_id: str, task_id: str | None = None, try_number: int | None = None
+) -> str:
+    """The audit actor for a DAG run or a task try: ``airflow:<dag>/<run>[/<task>/try-<n>]``.
+
+    Airflow run ids may be 250 characters long; the run id is shortened to keep the actor within
+    the audit trail's 200 characters, never the DAG or task id.
+    """
+    suffix = "" if task_id is None else f"/{task_id}/try-{int(try_number or 0)}"
+    room = ACTOR_MAX - len("airflow:") - len(dag_id) - 1 - len(suffix)
+    short_run = run_id if len(run_id) <= room else run_id[: max(room - 1, 0)] + "~"
+    return f"airflow:{dag_id}/{short_run}{suffix}"
 
 
 def dispose_all() -> None:

@@ -27,7 +27,7 @@ from typing import Any
 
 from etl_meta.airflow.operator import EtlMetaComponentOperator, run_overrides
 from etl_meta.airflow.recording import ORCHESTRATOR
-from etl_meta.airflow.stores import open_store
+from etl_meta.airflow.stores import airflow_actor, open_store
 from etl_meta.catalog import JobSnapshot
 from etl_meta.components.runtime import MetricRecorder, RunIdentity, resolve_configuration
 from etl_meta.retry import retry_transient
@@ -56,8 +56,9 @@ def component(context: Mapping[str, Any] | None = None) -> dict[str, Any]:
     }
 
 
-def _store(run_id: str) -> MetadataStore:
-    return open_store("task", actor=f"airflow:{run_id}")
+def _store(ti: Any) -> MetadataStore:
+    actor = airflow_actor(ti.dag_id, ti.run_id, ti.task_id, int(ti.try_number))
+    return open_store("task", actor=actor)
 
 
 def component_config(context: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -71,7 +72,7 @@ def component_config(context: Mapping[str, Any] | None = None) -> dict[str, Any]
     ti = ctx["ti"]
     task = ctx.get("task")
     version = task.component.config_version if isinstance(task, EtlMetaComponentOperator) else None
-    store = _store(ti.run_id)
+    store = _store(ti)
     stored = retry_transient(
         lambda: store.components.configuration(ti.dag_id, ti.task_id, version=version)
     )
@@ -86,7 +87,7 @@ def log_metrics(context: Mapping[str, Any] | None, metrics: Mapping[str, float])
     key = (os.getpid(), ti.run_id, ti.task_id, int(ti.try_number))
     recorder = _recorders.get(key)
     if recorder is None:
-        store = _store(ti.run_id)
+        store = _store(ti)
         task = ctx.get("task")
         if isinstance(task, EtlMetaComponentOperator):
             job = task.job

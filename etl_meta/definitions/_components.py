@@ -75,8 +75,9 @@ class _JobSync:
         for field in ("component_type", "description"):
             if getattr(current, field) != getattr(spec, field):
                 changes[field] = getattr(spec, field)
-        # ComponentPublic masks secrets when dumped; compare with the stored, unmasked values.
-        if self.store.components.configuration(self.job, name) != spec.configuration:
+        # ComponentPublic masks secrets; the store compares with the stored plaintext itself, so
+        # planning an apply neither reveals secrets nor writes a ``decrypt`` audit event.
+        if not self.store.components.configuration_matches(self.job, name, spec.configuration):
             changes["configuration"] = spec.configuration
         if spec.status != current.status:
             if spec.status == _ARCHIVED:

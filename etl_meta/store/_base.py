@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import pydantic
@@ -61,8 +62,27 @@ class StoreAPI:
             component_type=component_type,
         )
 
+    def _audit_decrypt(
+        self, *, entity_type: str, entity_key: str, entity_id: int | None, after: dict[str, Any]
+    ) -> None:
+        """Record that secrets were decrypted for the caller (paths only, never values)."""
+        with self._tx() as session:
+            self._audit(
+                session,
+                action="decrypt",
+                entity_type=entity_type,
+                entity_key=entity_key,
+                entity_id=entity_id,
+                after=after,
+            )
+
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The keys whose values differ, as ``(before, after)`` restricted to those keys."""
     keys = [key for key in after if before.get(key) != after.get(key)]
     return {k: before.get(k) for k in keys}, {k: after[k] for k in keys}
+
+
+def relative_paths(paths: Iterable[str], prefix: str) -> list[str]:
+    """``job.c.configuration.db.password`` → ``db.password``: the paths an audit event names."""
+    return [path.removeprefix(prefix).removeprefix(".") for path in paths]

@@ -24,7 +24,7 @@ from etl_meta.repository import components as repo
 from etl_meta.repository import dataclasses as dataclasses_repo
 from etl_meta.repository import jobs as jobs_repo
 from etl_meta.secrets import SecretDecryptError
-from etl_meta.store._base import StoreAPI, diff
+from etl_meta.store._base import StoreAPI, diff, relative_paths
 from etl_meta.store._public import component_public, jsonable
 from etl_meta.store.jobs import touch
 from etl_meta.types import utcnow
@@ -227,25 +227,59 @@ class ComponentsAPI(StoreAPI):
         secret that cannot be decrypted (no key, or no matching key) raises
         :class:`~etl_meta.secrets.SecretDecryptError` naming the field; with ``strict=False`` it
         reads as ``***`` and a warning is logged instead.
+
+        Reading a secret is audited: when any value was decrypted, an event with action
+        ``decrypt`` names the actor, the component, the version and the field paths (never a
+        value), in its own transaction after the read.
+        """
+        decrypted: list[str] = []
+        prefix = f"{job}.{name}.configuration"
+        with self._tx(readonly=True) as session:
+            component, stored_version, stored = self._stored_configuration(
+                session, job, name, version
+            )
+            configuration = dict(
+                self._store.cipher.decrypt_document(
+                    stored,
+                    component_type=component.component_type,
+                    field=prefix,
+                    strict=strict,
+                    decrypted=decrypted,
+                )
+            )
+        if decrypted:
+            self._audit_decrypt(
+                entity_type="component",
+                entity_key=f"{job}.{name}",
+                entity_id=component.id,
+                after={"version": stored_version, "fields": relative_paths(decrypted, prefix)},
+            )
+        return configuration
+
+    @requires(Role.ADMIN)
+    def configuration_matches(self, job: str, name: str, configuration: Mapping[str, Any]) -> bool:
+        """Whether the current configuration equals ``configuration`` (secrets compared too).
+
+        For tools that reconcile definitions (``etl-meta apply``): it compares plaintext inside
+        the store, so nothing is revealed and no ``decrypt`` event is written. A secret that
+        cannot be decrypted compares unequal.
         """
         with self._tx(readonly=True) as session:
             job_row = jobs_repo.get_job(session, job)
             component = repo.get_component(session, job_row.id, name, job_name=job)
-            if version is None or version == component.config_version:
-                stored_configuration = component.configuration
-            else:
-                stored = repo.find_config_version(session, component.id, version)
-                if stored is None:
-                    raise NotFoundError("component_config", f"{job}.{name}@{version}")
-                stored_configuration = stored.configuration
-            return dict(
-                self._store.cipher.decrypt_document(
-                    stored_configuration,
-                    component_type=component.component_type,
-                    field=f"{job}.{name}.configuration",
-                    strict=strict,
-                )
-            )
+            return self._same_configuration(component, dict(configuration))
+
+    def _stored_configuration(
+        self, session: Session, job: str, name: str, version: int | None
+    ) -> tuple[Component, int, dict[str, Any]]:
+        job_row = jobs_repo.get_job(session, job)
+        component = repo.get_component(session, job_row.id, name, job_name=job)
+        if version is None or version == component.config_version:
+            return component, component.config_version, component.configuration
+        stored = repo.find_config_version(session, component.id, version)
+        if stored is None:
+            raise NotFoundError("component_config", f"{job}.{name}@{version}")
+        return component, version, stored.configuration
 
     @requires(Role.READER)
     def config_history(self, job: str, name: str) -> list[ComponentConfigPublic]:

@@ -85,7 +85,8 @@ class MetadataStore:
         self._owns_engine = engine is None
         self.engine = engine or create_engine(url, settings=self.settings)
         self._readonly_engine = readonly(self.engine)
-        self.actor = check_actor(actor or self.settings.actor)
+        self._actor = check_actor(actor or self.settings.actor)
+        self._acting_as: ContextVar[str | None] = ContextVar(f"etl_meta_actor_{id(self)}")
         self.role = _role(role) if role else self.settings.role
         self._session: ContextVar[Session | None] = ContextVar(f"etl_meta_session_{id(self)}")
         if check_schema:
@@ -120,6 +121,24 @@ class MetadataStore:
 
     def __repr__(self) -> str:
         return f"MetadataStore(url={self.url!r}, actor={self.actor!r}, role={self.role.value!r})"
+
+    @property
+    def actor(self) -> str:
+        """Who the audit trail names for changes made now (see :meth:`acting_as`)."""
+        return self._acting_as.get(None) or self._actor
+
+    @contextmanager
+    def acting_as(self, actor: str) -> Iterator[str]:
+        """Name ``actor`` in the audit trail for changes made inside the block (this context).
+
+        For long-lived processes that act for many parties through one store: a sensor records
+        each Dagster run as ``dagster:<run id>``, not as itself.
+        """
+        token = self._acting_as.set(check_actor(actor))
+        try:
+            yield self.actor
+        finally:
+            self._acting_as.reset(token)
 
     def authorize(self, required: Role, operation: str) -> None:
         """Refuse with :class:`PermissionDeniedError` unless this store's role allows ``required``.

@@ -20,7 +20,7 @@ from etl_meta.models import (
 from etl_meta.repository import jobs as jobs_repo
 from etl_meta.repository import run_requests as repo
 from etl_meta.repository.dialect import insert
-from etl_meta.store._base import StoreAPI
+from etl_meta.store._base import StoreAPI, relative_paths
 from etl_meta.store._public import jsonable
 from etl_meta.types import coerce_enum, utcnow
 from etl_meta.validation import check_text
@@ -118,16 +118,29 @@ class RunRequestsAPI(StoreAPI):
     def run_config(self, request_id: int, *, strict: bool = True) -> dict[str, Any]:
         """The request's run configuration, **unmasked** and decrypted, for the sensor.
 
+        Like :meth:`ComponentsAPI.configuration`, a read that decrypts anything is audited
+        (action ``decrypt``, the field paths only).
+
         A secret that cannot be decrypted raises :class:`~etl_meta.secrets.SecretDecryptError`
         naming the field (``strict=False``: reads as ``***`` with a warning).
         """
+        decrypted: list[str] = []
+        prefix = f"run_request.{request_id}.run_config"
         with self._tx(readonly=True) as session:
             stored = repo.get_request(session, request_id).run_config
-        return dict(
+        run_config = dict(
             self._store.cipher.decrypt_document(
-                stored, field=f"run_request.{request_id}.run_config", strict=strict
+                stored, field=prefix, strict=strict, decrypted=decrypted
             )
         )
+        if decrypted:
+            self._audit_decrypt(
+                entity_type="run_request",
+                entity_key=str(request_id),
+                entity_id=request_id,
+                after={"fields": relative_paths(decrypted, prefix)},
+            )
+        return run_config
 
     @requires(Role.WRITER)
     def mark_launched(
