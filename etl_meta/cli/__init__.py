@@ -46,13 +46,14 @@ PLUGIN_GROUP = "etl_meta.cli"
 
 
 def _register() -> None:
-    from etl_meta.cli import apply, db, gc, jobs, metrics, runs, secrets
+    from etl_meta.cli import apply, audit, db, gc, jobs, metrics, runs, secrets
 
     app.add_typer(db.app, name="db")
     app.add_typer(jobs.app, name="jobs")
     app.add_typer(runs.app, name="runs")
     app.add_typer(metrics.app, name="metrics")
     app.add_typer(secrets.app, name="secrets")
+    app.add_typer(audit.app, name="audit")
     app.command("apply")(apply.apply)
     app.command("gc")(gc.gc)
     for entry_point in importlib.metadata.entry_points(group=PLUGIN_GROUP):

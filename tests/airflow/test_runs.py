@@ -51,6 +51,15 @@ def test_a_task_that_fails_once_is_recorded_with_two_attempts(store, airflow_env
     run_files = handoff.run_dir("chain", dag_run.run_id, root=airflow_env / "airflow")
     assert handoff.read_output(str(run_files / "b.pickle")) == 111
     assert store.executions.resolve(dag_run.run_id).id == execution.id
+    # Each secret read is audited under the task try that made it, without the value.
+    reads = store.audit.list(action="decrypt", entity_key="chain.b")
+    assert sorted(event.actor for event in reads) == [
+        f"airflow:chain/{dag_run.run_id}/b/try-1",
+        f"airflow:chain/{dag_run.run_id}/b/try-2",
+    ]
+    assert all(event.after == {"version": 1, "fields": ["password"]} for event in reads)
+    recorded = store.audit.list(entity_type="execution", entity_id=execution.id, limit=1000)
+    assert recorded and all(event.actor.startswith("airflow:chain/") for event in recorded)
 
 
 def test_a_failing_dag_is_recorded_as_failed_with_the_users_error(store, airflow_env):

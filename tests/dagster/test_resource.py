@@ -92,3 +92,28 @@ def test_transient_store_errors_are_retried_and_never_duplicate(store, instance,
 def test_the_resource_refuses_use_outside_execution():
     with pytest.raises(dg.DagsterInvariantViolationError):
         EtlMetaResource().store  # noqa: B018
+
+
+@dg.op
+def tries_to_change_definitions(context: dg.OpExecutionContext, etl_meta: EtlMetaResource):
+    etl_meta.component_config(context)  # allowed: a writer reads the secrets it runs with
+    etl_meta.store.jobs.update("chain", {"num_of_retries": 9})
+
+
+def test_an_op_cannot_change_definitions_and_its_reads_are_audited_as_the_run(store, instance):
+    chain_job(store)
+
+    @dg.job(name="chain", resource_defs={"etl_meta": EtlMetaResource()})
+    def chain():
+        tries_to_change_definitions.alias("b")()
+
+    result = chain.execute_in_process(instance=instance, raise_on_error=False)
+    assert not result.success
+    failure = result.get_step_failure_events()[0].event_specific_data.error
+    error = failure.cause or failure  # Dagster wraps the op's exception
+    assert error.cls_name == "PermissionDeniedError"
+    assert "role 'writer' may not jobs.update" in error.message
+    assert store.jobs.get("chain").num_of_retries != 9
+    (decrypt,) = store.audit.list(action="decrypt")
+    assert (decrypt.actor, decrypt.entity_key) == (f"dagster:{result.run_id}", "chain.b")
+    assert decrypt.after == {"version": 1, "fields": ["password"]}

@@ -209,9 +209,11 @@ def test_a_refusal_is_logged_with_actor_and_operation(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     writer = as_role("writer", actor="worker-7")
-    with caplog.at_level(logging.WARNING, logger="etl_meta.store.core"):
-        with pytest.raises(PermissionDeniedError):
-            writer.jobs.archive(seeded["job"])
+    with (
+        caplog.at_level(logging.WARNING, logger="etl_meta.store.core"),
+        pytest.raises(PermissionDeniedError),
+    ):
+        writer.jobs.archive(seeded["job"])
     assert "refused jobs.archive to worker-7 (role writer, needs admin)" in caplog.text
 
 
@@ -253,9 +255,8 @@ def test_acting_as_names_another_actor_for_the_block_only(
     first, second = reversed(store.audit.list(entity_type="job", entity_key=job, limit=2))
     assert first.actor == "dagster:run-1"
     assert second.actor == store.settings.actor
-    with pytest.raises(ValidationError):
-        with store.acting_as(""):
-            pass
+    with pytest.raises(ValidationError), store.acting_as(""):
+        pass
 
 
 def test_reading_a_secret_is_audited_without_the_value(
