@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from graphlib import CycleError, TopologicalSorter
+from graphlib import TopologicalSorter
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from etl_meta.access import Role, requires
-from etl_meta.errors import AlreadyExistsError, ConflictError, NotFoundError, ValidationError
+from etl_meta.errors import AlreadyExistsError, NotFoundError
 from etl_meta.models import (
     Component,
     ComponentConfigPublic,
@@ -17,13 +17,12 @@ from etl_meta.models import (
     ComponentPublic,
     ComponentStatus,
     ComponentUpdate,
-    DataclassRole,
     Job,
 )
 from etl_meta.repository import components as repo
-from etl_meta.repository import dataclasses as dataclasses_repo
 from etl_meta.repository import jobs as jobs_repo
 from etl_meta.secrets import SecretDecryptError
+from etl_meta.store import _component_graph as links
 from etl_meta.store._base import StoreAPI, diff, relative_paths
 from etl_meta.store._public import component_public, jsonable
 from etl_meta.store.jobs import touch
@@ -97,11 +96,11 @@ class ComponentsAPI(StoreAPI):
         by_name = repo.components_by_name(session, job.id)
         for index, (component, definition) in enumerate(zip(created, definitions, strict=True)):
             prefix = f"components.{index}." if field_prefix else ""
-            self._replace_dependencies(
+            links.replace_dependencies(
                 session, job, component, definition.depends_on, by_name, prefix
             )
-            self._replace_links(session, component, definition.inputs, definition.outputs, prefix)
-        self._check_acyclic(session, job)
+            links.replace_links(session, component, definition.inputs, definition.outputs, prefix)
+        links.check_acyclic(session, job)
         if touch_job:
             touch(job)
         return created
@@ -151,7 +150,7 @@ class ComponentsAPI(StoreAPI):
         after = jsonable(component.model_dump(include=set(_COMPONENT_FIELDS)))
         before_diff, after_diff = diff(before, after)
         if after_diff.get("status") == ComponentStatus.ARCHIVED:
-            self._refuse_if_depended_on(session, job, component)
+            links.refuse_if_depended_on(session, job, component)
         if "configuration" in changes and not self._same_configuration(
             component, changes["configuration"]
         ):
@@ -169,10 +168,10 @@ class ComponentsAPI(StoreAPI):
         links_before = repo.dataclass_links(session, [component.id])[component.id]
         if changes.get("depends_on") is not None:
             by_name = repo.components_by_name(session, job.id)
-            self._replace_dependencies(session, job, component, changes["depends_on"], by_name)
-            self._check_acyclic(session, job)
+            links.replace_dependencies(session, job, component, changes["depends_on"], by_name)
+            links.check_acyclic(session, job)
         if changes.get("inputs") is not None or changes.get("outputs") is not None:
-            self._replace_links(session, component, changes.get("inputs"), changes.get("outputs"))
+            links.replace_links(session, component, changes.get("inputs"), changes.get("outputs"))
         deps_after = repo.dependency_names(session, [component.id])[component.id]
         links_after = repo.dataclass_links(session, [component.id])[component.id]
         if deps_after != deps_before:
@@ -303,85 +302,6 @@ class ComponentsAPI(StoreAPI):
         return {name: upstream[name] for name in order if name in upstream}
 
     # -- helpers -------------------------------------------------------------------------------
-
-    def _replace_dependencies(
-        self,
-        session: Session,
-        job: Job,
-        component: Component,
-        names: Iterable[str],
-        by_name: dict[str, Component],
-        prefix: str = "",
-    ) -> None:
-        upstream_ids = []
-        for name in names:
-            upstream = by_name.get(name)
-            if upstream is None or upstream.status == ComponentStatus.ARCHIVED:
-                raise ValidationError.single(
-                    f"{prefix}depends_on",
-                    f"no live component {name!r} in job {job.name!r} "
-                    "(dependencies stay within one job)",
-                    entity="component",
-                )
-            if upstream.id == component.id:
-                raise ValidationError.single(
-                    f"{prefix}depends_on", "a component cannot depend on itself", entity="component"
-                )
-            upstream_ids.append(upstream.id)
-        repo.set_dependencies(session, component, upstream_ids)
-
-    def _replace_links(
-        self,
-        session: Session,
-        component: Component,
-        inputs: Iterable[str] | None,
-        outputs: Iterable[str] | None,
-        prefix: str = "",
-    ) -> None:
-        for role, names in ((DataclassRole.INPUT, inputs), (DataclassRole.OUTPUT, outputs)):
-            if names is None:
-                continue
-            wanted = list(names)
-            ids = dataclasses_repo.dataclass_ids(session, wanted)
-            missing = sorted(set(wanted) - ids.keys())
-            if missing:
-                raise ValidationError.single(
-                    f"{prefix}{role.value}s",
-                    f"unknown or archived dataclass(es): {', '.join(missing)}",
-                    entity="component",
-                )
-            repo.set_dataclass_links(session, component, role, ids.values())
-
-    def _check_acyclic(self, session: Session, job: Job) -> None:
-        graph: dict[int, set[int]] = {}
-        for component_id, upstream_id in repo.dependency_edges(session, job.id):
-            graph.setdefault(component_id, set()).add(upstream_id)
-        try:
-            TopologicalSorter(graph).prepare()
-        except CycleError as exc:
-            ids = exc.args[1]
-            names = {c.id: c.name for c in repo.components_by_name(session, job.id).values()}
-            cycle = " -> ".join(names.get(i, str(i)) for i in reversed(ids))
-            raise ConflictError(
-                f"dependency cycle in job {job.name!r}: {cycle}",
-                entity="component",
-                field="depends_on",
-            ) from None
-
-    def _refuse_if_depended_on(self, session: Session, job: Job, component: Component) -> None:
-        by_id = {c.id: c for c in repo.components_by_name(session, job.id).values()}
-        dependants = sorted(
-            by_id[child].name
-            for child, upstream in repo.dependency_edges(session, job.id)
-            if upstream == component.id and by_id[child].status != ComponentStatus.ARCHIVED
-        )
-        if dependants:
-            raise ConflictError(
-                f"cannot archive {job.name}.{component.name}: "
-                f"{', '.join(dependants)} depend(s) on it",
-                entity="component",
-                field="status",
-            )
 
     def _public(self, session: Session, job: Job, component: Component) -> ComponentPublic:
         deps = repo.dependency_names(session, [component.id])
