@@ -1,9 +1,16 @@
-"""PostgreSQL roles for people and tools outside etl-meta: today a read-only role for analysts.
+"""PostgreSQL roles for the people and tools around etl-meta: reader, writer and admin.
 
-``etl_meta_reader`` may read the ``v_*`` views (see ``docs/sql-views.md``) and nothing else of
-etl-meta's: no base table, so neither component configuration nor run configuration nor the audit
-trail. A PostgreSQL view runs with its *owner's* privileges, so SELECT on a view is enough to read
-it without any grant on the tables behind it.
+* ``etl_meta_reader`` may read the ``v_*`` views (see ``docs/sql-views.md``) and nothing else of
+  etl-meta's: no base table, so neither component configuration nor run configuration nor the
+  audit trail. A PostgreSQL view runs with its *owner's* privileges, so SELECT on a view is enough
+  to read it without any grant on the tables behind it.
+* ``etl_meta_writer`` is what orchestrators connect as: it records runs, step attempts, metrics
+  and run requests, and may change no definition.
+* ``etl_meta_admin`` changes definitions, rotates keys and deletes old runs; even it may only add
+  to the audit trail.
+
+Exactly what each is granted is in :mod:`etl_meta.roles_grants`; ``docs/database-roles.md``
+explains why.
 
 Every function here is idempotent: it creates what is missing, re-applies the grants, and running
 it twice leaves the database exactly as running it once. Roles are cluster-wide in PostgreSQL;
@@ -14,23 +21,40 @@ SQLite has no roles: these functions refuse a SQLite engine with :class:`RolesUn
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from etl_meta import schema
+from etl_meta.access import Role
 from etl_meta.errors import EtlMetaError, SchemaDriftError
+from etl_meta.roles_grants import (
+    ADMIN_ROLE,
+    READER_ROLE,
+    READER_VIEWS,
+    ROLE_NAMES,
+    TABLE_PRIVILEGES,
+    WRITER_ROLE,
+    RolePlan,
+    grant_statements,
+    privilege_list,
+    role_plan,
+)
 
-#: The read-only role for analysts and BI tools.
-READER_ROLE = "etl_meta_reader"
-
-#: The analyst views (migration 0002). The only objects the reader role may read.
-READER_VIEWS: tuple[str, ...] = ("v_run", "v_step_attempt", "v_metric", "v_metric_daily", "v_job")
-
-#: Table privileges the reader must not hold on any etl-meta table (checked after granting).
-_TABLE_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER"
+__all__ = [
+    "ADMIN_ROLE",
+    "READER_ROLE",
+    "READER_VIEWS",
+    "ROLE_NAMES",
+    "WRITER_ROLE",
+    "RolesUnsupportedError",
+    "ensure_admin_role",
+    "ensure_reader_role",
+    "ensure_roles",
+    "ensure_writer_role",
+]
 
 #: Serializes concurrent runs against one database (pg_advisory_xact_lock key: "etlmrole").
 _LOCK_KEY = 0x65746C6D726F6C65
@@ -48,55 +72,99 @@ class _Role:
     password: str | None
 
 
-def ensure_reader_role(engine: Engine | Connection, *, password: str | None = None) -> list[str]:
-    """Create ``etl_meta_reader`` if missing and grant it SELECT on the ``v_*`` views only.
+def ensure_roles(
+    engine: Engine | Connection,
+    roles: Iterable[Role | str] | None = None,
+    *,
+    passwords: Mapping[Role | str, str | None] | None = None,
+) -> dict[Role, list[str]]:
+    """Create and grant the database roles ``roles`` (default: all three) in one transaction.
 
-    The role is created ``NOLOGIN`` (grant it to people: ``GRANT etl_meta_reader TO alice``) unless
-    ``password`` is given; then it gets ``LOGIN`` and that password, set as a SCRAM verifier
-    computed here, so the clear text never reaches the server or its logs. Without ``password`` an
-    existing role keeps its LOGIN attribute and password.
+    Each role is created ``NOLOGIN`` (grant it to people: ``GRANT etl_meta_admin TO alice``)
+    unless ``passwords`` has one for it; then it gets ``LOGIN`` and that password, set as a SCRAM
+    verifier computed here, so the clear text never reaches the server or its logs. Without a
+    password an existing role keeps its LOGIN attribute and password.
 
-    Grants: CONNECT on the database, USAGE on the schema, SELECT on each view. Revoked first: every
-    privilege on every table and view of the schema, and CREATE on the schema, so anything granted
-    by hand before is gone. The database must be at this etl-meta's schema revision.
+    Revoked first: every privilege the role has on the database, on every table, view and
+    sequence of the schema, and CREATE on the schema, so anything granted by hand before is gone.
+    Then it gets exactly its :func:`~etl_meta.roles_grants.role_plan`. The database must be at
+    this etl-meta's schema revision.
 
-    Returns the statements applied (the password shown as ``'********'``) followed by any
-    ``warning:`` lines about privileges the role still has through ``PUBLIC`` or membership.
+    Returns, per role, the statements applied (passwords shown as ``'********'``) followed by any
+    ``warning:`` lines about privileges the role still has beyond its plan, through ``PUBLIC``,
+    membership in another role, or ownership.
+
+    Example::
+
+        applied = ensure_roles(engine, ["writer"], passwords={"writer": os.environ["PW"]})
     """
     if engine.dialect.name != "postgresql":
         raise RolesUnsupportedError(
             f"{engine.dialect.name} has no database roles: roles are a PostgreSQL feature"
         )
+    if isinstance(roles, str):
+        roles = [roles]  # one name, not an iterable of letters
+    wanted = [Role(role) for role in (Role if roles is None else roles)]
+    given = {Role(role): password for role, password in (passwords or {}).items()}
+    plans = [role_plan(role) for role in dict.fromkeys(wanted)]  # de-duplicated, order kept
     if isinstance(engine, Connection):
-        return _ensure_reader(engine, password)
+        return _ensure(engine, plans, given)
     with engine.begin() as connection:
-        return _ensure_reader(connection, password)
+        return _ensure(connection, plans, given)
 
 
-def _ensure_reader(connection: Connection, password: str | None) -> list[str]:
+def ensure_reader_role(engine: Engine | Connection, *, password: str | None = None) -> list[str]:
+    """Create ``etl_meta_reader`` if missing and grant it SELECT on the ``v_*`` views only.
+
+    See :func:`ensure_roles`; returns the statements applied and any ``warning:`` lines.
+    """
+    return ensure_roles(engine, [Role.READER], passwords={Role.READER: password})[Role.READER]
+
+
+def ensure_writer_role(engine: Engine | Connection, *, password: str | None = None) -> list[str]:
+    """Create ``etl_meta_writer`` (orchestrators) if missing and grant it what recording runs needs.
+
+    See :func:`ensure_roles`; returns the statements applied and any ``warning:`` lines.
+    """
+    return ensure_roles(engine, [Role.WRITER], passwords={Role.WRITER: password})[Role.WRITER]
+
+
+def ensure_admin_role(engine: Engine | Connection, *, password: str | None = None) -> list[str]:
+    """Create ``etl_meta_admin`` if missing and grant it every change but to the audit trail.
+
+    See :func:`ensure_roles`; returns the statements applied and any ``warning:`` lines.
+    """
+    return ensure_roles(engine, [Role.ADMIN], passwords={Role.ADMIN: password})[Role.ADMIN]
+
+
+def _ensure(
+    connection: Connection, plans: Sequence[RolePlan], passwords: Mapping[Role, str | None]
+) -> dict[Role, list[str]]:
     schema.check_schema(connection)
     connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
     database, schema_name = connection.execute(
         sa.text("SELECT current_database(), current_schema()")
     ).one()
-    _require_views(connection, schema_name, READER_VIEWS)
-
-    role = _Role(READER_ROLE, password)
-    applied = _ensure_role(connection, role)
+    _require_views(connection, schema_name, sorted({v for plan in plans for v in plan.views}))
     quote = connection.dialect.identifier_preparer.quote
-    name, db, sch = quote(role.name), quote(database), quote(schema_name)
-    statements = [
-        f"GRANT CONNECT ON DATABASE {db} TO {name}",
-        f"GRANT USAGE ON SCHEMA {sch} TO {name}",
-        f"REVOKE CREATE ON SCHEMA {sch} FROM {name}",
-        f"REVOKE ALL ON ALL TABLES IN SCHEMA {sch} FROM {name}",
-        f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA {sch} FROM {name}",
-        "GRANT SELECT ON " + ", ".join(quote(v) for v in READER_VIEWS) + f" TO {name}",
-    ]
-    for statement in statements:
-        connection.exec_driver_sql(statement)
-    applied += statements
-    return applied + _reader_warnings(connection, role.name, schema_name)
+
+    applied: dict[Role, list[str]] = {}
+    for plan in plans:
+        lines = _ensure_role(connection, _Role(plan.name, passwords.get(plan.role)))
+        statements = grant_statements(
+            plan,
+            quote=quote,
+            database=database,
+            schema_name=schema_name,
+            sequences=_id_sequences(connection, schema_name, plan.inserts_into()),
+        )
+        for statement in statements:
+            connection.exec_driver_sql(statement)
+        applied[plan.role] = lines + statements
+    # Warnings last: every role's grants are in place, whatever order they were applied in.
+    for plan in plans:
+        applied[plan.role] += _warnings(connection, plan, database, schema_name)
+    return applied
 
 
 def _ensure_role(connection: Connection, role: _Role) -> list[str]:
@@ -122,7 +190,7 @@ def _ensure_role(connection: Connection, role: _Role) -> list[str]:
             + ("" if role.password is not None else ", login and password unchanged")
         )
     if powerful:
-        # A reader that is a superuser (or may create roles/databases) reads everything anyway.
+        # A superuser (or a role that may create roles or databases) bypasses every grant here.
         statement = (
             f"ALTER ROLE {quote(role.name)} "
             "NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
@@ -153,6 +221,27 @@ def _literal(connection: Connection, value: str) -> str:
     return sql.Literal(value).as_string(connection.connection.driver_connection)
 
 
+def _id_sequences(
+    connection: Connection, schema_name: str, tables: Sequence[str]
+) -> tuple[str, ...]:
+    """The sequences behind the serial id columns of ``tables``, quoted as GRANT needs them."""
+    from etl_meta.models import metadata
+
+    quote = connection.dialect.identifier_preparer.quote
+    lookup = sa.text("SELECT pg_get_serial_sequence(:table, :column)")
+    found = []
+    for name in tables:
+        table = metadata.tables.get(name)
+        column = table.autoincrement_column if table is not None else None
+        if column is None:
+            continue  # a composite key (metric_latest, link tables) or the version table
+        qualified = f"{quote(schema_name)}.{quote(name)}"
+        sequence = connection.execute(lookup, {"table": qualified, "column": column.name}).scalar()
+        if sequence is not None:
+            found.append(sequence)
+    return tuple(found)
+
+
 def _require_views(connection: Connection, schema_name: str, views: Sequence[str]) -> None:
     present = set(
         connection.execute(
@@ -171,39 +260,54 @@ def _require_views(connection: Connection, schema_name: str, views: Sequence[str
         )
 
 
-def _reader_warnings(connection: Connection, role: str, schema_name: str) -> list[str]:
-    """Privileges the role holds beyond the views, e.g. through ``PUBLIC`` (not ours to revoke)."""
+_HELD = sa.text(
+    "SELECT t.name, p.privilege "
+    "FROM unnest(CAST(:tables AS text[])) AS t(name) "
+    "CROSS JOIN unnest(CAST(:privileges AS text[])) AS p(privilege) "
+    "WHERE to_regclass(quote_ident(:schema) || '.' || quote_ident(t.name)) IS NOT NULL "
+    "AND has_table_privilege(:role, "
+    "to_regclass(quote_ident(:schema) || '.' || quote_ident(t.name)), p.privilege)"
+)
+
+
+def _warnings(connection: Connection, plan: RolePlan, database: str, schema_name: str) -> list[str]:
+    """Privileges the role holds beyond its plan, e.g. through ``PUBLIC`` (not ours to revoke)."""
     from etl_meta.models import metadata
 
     tables = [*sorted(metadata.tables), schema.VERSION_TABLE]
-    warnings = [
-        f"warning: {role} still has privileges on table {table} (granted to PUBLIC or to a role "
-        f"it belongs to); revoke them there"
-        for table in _tables_with_privileges(connection, role, schema_name, tables)
-    ]
-    can_create = connection.execute(
-        sa.text("SELECT has_schema_privilege(:role, :schema, 'CREATE')"),
-        {"role": role, "schema": schema_name},
-    ).scalar_one()
-    if can_create:
+    held: dict[str, set[str]] = {}
+    params = {
+        "tables": tables,
+        "privileges": list(TABLE_PRIVILEGES),
+        "schema": schema_name,
+        "role": plan.name,
+    }
+    for table, privilege in connection.execute(_HELD, params):
+        held.setdefault(table, set()).add(privilege)
+    warnings = []
+    for table in tables:
+        extra = held.get(table, set()) - plan.tables.get(table, frozenset())
+        if extra:
+            warnings.append(
+                f"warning: {plan.name} still has {privilege_list(extra)} on table {table} "
+                "(granted to PUBLIC or to a role it belongs to, or it owns the table); "
+                "revoke them there"
+            )
+    can_create_in_schema, can_create_schemas = connection.execute(
+        sa.text(
+            "SELECT has_schema_privilege(:role, :schema, 'CREATE'), "
+            "has_database_privilege(:role, :database, 'CREATE')"
+        ),
+        {"role": plan.name, "schema": schema_name, "database": database},
+    ).one()
+    if can_create_in_schema:
         warnings.append(
-            f"warning: {role} may create objects in schema {schema_name} (CREATE granted to PUBLIC?"
-            f" `REVOKE CREATE ON SCHEMA {schema_name} FROM PUBLIC` fixes it for every role)"
+            f"warning: {plan.name} may create objects in schema {schema_name} (CREATE granted to "
+            f"PUBLIC? `REVOKE CREATE ON SCHEMA {schema_name} FROM PUBLIC` fixes it for every role)"
+        )
+    if can_create_schemas:
+        warnings.append(
+            f"warning: {plan.name} may create schemas in database {database} (CREATE granted to "
+            f"PUBLIC or to a role it belongs to); revoke it there"
         )
     return warnings
-
-
-def _tables_with_privileges(
-    connection: Connection, role: str, schema_name: str, tables: Iterable[str]
-) -> list[str]:
-    found = []
-    check = sa.text("SELECT has_table_privilege(:role, CAST(:table AS regclass), :privileges)")
-    exists = sa.text("SELECT to_regclass(:table) IS NOT NULL")
-    for table in tables:
-        qualified = f"{connection.dialect.identifier_preparer.quote(schema_name)}.{table}"
-        if not connection.execute(exists, {"table": qualified}).scalar_one():
-            continue
-        params = {"role": role, "table": qualified, "privileges": _TABLE_PRIVILEGES}
-        if connection.execute(check, params).scalar_one():
-            found.append(table)
-    return found

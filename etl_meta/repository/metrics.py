@@ -12,7 +12,8 @@ Rows arrive validated (finite values, aware timestamps) from the store.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -101,7 +102,7 @@ def _upsert_latest(connection: sa.Connection, rows: Sequence[PointRow]) -> None:
     candidates = _latest_of(rows)
     if connection.dialect.name == "postgresql":
         driver: Any = connection.connection.driver_connection
-        with driver.cursor() as cursor:
+        with _driver_errors(connection, _PG_UPSERT_LATEST), driver.cursor() as cursor:
             cursor.executemany(_PG_UPSERT_LATEST, candidates)
         return
     to_db = Metric.__table__.c.recorded_at.type.dialect_impl(connection.dialect).bind_processor(
@@ -141,7 +142,7 @@ def _insert_sqlite(connection: sa.Connection, rows: Sequence[PointRow]) -> int:
 
 def _insert_postgresql(connection: sa.Connection, rows: Sequence[PointRow]) -> int:
     driver: Any = connection.connection.driver_connection  # psycopg.Connection
-    with driver.cursor() as cursor:
+    with _driver_errors(connection, _PG_COPY_STAGE), driver.cursor() as cursor:
         cursor.execute(_PG_CREATE_STAGE)
         with cursor.copy(_PG_COPY_STAGE) as copy:
             copy.set_types(_PG_COPY_TYPES)
@@ -152,6 +153,24 @@ def _insert_postgresql(connection: sa.Connection, rows: Sequence[PointRow]) -> i
         # Several batches may share one transaction: empty the stage now, not at commit.
         cursor.execute(_PG_EMPTY_STAGE)
     return max(inserted, 0)
+
+
+@contextmanager
+def _driver_errors(connection: sa.Connection, statement: str) -> Iterator[None]:
+    """Raise psycopg errors from the raw cursor as the ``DBAPIError`` SQLAlchemy would.
+
+    Work done on the driver's own cursor (COPY, ``executemany``) bypasses SQLAlchemy's error
+    wrapping; without this the store could not translate a refused privilege (a database role
+    without TEMPORARY) or a lost connection into its typed errors.
+    """
+    import psycopg
+
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise sa.exc.DBAPIError.instance(
+            statement, None, exc, psycopg.Error, hide_parameters=True, dialect=connection.dialect
+        ) from exc
 
 
 def list_points(

@@ -5,11 +5,8 @@ parametrized by backend: they take the ``pg_server`` fixture, which skips **only
 ``ETL_META_TEST_POSTGRES_URL`` is unset (a developer's SQLite-only run). CI always sets it, so CI
 never skips them; and with it set, an unreachable server fails them (``postgres_server`` raises).
 
-Roles are cluster-wide: the tests use the real name ``etl_meta_reader``, accept that it may exist
-from an earlier run, and never drop it. Each test works in its own scratch database, and before
-that database is dropped ``DROP OWNED BY etl_meta_reader`` removes the role's grants there. A
-session-level advisory lock on the admin database serializes these tests across pytest workers
-and concurrent sessions on the same server.
+Scratch databases, the lock that serializes role tests and the cleanup of the cluster-wide role
+are shared with ``tests/security/test_db_roles.py`` through ``tests/role_databases.py``.
 """
 
 from __future__ import annotations
@@ -19,17 +16,21 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
-from etl_meta import MetadataStore
 from etl_meta import schema as schema_mod
 from etl_meta.cli import app
 from etl_meta.db import create_engine
 from etl_meta.models import metadata
 from etl_meta.roles import READER_ROLE, READER_VIEWS, RolesUnsupportedError, ensure_reader_role
-from tests.backends import POSTGRES_ENV, PostgresServer, isolated_settings
-from tests.seed import seed_every_table
+from tests.backends import PostgresServer, isolated_settings
+from tests.role_databases import (
+    denied,
+    migrate_and_seed,
+    require_postgres,
+    scratch_database,
+    url_as,
+)
 
 PASSWORD_ENV = "ETL_META_TEST_READER_PASSWORD"
 PASSWORD = "reader-pw-3c9f'quote"
@@ -37,66 +38,24 @@ SECRET = "reader-secret-e41d"
 #: Base tables holding configuration, run configuration, requests or the audit trail.
 SENSITIVE = ("component", "component_config", "execution", "run_request", "audit_event")
 ALL_TABLES = (*sorted(metadata.tables), schema_mod.VERSION_TABLE)
-_LOCK_KEY = 0x65746C6D74657374  # "etlmtest"
 
 
 @pytest.fixture
 def pg_server(postgres_server: PostgresServer | None) -> PostgresServer:
-    if postgres_server is None:
-        pytest.skip(f"{POSTGRES_ENV} is not set: database roles are a PostgreSQL feature")
-    return postgres_server
+    return require_postgres(postgres_server)
 
 
 @pytest.fixture
-def reader_lock(pg_server: PostgresServer) -> Iterator[None]:
-    """Only one test at a time touches the cluster-wide role."""
-    with pg_server.engine.connect() as connection:
-        connection.exec_driver_sql(f"SELECT pg_advisory_lock({_LOCK_KEY})")
-        try:
-            yield
-        finally:
-            connection.exec_driver_sql(f"SELECT pg_advisory_unlock({_LOCK_KEY})")
-
-
-def _drop_owned_by_reader(url: str) -> None:
-    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as connection:
-            exists = connection.execute(
-                sa.text("SELECT 1 FROM pg_roles WHERE rolname = :name"), {"name": READER_ROLE}
-            ).first()
-            if exists:
-                connection.exec_driver_sql(f"DROP OWNED BY {READER_ROLE}")
-    finally:
-        engine.dispose()
-
-
-@pytest.fixture
-def scratch_url(pg_server: PostgresServer, reader_lock: None) -> Iterator[str]:
-    """A scratch database with no schema; the reader's grants in it are dropped at the end."""
-    url = pg_server.create_database()
-    try:
+def scratch_url(pg_server: PostgresServer) -> Iterator[str]:
+    """A scratch database with no schema; the roles' grants in it are dropped at the end."""
+    with scratch_database(pg_server) as url:
         yield url
-    finally:
-        _drop_owned_by_reader(url)
-        pg_server.drop_database(url)
 
 
 @pytest.fixture
 def reader_db(scratch_url: str, tmp_path: Path) -> str:
     """A migrated scratch database with rows in every table and a secret in a component."""
-    settings = isolated_settings(tmp_path)
-    engine = create_engine(scratch_url, settings=settings)
-    try:
-        schema_mod.upgrade(engine)
-        with MetadataStore(engine=engine, settings=settings) as store:
-            seed_every_table(store)
-            store.components.update(
-                "daily_sales", "load", {"configuration": {"table": "t", "password": SECRET}}
-            )
-    finally:
-        engine.dispose()
-    return scratch_url
+    return migrate_and_seed(scratch_url, tmp_path, secret=SECRET)
 
 
 def _roles(url: str, *extra: str, env: dict[str, str] | None = None):
@@ -104,18 +63,11 @@ def _roles(url: str, *extra: str, env: dict[str, str] | None = None):
 
 
 def _as_reader(url: str) -> sa.Engine:
-    reader_url = make_url(url).set(username=READER_ROLE, password=PASSWORD)
-    return sa.create_engine(reader_url, isolation_level="AUTOCOMMIT")
+    return sa.create_engine(url_as(url, READER_ROLE, PASSWORD), isolation_level="AUTOCOMMIT")
 
 
 def _denied(engine: sa.Engine, statement: str) -> bool:
-    try:
-        with engine.connect() as connection:
-            connection.exec_driver_sql(statement)
-    except sa.exc.ProgrammingError as exc:
-        assert "permission denied" in str(exc.orig), statement
-        return True
-    return False
+    return denied(engine.url.render_as_string(hide_password=False), READER_ROLE, statement)
 
 
 def test_roles_twice_then_the_reader_reads_the_views_and_nothing_else(reader_db):
