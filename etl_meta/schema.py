@@ -65,6 +65,11 @@ def migration_context_options() -> dict[str, Any]:
         "compare_type": True,
         "compare_server_default": False,
         "include_object": _include_object,
+        # SQLite's DDL is transactional too (etl-meta's engine issues BEGIN itself). Without
+        # this alembic commits each SQLite revision on its own, so a multi-step migration that
+        # fails half-way (a downgrade refusing without the key) would leave the earlier steps
+        # applied; with it, every backend migrates all-or-nothing.
+        "transactional_ddl": True,
     }
 
 

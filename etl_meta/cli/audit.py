@@ -64,11 +64,13 @@ def list_events(
     if output is OutputFormat.json:
         print_json(events)
         return
+    # The database login column only where there is one (PostgreSQL; SQLite has no logins).
+    logins = any(event.db_login for event in events)
     rows = [
         (
             event.id,
             when(event.occurred_at),
-            event.actor,
+            event.actor + (f" ({event.db_login})" if logins and event.db_login else ""),
             event.action,
             event.entity_type,
             event.entity_key,
@@ -76,7 +78,8 @@ def list_events(
         )
         for event in events
     ]
-    print_table("audit events", ["id", "when", "actor", "action", "entity", "key", "change"], rows)
+    actor = "actor (db login)" if logins else "actor"
+    print_table("audit events", ["id", "when", actor, "action", "entity", "key", "change"], rows)
 
 
 def _summary(document: dict[str, Any] | None) -> str:

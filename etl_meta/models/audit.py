@@ -1,4 +1,8 @@
-"""The audit trail: who changed what, when, with a masked before/after."""
+"""The audit trail: who changed what, when, with a masked before/after.
+
+``actor`` is who the writing process says it acts for; ``db_login`` (PostgreSQL only) is the
+database login that wrote the row, set by the database and not forgeable by the client.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +28,9 @@ class AuditEvent(EtlModel, table=True):
     id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True))
     occurred_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     actor: str = Field(max_length=200)
+    # Set by a PostgreSQL trigger to session_user whatever the client sends (migration 0006);
+    # NULL on SQLite, which has no logins.
+    db_login: str | None = Field(default=None, max_length=63)
     action: str = Field(max_length=50)
     entity_type: str = Field(max_length=50)
     entity_id: int | None = Field(default=None, sa_type=sa.BigInteger)
@@ -36,6 +43,7 @@ class AuditEventPublic(PublicModel):
     id: int
     occurred_at: datetime
     actor: str
+    db_login: str | None = None
     action: str
     entity_type: str
     entity_id: int | None

@@ -26,10 +26,14 @@ def engine(empty_url, settings):
 
 
 def _legacy_rows(engine: sa.Engine, home: Path) -> int:
-    """Rows as etl-meta 0004 stored them: the secret values in clear (written by raw SQL)."""
-    schema_mod.upgrade(engine, "0004")
+    """Rows as etl-meta 0004 stored them: the secret values in clear (written by raw SQL).
+
+    The rows are created through today's store at head (its models match only the head schema),
+    then the schema is taken down to 0004 and the secrets are written in clear by hand.
+    """
     keyless = isolated_settings(home, secret_keys=None)
-    with MetadataStore(engine=engine, settings=keyless, check_schema=False) as store:
+    schema_mod.upgrade(engine, settings=keyless)
+    with MetadataStore(engine=engine, settings=keyless) as store:
         store.jobs.create(
             {
                 "name": "legacy",
@@ -37,6 +41,7 @@ def _legacy_rows(engine: sa.Engine, home: Path) -> int:
             }
         )
         request_id = store.run_requests.create({"job": "legacy", "run_config": {}}).id
+    schema_mod.downgrade(engine, "0004", settings=keyless)
     with engine.begin() as connection:
         for table in ("component", "component_config"):
             legacy = sa.table(table, sa.column("configuration", JSONDocument))

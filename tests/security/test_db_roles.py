@@ -256,6 +256,8 @@ def test_the_writer_reads_definitions_and_records_a_run_end_to_end(roles_url, tm
         events = [e for e in store.audit.list(limit=100) if e.id > seeded_up_to]
     assert (recorded.inserted, replayed.skipped) == (2_000, 10)
     assert finished.status == "success" and done.status == "success"
+    # The database, not the client, says which login wrote each event (migration 0006).
+    assert {e.db_login for e in events} == {WRITER_ROLE}
     actions = {(e.entity_type, e.action) for e in events}
     assert {("component", "decrypt"), ("execution", "record_metrics")} <= actions
     assert {("execution", "create"), ("execution", "update")} <= actions
@@ -409,3 +411,24 @@ def test_the_admin_cannot_rewrite_the_audit_trail_or_change_the_schema(roles_url
     assert denied(roles_url, ADMIN_ROLE, "CREATE TABLE admin_was_here (id integer)")
     assert denied(roles_url, ADMIN_ROLE, f"DELETE FROM {VERSION}")
     assert not denied(roles_url, ADMIN_ROLE, "DELETE FROM metric")
+
+
+def test_the_database_names_the_login_of_every_audit_event_whatever_the_client_claims(
+    roles_url, tmp_path
+):
+    forged = (
+        "INSERT INTO audit_event (occurred_at, actor, db_login, action, entity_type, entity_key)"
+        " VALUES (now(), 'alice@laptop', 'etl_meta_admin', 'update', 'job', 'daily_sales')"
+    )
+    engine = sa.create_engine(url_as(roles_url, WRITER_ROLE, PASSWORDS["writer"]))
+    try:
+        with engine.begin() as connection:
+            event_id = connection.exec_driver_sql(forged + " RETURNING id").scalar_one()
+    finally:
+        engine.dispose()
+    with _store(roles_url, ADMIN_ROLE, "admin", tmp_path) as store:
+        (event,) = [e for e in store.audit.list(limit=50) if e.id == event_id]
+        # The actor is whatever the writer said; the login is the one it really used.
+        assert (event.actor, event.db_login) == ("alice@laptop", WRITER_ROLE)
+        store.jobs.update("daily_sales", {"num_of_retries": 4})
+        assert store.audit.list(limit=1)[0].db_login == ADMIN_ROLE

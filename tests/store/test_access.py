@@ -255,6 +255,9 @@ def test_acting_as_names_another_actor_for_the_block_only(
     first, second = reversed(store.audit.list(entity_type="job", entity_key=job, limit=2))
     assert first.actor == "dagster:run-1"
     assert second.actor == store.settings.actor
+    # PostgreSQL records the login the store connected as; SQLite has no logins.
+    login = store.engine.url.username if store.dialect == "postgresql" else None
+    assert first.db_login == second.db_login == login
     with pytest.raises(ValidationError), store.acting_as(""):
         pass
 
