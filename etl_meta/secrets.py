@@ -28,7 +28,13 @@ from typing import TYPE_CHECKING, Any
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from etl_meta.errors import EtlMetaError, ValidationError
-from etl_meta.masking import ENCRYPTED_PREFIX, MASK, declared_secret_keys, is_sensitive_key
+from etl_meta.masking import (
+    ENCRYPTED_PREFIX,
+    MASK,
+    declared_by_any_type,
+    declared_secret_keys,
+    is_sensitive_key,
+)
 
 if TYPE_CHECKING:
     from etl_meta.config import Settings
@@ -110,7 +116,10 @@ def _declared(component_type: str | None) -> frozenset[str]:
     # Component types declare their secret keys when they register: load them before deciding
     # what to encrypt, or a declared key (a writer's ``conn``) would be stored in clear.
     if component_type is None:
-        return frozenset()
+        # A document that names components but not their types (a run request's run config:
+        # ``ops.<component>.config``): any key some type declares secret is a secret here too.
+        # Decryption asks the same question, so both sides agree on every position.
+        return declared_by_any_type()
     from etl_meta.components.registry import known_component_types
 
     known_component_types()

@@ -26,6 +26,21 @@ TYPE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 #: Tag keys follow the Kubernetes/Dagster label shape; values are free text without control chars.
 TAG_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]*$")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: What free text (descriptions, tag values, run ids, errors) may not hold: ``_CONTROL_RE`` plus
+#: the C1 controls U+0080-U+009F (terminal controls too: U+009B is CSI).
+_TEXT_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+#: Bidi embeddings and overrides. An override (RLO, U+202E) makes terminals and UIs draw the letters
+#: after it in reverse, so ``invoice<U+202E>txt.exe`` reads ``invoiceexe.txt`` ("Trojan Source").
+#: No text needs them: the isolates U+2066-U+2069 and the marks U+200E/U+200F/U+061C do the
+#: legitimate job and stay allowed, as do zero-width joiners and spaces, which Persian, Indic
+#: scripts and emoji need; they are kept as inert data. Identifiers and tag keys, where a look-alike
+#: would pass for another name, are ASCII-only anyway.
+_BIDI_OVERRIDE_RE = re.compile("[\u202a-\u202e]")
+#: Lone surrogates are not Unicode text: UTF-8 cannot encode them, so neither database can store
+#: them (the drivers raise ``UnicodeEncodeError`` mid-transaction).
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+#: JSON keys printed as they are in paths (``a.b``); any other key is printed JSON-escaped.
+_PLAIN_KEY_RE = re.compile(r"[A-Za-z0-9_\-]+")
 
 DEFAULT_MAX_JSON_BYTES = 256 * 1024
 DEFAULT_MAX_JSON_DEPTH = 32
@@ -62,9 +77,19 @@ def check_tag_key(value: str) -> str:
 
 
 def check_text(value: str) -> str:
-    """Reject NUL bytes and other control characters (tab and newlines are allowed)."""
-    if _CONTROL_RE.search(value):
+    """Reject what no stored text may hold: control characters, bidi overrides, lone surrogates.
+
+    Tab and newlines are allowed. See ``_BIDI_OVERRIDE_RE`` for why bidi *overrides* are refused
+    while isolates, marks and zero-width characters are kept as data.
+    """
+    if _TEXT_CONTROL_RE.search(value):
         raise ValueError("must not contain NUL bytes or control characters")
+    if _BIDI_OVERRIDE_RE.search(value):
+        raise ValueError(
+            "must not contain bidirectional embedding or override characters (U+202A-U+202E)"
+        )
+    if _SURROGATE_RE.search(value):
+        raise ValueError("must not contain lone surrogates (not valid Unicode text)")
     return value
 
 
@@ -110,13 +135,24 @@ def check_json_document(
     """Check that ``value`` is plain JSON within the size and depth limits.
 
     Plain JSON means: dict keys are strings, values are ``None``/bool/int/finite float/str/list/
-    dict, and no string (key or value) contains a NUL byte. Returns ``value`` unchanged.
+    dict, and no string (key or value) contains a NUL byte or a lone surrogate, which PostgreSQL
+    cannot store. Other characters are data. Errors name the place (``at a[0]["k\\u0000"]``),
+    never the value. Returns ``value`` unchanged.
     """
     _walk_json(value, depth=1, max_depth=max_depth, path="")
     size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
     if size > max_bytes:
         raise ValueError(f"is {size} bytes serialized; the limit is {max_bytes}")
     return value
+
+
+def _key_path(path: str, key: str) -> str:
+    # Keys are shown in messages (values never are); one that is not a plain word is quoted with
+    # JSON escapes, so a key holding control, bidi or invisible characters cannot rewrite the
+    # terminal line that prints the error, nor pass for another key.
+    if _PLAIN_KEY_RE.fullmatch(key):
+        return f"{path}.{key}" if path else key
+    return f"{path}[{json.dumps(key, ensure_ascii=True)}]"
 
 
 def _walk_json(value: Any, *, depth: int, max_depth: int, path: str) -> None:
@@ -132,14 +168,20 @@ def _walk_json(value: Any, *, depth: int, max_depth: int, path: str) -> None:
     if isinstance(value, str):
         if "\x00" in value:
             raise ValueError(f"contains a NUL byte{where}")
+        if _SURROGATE_RE.search(value):
+            raise ValueError(f"contains a lone surrogate (not valid Unicode text){where}")
         return
     if isinstance(value, Mapping):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise ValueError(f"has a non-string key{where}")
+            # The key is named by its escaped form: PostgreSQL refuses NUL (JSONB's \u0000) and
+            # UTF-8 cannot encode surrogates, on every backend alike.
             if "\x00" in key:
-                raise ValueError(f"has a key with a NUL byte{where}")
-            _walk_json(item, depth=depth + 1, max_depth=max_depth, path=f"{path}.{key}".lstrip("."))
+                raise ValueError(f"has a key with a NUL byte at {_key_path(path, key)}")
+            if _SURROGATE_RE.search(key):
+                raise ValueError(f"has a key with a lone surrogate at {_key_path(path, key)}")
+            _walk_json(item, depth=depth + 1, max_depth=max_depth, path=_key_path(path, key))
         return
     if isinstance(value, list | tuple):
         for index, item in enumerate(value):

@@ -25,7 +25,10 @@ COMPARISON_OPS = ("=", "!=", "<", "<=", ">", ">=")
 KEYWORDS = frozenset({"and", "or", "not", "in", "like", "is", "null", "true", "false"})
 BARE_TAG_KEY_RE = re.compile(r"[A-Za-z0-9_.\-/]+")
 IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+#: What no stored text holds (see :func:`etl_meta.validation.check_text`): C0 and C1 controls,
+#: bidi embeddings and overrides, lone surrogates. A literal holding one could match nothing, and
+#: filters are echoed into chart titles and messages.
+CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\ud800-\udfff]")
 
 
 class FilterSyntaxError(ValidationError):

@@ -33,13 +33,34 @@ def resolve_configuration(stored: Mapping[str, Any], overrides: Mapping[str, Any
     """
     merged = dict(stored)
     for key, value in overrides.items():
-        if value == MASK or (isinstance(value, str) and value.startswith(ENCRYPTED_PREFIX)):
+        if _is_masked(value):
             continue  # masked, or stored ciphertext echoed back: keep the (decrypted) stored value
-        if isinstance(value, Mapping) and isinstance(stored.get(key), Mapping):
-            merged[key] = resolve_configuration(stored[key], value)
-        else:
-            merged[key] = value
+        merged[key] = _resolve_value(stored.get(key), value)
     return merged
+
+
+def _is_masked(value: Any) -> bool:
+    return value == MASK or (isinstance(value, str) and value.startswith(ENCRYPTED_PREFIX))
+
+
+def _resolve_value(stored: Any, override: Any) -> Any:
+    # Orchestrators echo the whole masked configuration back (Dagster's default run config,
+    # Airflow's exported snapshot), lists included: a secret inside a list item
+    # (``targets: [{api_key: ***}]``) must resolve to the stored value like any other, item by
+    # item, or the component would receive the literal mask.
+    if isinstance(override, Mapping):
+        return resolve_configuration(stored if isinstance(stored, Mapping) else {}, override)
+    if isinstance(override, list | tuple):
+        base = stored if isinstance(stored, list | tuple) else []
+        resolved = []
+        for index, item in enumerate(override):
+            if _is_masked(item):
+                if index < len(base):
+                    resolved.append(base[index])
+                continue  # nothing stored there: drop the mask rather than pass it on
+            resolved.append(_resolve_value(base[index] if index < len(base) else None, item))
+        return resolved
+    return override
 
 
 @dataclass

@@ -8,6 +8,7 @@ and column. Messages name fields, keys and entity names but never configuration 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -23,11 +24,18 @@ TEXT_SOURCE = "<definitions>"
 
 
 def format_path(path: Iterable[PathPart]) -> str:
-    """``("jobs", 0, "components", 1, "name")`` as ``jobs[0].components[1].name``."""
+    """``("jobs", 0, "components", 1, "name")`` as ``jobs[0].components[1].name``.
+
+    A key holding control, format (bidi, zero-width) or other non-printable characters is shown
+    JSON-escaped, ``tags["a\\u001b[2J"]``: paths are printed to terminals, and a key from the file
+    must not move the cursor, recolour the line or reorder what follows it.
+    """
     text = ""
     for part in path:
         if isinstance(part, int):
             text += f"[{part}]"
+        elif isinstance(part, str) and not part.isprintable():
+            text += f"[{json.dumps(part)}]"
         else:
             text += f".{part}" if text else str(part)
     return text

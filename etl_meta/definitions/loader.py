@@ -7,18 +7,31 @@ node graph with a :class:`yaml.SafeLoader`, walks it once (following aliases) to
 constructs Python values from the same nodes.
 
 Scalars follow YAML 1.2's core schema where YAML 1.1 surprises configuration authors: only
-``true``/``false`` are booleans (so a ``join`` step's ``on:`` key stays the string ``"on"``), and
-dates stay strings (configuration is JSON, which has no date type).
+``true``/``false`` are booleans (so a ``join`` step's ``on:`` key stays the string ``"on"``),
+dates stay strings (configuration is JSON, which has no date type), and so do base-60 numbers
+such as ``1:30`` (YAML 1.1 reads 90; building a long one costs quadratic time).
+
+Hostile files fail fast with a positioned :class:`DefinitionsError`: nesting is bounded while
+scanning (PyYAML's scanner is quadratic in flow depth, its composer recursive), tags that build
+non-JSON values (``!!binary``, ``!!set``, ``!!timestamp``…) and non-string keys are refused, and
+a scalar an explicit tag cannot convert (``!!int abc``, an integer of more than 4300 digits) is an
+error at its position rather than a ``ValueError``. The pure-Python parser is used on purpose:
+libyaml's composer recurses in C and crashes the process on deeply nested input.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from yaml.composer import ComposerError
+from yaml.constructor import ConstructorError
+from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.scanner import ScannerError
 
 from etl_meta.definitions.errors import DefinitionsError, DocPath
 
@@ -29,23 +42,115 @@ MAX_ALIAS_NODES = 10_000
 #: Deeper nesting than this is refused (PyYAML and pydantic both recurse).
 MAX_DEPTH = 100
 
-_BOOL_TAG = "tag:yaml.org,2002:bool"
-_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
-_MERGE_TAG = "tag:yaml.org,2002:merge"
+_YAML_TAG = "tag:yaml.org,2002:"
+_BOOL_TAG = _YAML_TAG + "bool"
+_INT_TAG = _YAML_TAG + "int"
+_FLOAT_TAG = _YAML_TAG + "float"
+_TIMESTAMP_TAG = _YAML_TAG + "timestamp"
+_MERGE_TAG = _YAML_TAG + "merge"
+#: Tags the safe loader knows that build values JSON cannot hold (bytes, sets, dates, pairs).
+_NON_JSON_TAGS = frozenset(_YAML_TAG + name for name in ("binary", "set", "omap", "pairs"))
+_NON_JSON_TAGS |= {_TIMESTAMP_TAG}
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 booleans and without implicit timestamps."""
+    """SafeLoader with YAML 1.2 booleans, no implicit timestamps or base-60, bounded nesting."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._aliases = 0
+
+    def _check_depth(self) -> None:
+        # Checked as the scanner opens each level, before PyYAML's per-level costs pile up: with
+        # 10,000 unclosed "[" its scanner alone takes seconds and its composer hits the recursion
+        # limit. Flow and block levels add up, as they do in the composed document.
+        if self.flow_level + len(self.indents) >= MAX_DEPTH:
+            raise ScannerError(
+                None, None, f"nested deeper than {MAX_DEPTH} levels", self.get_mark()
+            )
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
+        """Open a ``[`` or ``{`` level, refusing one level too many."""
+        self._check_depth()
+        super().fetch_flow_collection_start(TokenClass)
+
+    def add_indent(self, column: int) -> bool:
+        """Open a block level, refusing one level too many."""
+        added = super().add_indent(column)
+        if added:
+            self._check_depth()
+        return added
+
+    def construct_object(self, node: Node, deep: bool = False) -> Any:
+        """Build one value; a scalar its explicit tag cannot convert is a positioned error.
+
+        ``!!int abc``, ``!!bool maybe`` or an integer over Python's 4300-digit conversion limit
+        raise ``ValueError``/``KeyError`` inside PyYAML's constructors, not a YAML error.
+        """
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError):
+            # Never the value itself in the message: it may be a secret.
+            name = node.tag.removeprefix(_YAML_TAG)
+            message = f"the value cannot be read as !!{name}"
+            if node.tag == _INT_TAG:
+                message += f" (at most {sys.get_int_max_str_digits()} digits)"
+            raise ConstructorError(None, None, message, node.start_mark) from None
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
+        """Compose one node, refusing an alias bomb as soon as it has too many aliases.
+
+        Each alias expands to at least one node, so more aliases than :data:`MAX_ALIAS_NODES`
+        is a bomb whatever they point at; stopping here saves parsing the rest of the file.
+        """
+        if self.check_event(AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_ALIAS_NODES:
+                raise ComposerError(
+                    None,
+                    None,
+                    f"aliases expand to more than {MAX_ALIAS_NODES} nodes",
+                    self.peek_event().start_mark,
+                )
+        return super().compose_node(parent, index)
+
+    def construct_yaml_int(self, node: ScalarNode) -> int:
+        """Integers, but not base-60 ones: ``!!int 1:00:00:...`` is quadratic to build."""
+        if ":" in str(node.value):
+            raise ConstructorError(
+                None, None, "base-60 integers (1:30) are not supported", node.start_mark
+            )
+        return super().construct_yaml_int(node)
 
 
+_Loader.add_constructor(_INT_TAG, _Loader.construct_yaml_int)
+
+# YAML 1.1's int and float patterns (PyYAML's resolver) without their base-60 branches.
+_INT_RE = re.compile(
+    r"""^(?:[-+]?0b[0-1_]+
+    |[-+]?0[0-7_]+
+    |[-+]?(?:0|[1-9][0-9_]*)
+    |[-+]?0x[0-9a-fA-F_]+)$""",
+    re.X,
+)
+_FLOAT_RE = re.compile(
+    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?
+    |\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
+_REPLACED = (_BOOL_TAG, _TIMESTAMP_TAG, _INT_TAG, _FLOAT_TAG)
 # Own copy of the resolver table: never mutate SafeLoader's, which other code shares.
 _Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_BOOL_TAG, _TIMESTAMP_TAG)]
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _REPLACED]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _Loader.add_implicit_resolver(
     _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
+_Loader.add_implicit_resolver(_INT_TAG, _INT_RE, list("-+0123456789"))
+_Loader.add_implicit_resolver(_FLOAT_TAG, _FLOAT_RE, list("-+0123456789."))
 
 
 @dataclass
@@ -115,6 +220,11 @@ class _Walker:
                 raise self._bomb(alias_at)
         if depth > MAX_DEPTH:
             raise self.fail(node, path, f"nested deeper than {MAX_DEPTH} levels")
+        if node.tag in _NON_JSON_TAGS:
+            # Refused here, with the path, rather than as "not JSON" deep in a configuration, or
+            # not at all: pydantic would quietly turn !!binary bytes into a description.
+            name = node.tag.removeprefix(_YAML_TAG)
+            raise self.fail(node, path, f"the tag !!{name} is not allowed (definitions are JSON)")
         self.map.values.setdefault(path, _position(node))
         if isinstance(node, ScalarNode):
             return
@@ -165,10 +275,12 @@ class _Walker:
         if not isinstance(key_node, ScalarNode):
             raise self.fail(key_node, path, "mapping keys must be plain scalars")
         key = self.loader.construct_object(key_node)
-        try:
-            hash(key)
-        except TypeError:
-            raise self.fail(key_node, path, "mapping keys must be plain scalars") from None
+        if not isinstance(key, str):
+            # JSON keys are strings. Said here, at the key: pydantic would report "1" and "True"
+            # as the same key, and only for some fields.
+            raise self.fail(
+                key_node, path, "mapping keys must be strings (quote keys such as '200' or 'null')"
+            )
         return key
 
 
