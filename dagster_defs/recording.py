@@ -15,8 +15,10 @@ import dagster as dg
 from dagster_defs import _dagster_internal as internal
 from dagster_defs.jobs import TAG_CONFIG_VERSIONS, TAG_JOB, TAG_REVISION
 from etl_meta.models import ExecutionStatus, RunRequestStatus, StepStatus
+from etl_meta.models.execution import MAX_ERROR_CHARS
 from etl_meta.retry import retry_transient
 from etl_meta.store import MetadataStore
+from etl_meta.validation import clean_text
 
 TAG_RUN_REQUEST = "etl_meta/run_request_id"
 
@@ -76,8 +78,12 @@ def _error_text(error: Any) -> str | None:
     # keep the short class name once.
     head, separator, rest = message.partition(": ")
     if separator and error.cls_name and head.rsplit(".", 1)[-1] == error.cls_name:
-        return f"{error.cls_name}: {rest}"
-    return f"{error.cls_name}: {message}" if error.cls_name else message
+        text = f"{error.cls_name}: {rest}"
+    else:
+        text = f"{error.cls_name}: {message}" if error.cls_name else message
+    # Errors may carry ANSI colours or control characters the store refuses as text; an
+    # unrecordable error would make the whole run unrecordable.
+    return clean_text(text, max_chars=MAX_ERROR_CHARS)
 
 
 def _step_errors(instance: dg.DagsterInstance, run_id: str) -> dict[str, list[str | None]]:

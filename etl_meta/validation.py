@@ -93,6 +93,37 @@ def check_text(value: str) -> str:
     return value
 
 
+#: ANSI escape sequences (colours, cursor moves: CSI ``ESC [ … final``; window titles: OSC
+#: ``ESC ] … BEL``): removed whole by :func:`clean_text`, so no stray ``[31m`` is left behind.
+_ANSI_RE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?")
+
+
+def clean_text(value: str, *, max_chars: int | None = None) -> str:
+    """``value`` made storable as text: what :func:`check_text` refuses is removed, not refused.
+
+    For text etl-meta records but did not write — an orchestrator's error message, coloured by a
+    library, is still the error to record. ANSI escape sequences go whole; other control
+    characters, bidi overrides and lone surrogates are dropped; ``max_chars`` cuts with ``…``.
+    """
+    text = _ANSI_RE.sub("", value)
+    for pattern in (_TEXT_CONTROL_RE, _BIDI_OVERRIDE_RE, _SURROGATE_RE):
+        text = pattern.sub("", text)
+    text = text.strip()
+    if max_chars is not None and len(text) > max_chars:
+        text = text[: max_chars - 1] + "…"
+    return text
+
+
+def storable(value: str) -> bool:
+    """Whether both databases can compare ``value`` with stored text (no NUL, no lone surrogate).
+
+    Lookups use it to answer "not found" for a name that cannot exist, identically on SQLite and
+    PostgreSQL, instead of letting PostgreSQL refuse the parameter (or the driver fail to encode
+    it) mid-transaction.
+    """
+    return "\x00" not in value and not _SURROGATE_RE.search(value)
+
+
 #: Longest audit actor (``audit_event.actor`` is VARCHAR(200)).
 ACTOR_MAX = 200
 
@@ -107,9 +138,10 @@ def check_actor(value: str) -> str:
         raise ValidationError.single("actor", "must not be empty")
     if len(actor) > ACTOR_MAX:
         raise ValidationError.single("actor", f"must be at most {ACTOR_MAX} characters")
-    if _CONTROL_RE.search(actor):
-        raise ValidationError.single("actor", "must not contain NUL bytes or control characters")
-    return actor
+    try:
+        return check_text(actor)
+    except ValueError as exc:
+        raise ValidationError.single("actor", str(exc)) from None
 
 
 def check_aware(value: datetime) -> datetime:

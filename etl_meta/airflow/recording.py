@@ -19,16 +19,15 @@ DAG run success / failed    execution ``success`` / ``failed`` (error: the last 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from etl_meta import validation
 from etl_meta.models import ExecutionStatus, StepStatus
 from etl_meta.models.execution import MAX_ERROR_CHARS
 
 ORCHESTRATOR = "airflow"
-_CONTROL = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 #: What a task instance's final state means for the attempt of its last try (at DAG-run end).
 _FINAL_TI_STATE = {
     "success": StepStatus.SUCCESS,
@@ -52,10 +51,7 @@ def when(value: Any) -> datetime | None:
 
 def clean_text(text: str) -> str:
     """``text`` without control characters or ANSI colours, cut to what the store accepts."""
-    text = _CONTROL.sub("", text).strip()
-    if len(text) > MAX_ERROR_CHARS:
-        text = text[: MAX_ERROR_CHARS - 1] + "…"
-    return text
+    return validation.clean_text(text, max_chars=MAX_ERROR_CHARS)
 
 
 def error_text(error: Any) -> str | None:

@@ -12,7 +12,7 @@ from sqlmodel import Field
 from etl_meta.models.base import EtlModel, PublicModel, created_at_field, updated_at_field
 from etl_meta.models.enums import ExecutionStatus, Orchestrator, StepStatus
 from etl_meta.types import JSONDocument, UTCDateTime, lenient_enum, string_enum
-from etl_meta.validation import AwareDatetime, Identifier, SafeText
+from etl_meta.validation import AwareDatetime, Identifier, JSONObject, SafeText
 
 OrchestratorField = lenient_enum(Orchestrator)
 ExecutionStatusField = lenient_enum(ExecutionStatus)
@@ -76,7 +76,7 @@ class ExecutionUpsert(EtlModel):
     status: ExecutionStatusField
     job_revision: int | None = Field(default=None, ge=1)
     config_versions: dict[Identifier, int] | None = None
-    run_config: dict[str, Any] | None = None
+    run_config: JSONObject | None = None
     started_at: AwareDatetime | None = None
     ended_at: AwareDatetime | None = None
     error: SafeText | None = Field(default=None, max_length=MAX_ERROR_CHARS)

@@ -19,10 +19,13 @@ from etl_meta.models import (
     Dataclass,
     DataclassRole,
 )
+from etl_meta.validation import storable
 
 
 def find_component(session: Session, job_id: int, name: str) -> Component | None:
     """The component ``name`` of job ``job_id``, or ``None``."""
+    if not storable(name):
+        return None
     return session.scalars(
         sa.select(Component).where(Component.job_id == job_id, Component.name == name)
     ).one_or_none()

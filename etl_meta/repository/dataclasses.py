@@ -9,10 +9,13 @@ from sqlalchemy.orm import Session
 
 from etl_meta.errors import NotFoundError
 from etl_meta.models import Dataclass
+from etl_meta.validation import storable
 
 
 def find_dataclass(session: Session, name: str) -> Dataclass | None:
     """The dataclass called ``name``, or ``None``."""
+    if not storable(name):
+        return None
     return session.scalars(sa.select(Dataclass).where(Dataclass.name == name)).one_or_none()
 
 

@@ -29,6 +29,7 @@ from etl_meta.models import (
 )
 from etl_meta.repository.dialect import insert
 from etl_meta.types import utcnow
+from etl_meta.validation import storable
 
 Outcome = Literal["created", "updated", "unchanged"]
 
@@ -130,6 +131,8 @@ def find_execution(
     session: Session, orchestrator: Orchestrator, external_run_id: str, *, for_update: bool = False
 ) -> Execution | None:
     """The execution an orchestrator knows as ``external_run_id``, or ``None``."""
+    if not storable(external_run_id):
+        return None
     query = sa.select(Execution).where(
         Execution.orchestrator == orchestrator, Execution.external_run_id == external_run_id
     )
@@ -140,6 +143,8 @@ def find_execution(
 
 def find_by_run_id(session: Session, run_id: str) -> Sequence[Execution]:
     """Executions whose orchestrator run id is ``run_id`` (any orchestrator)."""
+    if not storable(run_id):
+        return []
     return session.scalars(sa.select(Execution).where(Execution.external_run_id == run_id)).all()
 
 

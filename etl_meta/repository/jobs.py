@@ -10,10 +10,13 @@ from sqlalchemy.orm import Session
 from etl_meta.errors import NotFoundError
 from etl_meta.models import Job, JobTag, Tag
 from etl_meta.repository.dialect import insert
+from etl_meta.validation import storable
 
 
 def find_job(session: Session, name: str, *, for_update: bool = False) -> Job | None:
     """The job called ``name``, or ``None``. ``for_update`` locks the row (PostgreSQL)."""
+    if not storable(name):
+        return None
     query = sa.select(Job).where(Job.name == name)
     if for_update:
         # Refresh the row: the session may hold it from an earlier read, and a lock taken on
@@ -39,6 +42,8 @@ def list_jobs(
     offset: int = 0,
 ) -> Sequence[Job]:
     """Jobs ordered by name; ``tags`` keeps jobs carrying every given ``key=value``."""
+    if not all(storable(text) for pair in (tags or {}).items() for text in pair):
+        return []  # no tag can hold such a key or value
     query = sa.select(Job).order_by(Job.name).offset(offset)
     if not include_archived:
         query = query.where(Job.is_archived.is_(False))

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
 from etl_meta.models import Component, Metric
+from etl_meta.validation import storable
 
 #: Column order of the tuples :func:`insert_points` takes.
 POINT_COLUMNS = ("execution_id", "component_id", "attempt", "name", "step", "value", "recorded_at")
@@ -182,6 +183,8 @@ def list_points(
     final_attempt_only: bool = False,
 ) -> Sequence[tuple[Metric, str]]:
     """``(point, component name)`` of one execution, by component, name, attempt and step."""
+    if name is not None and not storable(name):
+        return []  # no point can carry such a name
     query = (
         sa.select(Metric, Component.name)
         .join(Component, Component.id == Metric.component_id)

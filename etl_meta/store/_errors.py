@@ -92,6 +92,12 @@ def translate_db_error(error: sa_exc.SQLAlchemyError) -> EtlMetaError:
                 translated = IntegrityError(
                     f"the database rejected the write: {message}", constraint=constraint
                 )
+        elif sqlstate is not None and sqlstate.startswith("22"):
+            # data_exception: a value the database cannot store or compare (out of range,
+            # invalid text). The store validates first, so this is a value it did not foresee.
+            translated = ValidationError.single(
+                "(value)", f"the database refused a value: {message}"
+            )
         elif sqlstate == "42501":  # insufficient_privilege: the database role lacks a grant
             translated = PermissionDeniedError(
                 f"the database refused: {message}", source="database"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -22,13 +23,17 @@ from etl_meta.store._base import StoreAPI, diff
 from etl_meta.store._errors import validate_input
 from etl_meta.store._public import execution_public, job_public, jsonable
 from etl_meta.types import utcnow
+from etl_meta.validation import TAG_KEY_RE
 
 _JOB_FIELDS = ("num_of_retries", "file_logging", "strategy_type", "description", "max_concurrency")
 
 
 def _check_tags(tags: Mapping[str, str]) -> dict[str, str]:
     for key, value in tags.items():
-        validate_input(TagBase, {"key": key, "value": value}, entity="tag", prefix=f"tags.{key}.")
+        # The key is part of the error's field path: quote and escape one that is not a valid
+        # key, so control characters never reach a terminal through an error message.
+        label = key if isinstance(key, str) and TAG_KEY_RE.fullmatch(key) else json.dumps(key)
+        validate_input(TagBase, {"key": key, "value": value}, entity="tag", prefix=f"tags.{label}.")
     return dict(tags)
 
 

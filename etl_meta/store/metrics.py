@@ -201,7 +201,10 @@ def _check_point(
         raise _Bad("name", "must not contain NUL bytes or control characters")
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _Bad("value", "must be a number")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an int beyond the float range, e.g. 10**400
+        raise _Bad("value", "must be a finite number (not NaN or infinity)") from None
     if not math.isfinite(value):
         raise _Bad("value", "must be a finite number (not NaN or infinity)")
     if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < 2**63:

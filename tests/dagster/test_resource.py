@@ -117,3 +117,28 @@ def test_an_op_cannot_change_definitions_and_its_reads_are_audited_as_the_run(st
     (decrypt,) = store.audit.list(action="decrypt")
     assert (decrypt.actor, decrypt.entity_key) == (f"dagster:{result.run_id}", "chain.b")
     assert decrypt.after == {"version": 1, "fields": ["password"]}
+
+
+@dg.op
+def fails_in_colour(context: dg.OpExecutionContext, etl_meta: EtlMetaResource):
+    raise ValueError("\x1b[31mschema mismatch\x1b[0m in column \x00amount")
+
+
+def test_an_error_with_terminal_colours_is_recorded_readable(store, instance):
+    from dagster_defs.jobs import TAG_JOB
+    from dagster_defs.recording import record_run
+
+    chain_job(store)
+
+    @dg.job(name="chain", resource_defs={"etl_meta": EtlMetaResource()}, tags={TAG_JOB: "chain"})
+    def chain():
+        fails_in_colour.alias("b")()
+
+    result = chain.execute_in_process(instance=instance, raise_on_error=False)
+    assert not result.success
+    # The store refuses control characters in text; the recorder cleans, so the run is recorded.
+    record_run(store, instance, result.run_id)
+    execution = store.executions.find("dagster", result.run_id, with_steps=True)
+    (step,) = execution.steps
+    assert step.status == "failed"
+    assert step.error == "ValueError: schema mismatch in column amount"

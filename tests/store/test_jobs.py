@@ -34,7 +34,7 @@ def test_strategy_type_accepts_any_letter_case_and_member_names(store):
         ({"name": "ok", "strategy_type": "warp_speed"}, "strategy_type"),
         ({"name": "ok", "description": "nul\x00"}, "description"),
         ({"name": "ok", "max_concurrency": 0}, "max_concurrency"),
-        ({"name": "ok", "tags": {"bad key!": "v"}}, "tags.bad key!.key"),
+        ({"name": "ok", "tags": {"bad key!": "v"}}, 'tags."bad key!".key'),
         ({"num_of_retries": 1}, "name"),
     ],
 )

@@ -70,3 +70,14 @@ def test_json_size_and_depth_are_bounded():
         check_json_document(deep)
     with pytest.raises(ValueError, match="bytes serialized"):
         check_json_document({"blob": "x" * 2000}, max_bytes=1024)
+
+
+def test_clean_text_removes_what_check_text_refuses_and_keeps_the_message():
+    from etl_meta.validation import check_text, clean_text
+
+    raw = "\x1b[31mValueError\x1b[0m: bad\x00 row \u202eevil\x1b]0;title\x07 \ud800done\x9b"
+    cleaned = clean_text(raw)
+    assert cleaned == "ValueError: bad row evil done"
+    assert check_text(cleaned) == cleaned
+    assert clean_text("x" * 50, max_chars=10) == "x" * 9 + "…"
+    assert clean_text("  tab\tand\nnewline kept  ") == "tab\tand\nnewline kept"
