@@ -87,3 +87,39 @@ def empty_url(
     """A database with no schema at all."""
     with empty_database(backend, tmp_path, postgres_server) as url:
         yield url
+
+
+@pytest.fixture
+def cli(store_url: str):
+    """``cli("jobs", "list")``: run the ``etl-meta`` command line against this test's store."""
+    from typer.testing import CliRunner
+
+    from etl_meta.cli import app
+
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(app, [*args, "--database-url", store_url])
+
+    return invoke
+
+
+@pytest.fixture
+def pg_server(postgres_server: PostgresServer | None) -> PostgresServer:
+    """The PostgreSQL server, for tests of PostgreSQL-only features (database roles).
+
+    Skips only when ``ETL_META_TEST_POSTGRES_URL`` is unset (a developer's SQLite-only run); CI
+    always sets it, and then an unreachable server fails (``postgres_server`` raises).
+    """
+    from tests.role_databases import require_postgres
+
+    return require_postgres(postgres_server)
+
+
+@pytest.fixture
+def pg_scratch_url(pg_server: PostgresServer) -> Iterator[str]:
+    """A scratch database with no schema; roles' grants in it are dropped at the end."""
+    from tests.role_databases import scratch_database
+
+    with scratch_database(pg_server) as url:
+        yield url

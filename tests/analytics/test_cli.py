@@ -16,10 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from rich.console import Console
-from typer.testing import CliRunner
 
 from etl_meta.analytics import aggregate_metrics, metrics_frame
-from etl_meta.cli import app, metrics_figure, metrics_output
+from etl_meta.cli import metrics_figure, metrics_output
 from etl_meta.errors import ValidationError
 from etl_meta.masking import MASK
 from tests.factories import T0
@@ -30,16 +29,6 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SVG = "{http://www.w3.org/2000/svg}"
 DAYS = 4
 STEPS_PER_DAY = 3
-
-
-@pytest.fixture
-def cli(store_url):
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(app, [*args, "--database-url", store_url])
-
-    return invoke
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ are shared with ``tests/security/test_db_roles.py`` through ``tests/role_databas
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,12 +22,10 @@ from etl_meta.cli import app
 from etl_meta.db import create_engine
 from etl_meta.models import metadata
 from etl_meta.roles import READER_ROLE, READER_VIEWS, RolesUnsupportedError, ensure_reader_role
-from tests.backends import PostgresServer, isolated_settings
+from tests.backends import isolated_settings
 from tests.role_databases import (
     denied,
     migrate_and_seed,
-    require_postgres,
-    scratch_database,
     url_as,
 )
 
@@ -41,21 +38,9 @@ ALL_TABLES = (*sorted(metadata.tables), schema_mod.VERSION_TABLE)
 
 
 @pytest.fixture
-def pg_server(postgres_server: PostgresServer | None) -> PostgresServer:
-    return require_postgres(postgres_server)
-
-
-@pytest.fixture
-def scratch_url(pg_server: PostgresServer) -> Iterator[str]:
-    """A scratch database with no schema; the roles' grants in it are dropped at the end."""
-    with scratch_database(pg_server) as url:
-        yield url
-
-
-@pytest.fixture
-def reader_db(scratch_url: str, tmp_path: Path) -> str:
+def reader_db(pg_scratch_url: str, tmp_path: Path) -> str:
     """A migrated scratch database with rows in every table and a secret in a component."""
-    return migrate_and_seed(scratch_url, tmp_path, secret=SECRET)
+    return migrate_and_seed(pg_scratch_url, tmp_path, secret=SECRET)
 
 
 def _roles(url: str, *extra: str, env: dict[str, str] | None = None):
@@ -154,13 +139,13 @@ def test_ensure_reader_role_returns_what_it_did_without_the_password(reader_db):
     assert stored[1].startswith("SCRAM-SHA-256$") and PASSWORD not in stored[1]
 
 
-def test_a_new_reader_role_cannot_log_in_without_a_password(scratch_url):
+def test_a_new_reader_role_cannot_log_in_without_a_password(pg_scratch_url):
     """The NOLOGIN default, shown on a throwaway role inside a transaction that is rolled back
     (the real role may already exist from an earlier run; roles are cluster-wide)."""
     from etl_meta.roles import _ensure_role, _Role
 
     name = "etl_meta_test_role_probe"
-    engine = sa.create_engine(scratch_url)
+    engine = sa.create_engine(pg_scratch_url)
     try:
         with engine.connect() as connection:
             transaction = connection.begin()
@@ -182,8 +167,8 @@ def test_a_new_reader_role_cannot_log_in_without_a_password(scratch_url):
     assert gone == 0
 
 
-def test_roles_refuses_a_database_without_the_schema(scratch_url):
-    result = _roles(scratch_url)
+def test_roles_refuses_a_database_without_the_schema(pg_scratch_url):
+    result = _roles(pg_scratch_url)
     assert result.exit_code == 1
     assert "etl-meta db upgrade" in result.output
 

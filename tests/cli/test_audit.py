@@ -3,21 +3,8 @@
 import json
 
 import pytest
-from typer.testing import CliRunner
-
-from etl_meta.cli import app
 
 SECRET = "audit-cli-secret-90ab"
-
-
-@pytest.fixture
-def cli(store_url):
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(app, [*args, "--database-url", store_url])
-
-    return invoke
 
 
 @pytest.fixture

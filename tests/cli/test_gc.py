@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from etl_meta.cli import app
 from etl_meta.cli.gc import _summary
 from etl_meta.store import maintenance
 from etl_meta.store.maintenance import GcResult
@@ -17,16 +15,6 @@ from tests.factories import unique
 
 OLD = datetime.now(UTC) - timedelta(days=200)
 RECENT = datetime.now(UTC) - timedelta(days=1)
-
-
-@pytest.fixture
-def cli(store_url):
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(app, [*args, "--database-url", store_url])
-
-    return invoke
 
 
 def add_run(store, job: str, *, started: datetime, status: str = "success") -> int:

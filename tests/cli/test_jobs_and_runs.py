@@ -4,22 +4,10 @@ import json
 from datetime import timedelta
 
 import pytest
-from typer.testing import CliRunner
 
-from etl_meta.cli import app
 from tests.factories import T0
 
 SECRET = "cli-secret-7d1e"
-
-
-@pytest.fixture
-def cli(store_url):
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(app, [*args, "--database-url", store_url])
-
-    return invoke
 
 
 @pytest.fixture

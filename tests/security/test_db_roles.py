@@ -27,15 +27,13 @@ from etl_meta.models import metadata
 from etl_meta.roles import ADMIN_ROLE, READER_ROLE, READER_VIEWS, WRITER_ROLE, ensure_roles
 from etl_meta.roles_grants import definition_tables
 from etl_meta.types import utcnow
-from tests.backends import TEST_SECRET_KEY, PostgresServer, isolated_settings
+from tests.backends import TEST_SECRET_KEY, isolated_settings
 from tests.factories import T0
 from tests.role_databases import (
     denied,
     fingerprint,
     held_privileges,
     migrate_and_seed,
-    require_postgres,
-    scratch_database,
     url_as,
 )
 
@@ -67,20 +65,9 @@ EXPECTED = {
 
 
 @pytest.fixture
-def pg_server(postgres_server: PostgresServer | None) -> PostgresServer:
-    return require_postgres(postgres_server)
-
-
-@pytest.fixture
-def scratch_url(pg_server: PostgresServer) -> Iterator[str]:
-    with scratch_database(pg_server) as url:
-        yield url
-
-
-@pytest.fixture
-def migrated_url(scratch_url: str, tmp_path: Path) -> str:
+def migrated_url(pg_scratch_url: str, tmp_path: Path) -> str:
     """A migrated scratch database with rows in every table and a secret in a component."""
-    return migrate_and_seed(scratch_url, tmp_path, secret=SECRET)
+    return migrate_and_seed(pg_scratch_url, tmp_path, secret=SECRET)
 
 
 @pytest.fixture
