@@ -1,32 +1,39 @@
-"""Run a SQLAlchemy query and hand back a typed pandas DataFrame, fast on each backend.
+"""Run an analyst query and hand back a typed pandas DataFrame, fast on each backend.
 
-PostgreSQL: ``COPY (query) TO STDOUT`` as CSV, parsed by pyarrow's multi-threaded CSV reader —
-about 3× faster than ``pandas.read_sql`` here, because rows never become Python objects. Query
-parameters are bound by psycopg (client-side for COPY), never formatted into the SQL by us.
+Two ways in, decided by the query's shape (:class:`~etl_meta.analytics._compiled.Shaped`):
 
-SQLite: the driver's rows, straight from the DBAPI cursor (SQLAlchemy binds the parameters but
-does not convert every value of the result), turned into Arrow in one call; timestamps, stored as
-UTC text, are parsed by pyarrow. About 2× faster than through SQLAlchemy's result rows.
+* **Small results** (one run's points, a short page, one metric's aggregates, the latest
+  values of recent runs): the shape's statement, compiled once, runs as a plain query — on
+  PostgreSQL a server-side prepared statement (``prepare=True``), so it is parsed and planned
+  once per connection like a hand-written query psycopg prepares; on SQLite through the
+  driver's statement cache. Its rows become the frame column by column (:mod:`._frames`).
+  ``COPY`` cannot be prepared and costs a few milliseconds to set up, which is most of a query
+  that returns fifty rows.
+* **Large results** on PostgreSQL: ``COPY (query) TO STDOUT`` as CSV, parsed by pyarrow's
+  multi-threaded CSV reader — about 3× faster than ``pandas.read_sql`` here, because rows never
+  become Python objects. Parameters are bound by psycopg (client-side for ``COPY``), never
+  formatted into the SQL by us. On SQLite the driver's rows go into Arrow in one call, and
+  timestamps (stored as UTC text) are parsed by pyarrow.
 
-Both then build the frame column by column from Arrow: categoricals from a dictionary encoding,
-not ``astype("category")`` on a string column, which costs more than the rest of a small frame.
+Statements built each call (``run_history``, ``success_rate`` …) take the large-result path.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from etl_meta.analytics._compiled import Compiled, Shaped
+from etl_meta.analytics._frames import Kind, from_arrow, from_rows
 from etl_meta.store import MetadataStore
 
 if TYPE_CHECKING:
     import pandas as pd
 
-#: Column kinds a frame may hold; each maps to one pyarrow and one pandas type.
-Kind = Literal["int", "float", "text", "category", "timestamp", "bool"]
+__all__ = ["Kind", "read_frame"]
 
 
 def _arrow_type(kind: Kind) -> Any:
@@ -42,7 +49,9 @@ def _arrow_type(kind: Kind) -> Any:
     }[kind]
 
 
-def read_frame(store: MetadataStore, query: sa.Select, columns: Mapping[str, Kind]) -> pd.DataFrame:
+def read_frame(
+    store: MetadataStore, query: sa.Select | Shaped, columns: Mapping[str, Kind]
+) -> pd.DataFrame:
     """``query``'s rows as a DataFrame with ``columns`` (name → kind), in that order.
 
     Timestamps are tz-aware UTC; ``category`` columns are pandas categoricals (names repeat a
@@ -50,26 +59,41 @@ def read_frame(store: MetadataStore, query: sa.Select, columns: Mapping[str, Kin
     """
     with store.transaction(readonly=True) as session:
         connection = session.connection()
-        if connection.dialect.name == "postgresql":
-            table = _copy_postgresql(connection, query, columns)
+        dialect = connection.dialect
+        if isinstance(query, Shaped):
+            compiled = query.compiled(dialect)
+            sql, params, small = compiled.sql, compiled.bind(query.values), query.small
         else:
-            table = _fetch_sqlite(connection, query, columns)
-    return _to_pandas(table, columns)
+            compiled = _compile_each_time(query, dialect)
+            sql, params, small = compiled.sql, compiled.bind({}), False
+        driver: Any = connection.connection.driver_connection
+        if dialect.name == "postgresql":
+            if small:
+                with driver.cursor() as cursor:
+                    rows = cursor.execute(sql, params, prepare=True).fetchall()
+                return from_rows(rows, columns, "postgresql")
+            table = _copy_postgresql(driver, sql, params, columns)
+        else:
+            rows = driver.execute(sql, params).fetchall()
+            if small:
+                return from_rows(rows, columns, "sqlite")
+            table = _sqlite_table(rows, columns)
+    return from_arrow(table, columns)
 
 
-def _copy_postgresql(connection: sa.Connection, query: sa.Select, columns: Mapping[str, Kind]):
+def _compile_each_time(query: sa.Select, dialect: Any) -> Compiled:
+    from etl_meta.analytics._compiled import compile_statement
+
+    return compile_statement(query, dialect)
+
+
+def _copy_postgresql(driver: Any, sql: str, params: Any, columns: Mapping[str, Kind]) -> Any:
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
-    compiled = query.compile(
-        dialect=connection.dialect, compile_kwargs={"render_postcompile": True}
-    )
     buffer = io.BytesIO()
-    driver: Any = connection.connection.driver_connection
     with driver.cursor() as cursor:  # noqa: SIM117 (copy needs the open cursor)
-        with cursor.copy(
-            f"COPY ({compiled.string}) TO STDOUT (FORMAT CSV)", compiled.params
-        ) as copy:
+        with cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT CSV)", params) as copy:
             for chunk in copy:
                 buffer.write(chunk)
     names = list(columns)
@@ -91,21 +115,13 @@ def _copy_postgresql(connection: sa.Connection, query: sa.Select, columns: Mappi
     )
 
 
-def _fetch_sqlite(connection: sa.Connection, query: sa.Select, columns: Mapping[str, Kind]):
+def _sqlite_table(rows: list[tuple[Any, ...]], columns: Mapping[str, Kind]) -> Any:
+    """SQLite's rows as an Arrow table: one conversion of all the rows (tuples as structs),
+    several times faster than a Python list per column. Timestamps are the stored UTC text,
+    booleans 0/1."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    # SQLAlchemy compiles and binds (UTCDateTime parameters become the stored UTC text); the
-    # rows come from the DBAPI cursor as the driver returns them, not through the result's
-    # per-value type processing (which turned every timestamp into a datetime first).
-    result = connection.execute(query)
-    try:
-        rows = result.cursor.fetchall() if result.cursor is not None else []
-    finally:
-        result.close()
-    # One conversion of all the rows in Arrow (tuples as structs): several times faster than
-    # building a Python list per column first. The driver's values: timestamps are the stored
-    # UTC text, booleans 0/1.
     stored = {"timestamp": pa.string(), "bool": pa.int64()}
     struct = pa.struct(
         [pa.field(name, stored.get(kind, _arrow_type(kind))) for name, kind in columns.items()]
@@ -122,43 +138,3 @@ def _fetch_sqlite(connection: sa.Connection, query: sa.Select, columns: Mapping[
                 index, table.field(index).name, pc.cast(table.column(index), pa.bool_())
             )
     return table
-
-
-def _to_pandas(table: Any, columns: Mapping[str, Kind]) -> pd.DataFrame:
-    import pandas as pd
-    import pyarrow as pa
-
-    data: dict[str, Any] = {}
-    for name, kind in columns.items():
-        column = table.column(name)
-        if kind == "category":
-            data[name] = _categorical(column)
-        elif kind == "int" and column.null_count:
-            data[name] = column.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get).array
-        else:
-            data[name] = column.to_pandas().array
-    return pd.DataFrame(data, copy=False)
-
-
-def _categorical(column: Any) -> Any:
-    """A string column as a pandas ``Categorical`` equal to ``astype("category")``'s.
-
-    Dictionary-encoded in Arrow; the categories sorted (code point order, as pandas sorts
-    them), each code mapped to its category's rank.
-    """
-    import numpy as np
-    import pandas as pd
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    encoded = pc.dictionary_encode(column).combine_chunks()
-    order = pc.array_sort_indices(encoded.dictionary).to_numpy()
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    indices = encoded.indices
-    codes = rank[indices.fill_null(0).to_numpy()] if len(order) else np.zeros(len(indices), int)
-    if indices.null_count:
-        codes[indices.is_null().to_numpy(zero_copy_only=False)] = -1
-    categories = pd.Index(encoded.dictionary.take(pa.array(order)).to_pylist(), dtype="str")
-    dtype = pd.CategoricalDtype(categories, ordered=False)
-    return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
