@@ -21,7 +21,9 @@ Statements built each call (``run_history``, ``success_rate`` …) take the larg
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+import weakref
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -29,6 +31,7 @@ import sqlalchemy as sa
 from etl_meta.analytics._compiled import Compiled, Shaped
 from etl_meta.analytics._frames import Kind, from_arrow, from_rows
 from etl_meta.store import MetadataStore
+from etl_meta.store._errors import translate_db_error
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,8 +60,7 @@ def read_frame(
     Timestamps are tz-aware UTC; ``category`` columns are pandas categoricals (names repeat a
     lot in metric frames); integers that may be missing come back as nullable ``Int64``.
     """
-    with store.transaction(readonly=True) as session:
-        connection = session.connection()
+    with _read_connection(store) as connection:
         dialect = connection.dialect
         if isinstance(query, Shaped):
             compiled = query.compiled(dialect)
@@ -69,16 +71,73 @@ def read_frame(
         driver: Any = connection.connection.driver_connection
         if dialect.name == "postgresql":
             if small:
-                with driver.cursor() as cursor:
-                    rows = cursor.execute(sql, params, prepare=True).fetchall()
-                return from_rows(rows, columns, "postgresql")
+                return from_rows(_prepared_rows(driver, sql, params), columns)
             table = _copy_postgresql(driver, sql, params, columns)
         else:
             rows = driver.execute(sql, params).fetchall()
             if small:
-                return from_rows(rows, columns, "sqlite")
+                return from_rows(rows, columns)
             table = _sqlite_table(rows, columns)
     return from_arrow(table, columns)
+
+
+def _prepared_rows(driver: Any, sql: str, params: Any) -> list[tuple[Any, ...]]:
+    """Rows of a server-side prepared statement (psycopg prepares it once per connection).
+
+    Binary results, with ``timestamptz`` read by the naive timestamp loader: both are
+    microseconds since 2000-01-01 on the wire, so this gives the UTC wall clock as a naive
+    ``datetime`` in C, whatever the session's time zone, instead of an aware one numpy cannot
+    take and pyarrow converts value by value. On this cursor only: the store's own connection
+    keeps its loaders.
+    """
+    from psycopg.types.datetime import TimestampBinaryLoader
+
+    with driver.cursor(binary=True) as cursor:
+        cursor.adapters.register_loader("timestamptz", TimestampBinaryLoader)
+        return cursor.execute(sql, params, prepare=True).fetchall()
+
+
+@contextmanager
+def _read_connection(store: MetadataStore) -> Iterator[sa.Connection]:
+    """A connection for one read statement.
+
+    Inside ``store.transaction()`` it is that transaction's, so the read sees its writes.
+    Otherwise a pooled connection runs the one statement on its own (autocommit on
+    PostgreSQL; SQLite's driver is in autocommit mode and no ``BEGIN`` is sent): a single
+    statement reads one consistent snapshot either way, and a ``BEGIN`` and ``COMMIT`` round
+    trip, plus the ORM session around them, cost as much as a small query itself.
+    """
+    if store.in_transaction():
+        with store.transaction(readonly=True) as session:
+            yield session.connection()
+        return
+    engine = _autocommit(store)
+    try:
+        with engine.connect() as connection:
+            yield connection
+    except sa.exc.SQLAlchemyError as exc:  # as store.transaction translates them
+        translated = translate_db_error(exc)
+        raise translated from translated.__cause__
+
+
+# Keyed by store, not by engine: the option engine refers to its engine, so a map keyed by
+# engine would keep every engine alive.
+_autocommit_engines: weakref.WeakKeyDictionary[MetadataStore, sa.Engine] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _autocommit(store: MetadataStore) -> sa.Engine:
+    """The store's engine (same pool) with PostgreSQL connections in autocommit, made once per
+    store: ``execution_options`` builds a new engine view, which costs ~0.2 ms."""
+    engine = store.engine
+    if engine.dialect.name != "postgresql":
+        return engine
+    found = _autocommit_engines.get(store)
+    if found is None:
+        found = engine.execution_options(isolation_level="AUTOCOMMIT")
+        _autocommit_engines[store] = found
+    return found
 
 
 def _compile_each_time(query: sa.Select, dialect: Any) -> Compiled:
