@@ -64,6 +64,8 @@ class Shaped:
     #: The shape bounds the result to a few thousand rows (one run, a short page, a targeted
     #: aggregate): PostgreSQL then runs a prepared statement instead of ``COPY``.
     small: bool
+    #: Sort the fetched rows by this column (ascending): the statement has no ORDER BY.
+    sort_by: str | None = None
 
     def statement(self) -> sa.Select:
         """The statement with this call's values bound (for ``EXPLAIN`` or further building)."""

@@ -62,9 +62,11 @@ def read_frame(
     """
     with _read_connection(store) as connection:
         dialect = connection.dialect
+        sort_by = None
         if isinstance(query, Shaped):
             compiled = query.compiled(dialect)
             sql, params, small = compiled.sql, compiled.bind(query.values), query.small
+            sort_by = query.sort_by
         else:
             compiled = _compile_each_time(query, dialect)
             sql, params, small = compiled.sql, compiled.bind({}), False
@@ -78,7 +80,21 @@ def read_frame(
             if small:
                 return from_rows(rows, columns)
             table = _sqlite_table(rows, columns)
+    if sort_by is not None:
+        table = _sorted(table, sort_by)
     return from_arrow(table, columns)
+
+
+def _sorted(table: Any, column: str) -> Any:
+    """``table`` in ascending order of ``column`` (unique ids): untouched when it already is,
+    which is how an unordered scan of ``metric`` usually returns it."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    keys = table.column(column).to_numpy()
+    if len(keys) < 2 or bool(np.all(keys[1:] > keys[:-1])):
+        return table
+    return table.take(pc.sort_indices(table.column(column)))
 
 
 def _prepared_rows(driver: Any, sql: str, params: Any) -> list[tuple[Any, ...]]:

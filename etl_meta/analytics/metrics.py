@@ -90,6 +90,7 @@ def metrics_frame(
         filter=filter,
         after_id=after_id,
         limit=limit,
+        unordered=True,
     )
     return read_frame(store, shaped, METRIC_COLUMNS)
 

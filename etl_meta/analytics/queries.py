@@ -59,8 +59,13 @@ def metrics_shaped(
     filter: str | None = None,
     after_id: int | None = None,
     limit: int | None = None,
+    unordered: bool = False,
 ) -> Shaped:
-    """The shape and values of a :func:`~etl_meta.analytics.metrics_frame` call."""
+    """The shape and values of a :func:`~etl_meta.analytics.metrics_frame` call.
+
+    ``unordered=True`` lets a large unpaginated read drop ``ORDER BY``; the frame is then
+    sorted by id after the fetch (``Shaped.sort_by``), so the result is the same.
+    """
     values: dict[str, Any] = {}
     shape = metric_shape(
         values,
@@ -78,10 +83,19 @@ def metrics_shaped(
         values["after_id"] = after_id
     if limit is not None:
         values["limit"] = limit
-    paged = (after_id is not None, limit is not None)
+    after, limited = after_id is not None, limit is not None
     small = shape.run or (limit is not None and limit <= SMALL_PAGE)
+    # A whole frame streamed through COPY is read unordered and sorted by id afterwards (see
+    # fetch.read_frame): PostgreSQL sorting a million rows spilled to disk with the default
+    # work_mem, and the rows usually arrive in id order anyway. Pages keep ORDER BY, which
+    # their LIMIT needs.
+    ordered = not unordered or small or after or limited
     return Shaped(
-        ("metrics", shape, *paged), lambda: _metrics_statement(shape, *paged), values, small
+        ("metrics", shape, after, limited, ordered),
+        lambda: _metrics_statement(shape, after, limited, ordered),
+        values,
+        small,
+        sort_by=None if ordered else "metric_id",
     )
 
 
@@ -93,7 +107,9 @@ def metrics_query(store: MetadataStore, **filters: Any) -> sa.Select:
     return metrics_shaped(store, **filters).statement()
 
 
-def _metrics_statement(shape: MetricShape, after: bool, limited: bool) -> sa.Select:
+def _metrics_statement(
+    shape: MetricShape, after: bool, limited: bool, ordered: bool = True
+) -> sa.Select:
     clauses = metric_conditions(shape)
     if after:
         clauses.append(metric.c.id > param("after_id", metric.c.id.type))
@@ -113,8 +129,9 @@ def _metrics_statement(shape: MetricShape, after: bool, limited: bool) -> sa.Sel
         )
         .select_from(metric_from())
         .where(*clauses)
-        .order_by(metric.c.id)
     )
+    if ordered:
+        query = query.order_by(metric.c.id)
     if limited:
         query = query.limit(param("limit", sa.Integer()))
     return query
