@@ -72,14 +72,14 @@ def read_frame(
             sql, params, small = compiled.sql, compiled.bind({}), False
         driver: Any = connection.connection.driver_connection
         if dialect.name == "postgresql":
-            if small:
-                return from_rows(_prepared_rows(driver, sql, params), columns)
-            table = _copy_postgresql(driver, sql, params, columns)
+            rows = _prepared_rows(driver, sql, params) if small else None
+            table = None if small else _copy_postgresql(driver, sql, params, columns)
         else:
             rows = driver.execute(sql, params).fetchall()
-            if small:
-                return from_rows(rows, columns)
-            table = _sqlite_table(rows, columns)
+            table = None if small else _sqlite_table(rows, columns)
+    # The connection is back in the pool: build the frame.
+    if table is None:
+        return from_rows(rows or [], columns)
     if sort_by is not None:
         table = _sorted(table, sort_by)
     return from_arrow(table, columns)
