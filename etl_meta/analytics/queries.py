@@ -43,6 +43,8 @@ PERCENTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
 #: A page of at most this many points is read like a small result (a prepared statement on
 #: PostgreSQL); larger pages and whole frames stream through ``COPY``.
 SMALL_PAGE = 5_000
+#: ``latest_metrics`` of at most this many runs is read like a small result.
+SMALL_RUNS = 200
 
 
 def metrics_shaped(
@@ -307,7 +309,9 @@ def latest_shaped(job_name: str, *, runs: int = 10) -> Shaped:
     looked up first: an unknown job gives no rows, and the caller then tells it apart from a
     job without runs.
     """
-    return Shaped(("latest",), _latest_statement, {"job": job_name, "runs": runs}, small=True)
+    values = {"job": job_name, "runs": runs}
+    # A run has one row per component and metric name: tens to hundreds.
+    return Shaped(("latest",), _latest_statement, values, small=runs <= SMALL_RUNS)
 
 
 def latest_query(store: MetadataStore, job_name: str, *, runs: int = 10) -> sa.Select:
