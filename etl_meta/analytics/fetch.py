@@ -38,6 +38,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Kind", "read_frame"]
 
+#: Up to this many rows, a small result's frame is built column by column in Python (pandas'
+#: fixed costs dominate); above it, through one Arrow conversion of all the rows.
+ROWS_IN_PYTHON = 1_000
+
 
 def _arrow_type(kind: Kind) -> Any:
     import pyarrow as pa
@@ -76,10 +80,13 @@ def read_frame(
             table = None if small else _copy_postgresql(driver, sql, params, columns)
         else:
             rows = driver.execute(sql, params).fetchall()
-            table = None if small else _sqlite_table(rows, columns)
+            table = None if small else _rows_table(rows, columns, "sqlite")
     # The connection is back in the pool: build the frame.
     if table is None:
-        return from_rows(rows or [], columns)
+        rows = rows or []
+        if len(rows) <= ROWS_IN_PYTHON:
+            return from_rows(rows, columns)
+        table = _rows_table(rows, columns, dialect.name)
     if sort_by is not None:
         table = _sorted(table, sort_by)
     return from_arrow(table, columns)
@@ -95,6 +102,14 @@ def _sorted(table: Any, column: str) -> Any:
     if len(keys) < 2 or bool(np.all(keys[1:] > keys[:-1])):
         return table
     return table.take(pc.sort_indices(table.column(column)))
+
+
+def _struct(columns: Mapping[str, Kind], stored: Mapping[str, Any]) -> Any:
+    import pyarrow as pa
+
+    return pa.struct(
+        [pa.field(name, stored.get(kind, _arrow_type(kind))) for name, kind in columns.items()]
+    )
 
 
 def _prepared_rows(driver: Any, sql: str, params: Any) -> list[tuple[Any, ...]]:
@@ -190,17 +205,25 @@ def _copy_postgresql(driver: Any, sql: str, params: Any, columns: Mapping[str, K
     )
 
 
-def _sqlite_table(rows: list[tuple[Any, ...]], columns: Mapping[str, Kind]) -> Any:
-    """SQLite's rows as an Arrow table: one conversion of all the rows (tuples as structs),
-    several times faster than a Python list per column. Timestamps are the stored UTC text,
-    booleans 0/1."""
+def _rows_table(rows: list[tuple[Any, ...]], columns: Mapping[str, Kind], dialect: str) -> Any:
+    """Driver rows as an Arrow table: one conversion of all the rows (tuples as structs),
+    faster than a Python list per column once there are more than a few hundred rows.
+
+    Timestamps are the stored UTC text and booleans 0/1 on SQLite, naive UTC datetimes on
+    PostgreSQL (see :func:`_prepared_rows`).
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    stored = {"timestamp": pa.string(), "bool": pa.int64()}
-    struct = pa.struct(
-        [pa.field(name, stored.get(kind, _arrow_type(kind))) for name, kind in columns.items()]
-    )
+    if dialect == "postgresql":
+        naive = pa.array(rows, type=_struct(columns, {"timestamp": pa.timestamp("us")}))
+        table = pa.Table.from_struct_array(naive)
+        for index, kind in enumerate(columns.values()):
+            if kind == "timestamp":
+                utc = pc.assume_timezone(table.column(index), "UTC")
+                table = table.set_column(index, table.field(index).name, utc)
+        return table
+    struct = _struct(columns, {"timestamp": pa.string(), "bool": pa.int64()})
     table = pa.Table.from_struct_array(pa.array(rows, type=struct))
     for index, kind in enumerate(columns.values()):
         if kind == "timestamp":

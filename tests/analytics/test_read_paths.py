@@ -214,3 +214,19 @@ def test_missing_values_keep_nullable_types_on_the_row_path():
     assert frame["at"].isna().tolist() == [True, False]
     assert frame["c"].cat.categories.tolist() == ["b"] and frame["c"].isna().iloc[1]
     assert np.isnan(frame["f"].iloc[1])
+
+
+def test_many_small_result_rows_go_through_arrow_to_the_same_frame(store, runs, monkeypatch):
+    from etl_meta.analytics import fetch
+
+    first, _, _ = runs
+    shaped = metrics_shaped(store, run=first.id, attempts="all")
+    in_python = read_frame(store, shaped, METRIC_COLUMNS)
+    monkeypatch.setattr(fetch, "ROWS_IN_PYTHON", 0)  # as if the run had thousands of points
+    via_arrow = read_frame(store, shaped, METRIC_COLUMNS)
+    pd.testing.assert_frame_equal(in_python, via_arrow)
+    latest = latest_shaped("sales", runs=5)
+    monkeypatch.setattr(fetch, "ROWS_IN_PYTHON", 1_000)
+    expected = read_frame(store, latest, LATEST_COLUMNS)
+    monkeypatch.setattr(fetch, "ROWS_IN_PYTHON", 0)
+    pd.testing.assert_frame_equal(expected, read_frame(store, latest, LATEST_COLUMNS))
