@@ -118,6 +118,7 @@ QUERY_C_RUNS = 100
 TARGET_RATIO = 1.5
 TARGET_FRAME_ROWS_PER_S = 800_000
 FRAME_LABEL = "hand SQL + DataFrame(rows)"
+TYPED_LABEL = "hand SQL + typed DataFrame"
 MIN_RUN_SECONDS = 0.2  # a timed run repeats a fast call until it takes about this long
 MAX_INNER = 200
 
@@ -288,6 +289,40 @@ ORDER BY m.id
 """
 
 RawRow = tuple[Any, ...]
+
+#: The store's column types per query, for the "hand SQL + typed DataFrame" baseline.
+A_COLUMNS = {
+    "metric_id": "int",
+    "run_id": "int",
+    "external_run_id": "text",
+    "orchestrator": "category",
+    "job": "category",
+    "component": "category",
+    "name": "category",
+    "attempt": "int",
+    "step": "int",
+    "value": "float",
+    "recorded_at": "timestamp",
+}
+B_COLUMNS = {
+    "bucket": "timestamp",
+    "job": "category",
+    "component": "category",
+    "name": "category",
+    **dict.fromkeys(QUERY_B_AGGREGATES, "float"),
+}
+C_COLUMNS = {
+    "run_id": "int",
+    "external_run_id": "text",
+    "started_at": "timestamp",
+    "status": "category",
+    "component": "category",
+    "name": "category",
+    "attempt": "int",
+    "step": "int",
+    "value": "float",
+    "recorded_at": "timestamp",
+}
 
 
 def log(message: str) -> None:
@@ -633,10 +668,13 @@ class SqliteBackend(Backend):
 class PostgresBackend(Backend):
     name = "postgresql"
 
-    def __init__(self, workdir: Path, server_url: str) -> None:
+    def __init__(self, workdir: Path, server_url: str, keep: str | None = None) -> None:
         super().__init__(workdir)
         server = make_url(normalize_database_url(server_url))
-        self.database = f"etl_meta_bench_{os.getpid()}"
+        #: A database named by --postgres-database is reused when it holds the planned points,
+        #: and kept at the end; otherwise a scratch database lives for one run.
+        self.keep = keep
+        self.database = keep or f"etl_meta_bench_{os.getpid()}"
         self.url = server.set(database=self.database).render_as_string(hide_password=False)
         self._server_conninfo = _conninfo(server)
         self._conninfo = _conninfo(server.set(database=self.database))
@@ -644,7 +682,10 @@ class PostgresBackend(Backend):
         self._created = False
 
     def prepare(self, plan: Plan, fresh: bool) -> Generation:
-        del fresh  # always generated: the scratch database lives for one run
+        if self.keep and not fresh:
+            kept = self._kept(plan)
+            if kept is not None:
+                return kept
         with psycopg.connect(self._server_conninfo, autocommit=True) as admin:
             name = sql.Identifier(self.database)
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
@@ -706,11 +747,31 @@ class PostgresBackend(Backend):
             steps={k: round(v, 1) for k, v in steps.items()},
         )
 
+    def _kept(self, plan: Plan) -> Generation | None:
+        """The kept database, when it exists and holds this plan's points and runs."""
+        with psycopg.connect(self._server_conninfo, autocommit=True) as admin:
+            found = admin.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)
+            ).fetchone()
+        if found is None:
+            return None
+        try:
+            with psycopg.connect(self._conninfo, autocommit=True) as raw:
+                points, runs, size, metric_bytes = raw.execute(
+                    "SELECT (SELECT count(*) FROM metric), (SELECT count(*) FROM execution), "
+                    "pg_database_size(current_database()), pg_total_relation_size('metric')"
+                ).fetchone()
+        except psycopg.Error:
+            return None
+        if (points, runs) != (plan.total_points, len(plan.runs)):
+            return None
+        return Generation(0.0, size, metric_bytes, points, runs, cached=True)
+
     def close(self) -> None:
         try:
             super().close()
         finally:
-            if self._created:
+            if self._created and not self.keep:
                 with psycopg.connect(self._server_conninfo, autocommit=True) as admin:
                     name = sql.Identifier(self.database)
                     admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
@@ -787,6 +848,13 @@ def build_queries(backend: Backend, plan: Plan, frame_rows: int) -> list[Query]:
                 FRAME_LABEL,
                 lambda: rows_frame(backend, PG_A if pg else SQLITE_A, (run_id, QUERY_A_NAME)),
             ),
+            Variant(
+                "typed",
+                TYPED_LABEL,
+                lambda: typed_frame(
+                    backend, PG_A if pg else SQLITE_A, (run_id, QUERY_A_NAME), A_COLUMNS
+                ),
+            ),
         ],
         baseline="hand",
         target=f"store ≤ {TARGET_RATIO} × hand",
@@ -814,6 +882,11 @@ def build_queries(backend: Backend, plan: Plan, frame_rows: int) -> list[Query]:
         Variant(
             "frame", FRAME_LABEL, lambda: rows_frame(backend, PG_B if pg else SQLITE_B, b_params)
         ),
+        Variant(
+            "typed",
+            TYPED_LABEL,
+            lambda: typed_frame(backend, PG_B if pg else SQLITE_B, b_params, B_COLUMNS),
+        ),
     ]
     if not pg:
         b_variants.append(Variant("numpy", "fetch + numpy", lambda: numpy_daily(backend, b_params)))
@@ -839,6 +912,13 @@ def build_queries(backend: Backend, plan: Plan, frame_rows: int) -> list[Query]:
                 "frame",
                 FRAME_LABEL,
                 lambda: rows_frame(backend, PG_C_LATEST if pg else SQLITE_C_LATEST, c_params),
+            ),
+            Variant(
+                "typed",
+                TYPED_LABEL,
+                lambda: typed_frame(
+                    backend, PG_C_LATEST if pg else SQLITE_C_LATEST, c_params, C_COLUMNS
+                ),
             ),
             Variant(
                 "points",
@@ -868,6 +948,25 @@ def build_queries(backend: Backend, plan: Plan, frame_rows: int) -> list[Query]:
 def rows_frame(backend: Backend, statement: str, params: Sequence[Any]) -> pd.DataFrame:
     """The hand-written query's rows in a DataFrame, untyped: the least a frame API costs."""
     return pd.DataFrame(backend.fetchall(statement, params))
+
+
+def typed_frame(
+    backend: Backend, statement: str, params: Sequence[Any], columns: dict[str, str]
+) -> pd.DataFrame:
+    """The hand-written query's rows as the frame the store returns, typed with plain pandas:
+    categoricals, ``datetime64[us, UTC]``, ``int64``/``float64``, ``str``. What a frame with
+    the store's types costs when written by hand."""
+    frame = pd.DataFrame.from_records(backend.fetchall(statement, params), columns=list(columns))
+    for name, kind in columns.items():
+        if kind == "category":
+            frame[name] = frame[name].astype("category")
+        elif kind == "timestamp":
+            frame[name] = pd.to_datetime(frame[name], utc=True, format="ISO8601").dt.as_unit("us")
+        elif kind == "text":
+            frame[name] = frame[name].astype("str")
+        else:
+            frame[name] = frame[name].astype("int64" if kind == "int" else "float64")
+    return frame
 
 
 def read_sql(backend: Backend, statement: str, params: Sequence[Any]) -> pd.DataFrame:
@@ -907,6 +1006,9 @@ def numpy_daily(backend: Backend, params: Sequence[Any]) -> list[RawRow]:
 def check_results(query: Query, results: dict[str, Any]) -> int:
     """The store and the hand-written variants return the same rows; returns the row count."""
     store = results["store"]
+    if "typed" in results:
+        # The typed baseline builds exactly the store's frame (values, order, dtypes).
+        pd.testing.assert_frame_equal(store, results["typed"], check_exact=False, rtol=1e-9)
     if query.key in ("a", "d"):
         reference = results["fetchall" if query.key == "d" else "hand"]
         ids = [row[0] for row in reference]
@@ -1049,6 +1151,10 @@ def summarize(backend: Backend, query: Query) -> dict[str, Any]:
         "baseline": query.baseline,
         "target": query.target,
         "ratio": round(ratio, 3),
+        # Store ÷ the same rows as the same typed frame built by hand: the store's own cost.
+        "ratio_typed": (
+            round(store.median / variants["typed"].median, 3) if "typed" in variants else None
+        ),
         "variants": {
             v.key: {
                 "label": v.label,
@@ -1116,8 +1222,14 @@ def _format_query(q: dict[str, Any]) -> list[str]:
             f"{_time(base['median_seconds'])}   ratio {q['ratio']:.2f} "
             f"(target {q['target']}){verdict}"
         )
+        if q.get("ratio_typed") is not None:
+            typed = variants["typed"]
+            lines.append(
+                f"      store {_time(store['median_seconds'])}   {typed['label']} "
+                f"{_time(typed['median_seconds'])}   ratio {q['ratio_typed']:.2f}"
+            )
     for key, v in variants.items():
-        if key in ("store", q["baseline"]):
+        if key in ("store", q["baseline"]) or (key == "typed" and q.get("ratio_typed")):
             continue
         ratio = store["median_seconds"] / v["median_seconds"]
         extra = f" = {v['rows_per_s']:,} rows/s" if q["query"] == "d" else ""
@@ -1162,6 +1274,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"PostgreSQL server URL to create the scratch database from (or ${POSTGRES_ENV})",
     )
     parser.add_argument(
+        "--postgres-database",
+        metavar="NAME",
+        help="generate the PostgreSQL store into this database once and keep it: later runs "
+        "with the same --points reuse it (default: a scratch database dropped at the end)",
+    )
+    parser.add_argument(
         "--backend",
         choices=("all", "sqlite", "postgresql"),
         default="all",
@@ -1202,7 +1320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.backend in ("all", "sqlite"):
             backends.append(SqliteBackend(Path(tmp), args.data_dir, args.points))
         if args.backend in ("all", "postgresql") and args.postgres_url:
-            backends.append(PostgresBackend(Path(tmp), args.postgres_url))
+            backends.append(PostgresBackend(Path(tmp), args.postgres_url, args.postgres_database))
         for backend in backends:
             try:
                 results.append(run_backend(backend, plan, args))

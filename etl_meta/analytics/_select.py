@@ -9,11 +9,13 @@ of one job over time).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
 
+from etl_meta.analytics._compiled import param
 from etl_meta.analytics.filters_sql import FieldSpec, ValuePredicate, filter_clause
 from etl_meta.errors import ValidationError
 from etl_meta.models import Component, Execution, Job, JobTag, Metric, MetricLatest, Tag
@@ -69,24 +71,39 @@ RUN_FIELDS: Mapping[str, FieldSpec] = {
 }
 
 
-def _one_or_many(column: Any, value: str | Iterable[str] | None) -> sa.ColumnElement[bool] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return column == value
-    values = list(value)
-    return column.in_(values) if values else sa.false()
+def tag_clauses(tags: Mapping[str, Any] | None) -> list[sa.ColumnElement[bool]]:
+    """``tags={"env": "prod"}``: the job carries every given ``key=value``.
 
-
-def tag_clauses(tags: Mapping[str, str] | None) -> list[sa.ColumnElement[bool]]:
-    """``tags={"env": "prod"}``: the job carries every given ``key=value``."""
+    A value may be a bound parameter (the cached statements bind tag values per call).
+    """
     condition = _job_tag(job.c.id)
     return [
         condition(key, lambda column, v=value: column == v) for key, value in (tags or {}).items()
     ]
 
 
-def metric_conditions(
+@dataclass(frozen=True)
+class MetricShape:
+    """Which metric filters a call gives, without their values: it decides the SQL.
+
+    A name filter is ``None`` (not given), ``"="`` (one name) or the length of a list of names.
+    The values are bound parameters named after the filter (``job``, ``job_0``, ``since``,
+    ``tag_0`` …); the tag keys and the ``filter`` text are part of the shape itself.
+    """
+
+    job: str | int | None = None
+    component: str | int | None = None
+    name: str | int | None = None
+    run: bool = False
+    since: bool = False
+    until: bool = False
+    tags: tuple[str, ...] = ()
+    attempts: Attempts = "final"
+    filter: str | None = None
+
+
+def metric_shape(
+    values: dict[str, Any],
     *,
     job_name: str | Iterable[str] | None = None,
     component_name: str | Iterable[str] | None = None,
@@ -97,33 +114,79 @@ def metric_conditions(
     tags: Mapping[str, str] | None = None,
     attempts: Attempts = "final",
     filter: str | None = None,
-) -> list[sa.ColumnElement[bool]]:
-    """WHERE clauses over ``metric`` ⋈ ``component`` ⋈ ``execution`` ⋈ ``job``."""
+) -> MetricShape:
+    """Validate metric filters, put their values into ``values`` and return their shape."""
     if attempts not in ("all", "final"):
         raise ValidationError.single("attempts", "must be 'all' or 'final'")
     for label, moment in (("since", since), ("until", until)):
         if moment is not None and moment.utcoffset() is None:
             raise ValidationError.single(label, "must be timezone-aware")
+    for label, moment in (("run", execution_id), ("since", since), ("until", until)):
+        if moment is not None:
+            values[label] = moment
+    tag_items = list((tags or {}).items())
+    for index, (_, value) in enumerate(tag_items):
+        values[f"tag_{index}"] = value
+    return MetricShape(
+        job=_names("job", job_name, values),
+        component=_names("component", component_name, values),
+        name=_names("name", name, values),
+        run=execution_id is not None,
+        since=since is not None,
+        until=until is not None,
+        tags=tuple(key for key, _ in tag_items),
+        attempts=attempts,
+        filter=filter or None,
+    )
+
+
+def _names(
+    slot: str, value: str | Iterable[str] | None, values: dict[str, Any]
+) -> str | int | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        values[slot] = value
+        return "="
+    items = list(value)
+    values.update({f"{slot}_{index}": item for index, item in enumerate(items)})
+    return len(items)
+
+
+def _match(column: Any, slot: str, shape: str | int | None) -> sa.ColumnElement[bool] | None:
+    if shape is None:
+        return None
+    if shape == "=":
+        return column == param(slot, column.type)
+    if shape == 0:
+        return sa.false()  # an empty list matches nothing
+    return column.in_([param(f"{slot}_{index}", column.type) for index in range(int(shape))])
+
+
+def metric_conditions(shape: MetricShape) -> list[sa.ColumnElement[bool]]:
+    """WHERE clauses over ``metric`` ⋈ ``component`` ⋈ ``execution`` ⋈ ``job``, unbound."""
     clauses = [
         clause
         for clause in (
-            _one_or_many(job.c.name, job_name),
-            _one_or_many(component.c.name, component_name),
-            _one_or_many(metric.c.name, name),
+            _match(job.c.name, "job", shape.job),
+            _match(component.c.name, "component", shape.component),
+            _match(metric.c.name, "name", shape.name),
         )
         if clause is not None
     ]
-    if execution_id is not None:
-        clauses.append(metric.c.execution_id == execution_id)
-    if since is not None:
-        clauses.append(metric.c.recorded_at >= since)
-    if until is not None:
-        clauses.append(metric.c.recorded_at < until)
-    clauses += tag_clauses(tags)
-    if attempts == "final":
+    if shape.run:
+        clauses.append(metric.c.execution_id == param("run", metric.c.execution_id.type))
+    if shape.since:
+        clauses.append(metric.c.recorded_at >= param("since", metric.c.recorded_at.type))
+    if shape.until:
+        clauses.append(metric.c.recorded_at < param("until", metric.c.recorded_at.type))
+    tag_type = Tag.__table__.c.value.type
+    tag_values = {key: param(f"tag_{i}", tag_type) for i, key in enumerate(shape.tags)}
+    clauses += tag_clauses(tag_values)
+    if shape.attempts == "final":
         clauses.append(metric.c.attempt == final_attempt())
-    if filter:
-        clauses.append(filter_clause(filter, METRIC_FIELDS))
+    if shape.filter:
+        clauses.append(filter_clause(shape.filter, METRIC_FIELDS))
     return clauses
 
 

@@ -1,0 +1,162 @@
+"""Typed DataFrames from driver rows or Arrow tables, column by column.
+
+A frame's types never depend on the path that read it (see ``docs/analytics.md``):
+
+* ``category`` columns are pandas categoricals whose categories are sorted (code point order) and
+  of dtype ``str``, exactly as ``astype("category")`` makes them;
+* ``timestamp`` columns are ``datetime64[us, UTC]``;
+* ``int`` columns are ``int64``, or nullable ``Int64`` when a value is missing;
+* ``text`` columns are pandas' ``str`` dtype.
+
+Small frames are dominated by fixed costs in pandas, not by rows: a ``CategoricalDtype`` built
+from scratch validates its categories (about as long as fetching 50 rows), and a timestamp
+column converted through pyarrow's generic ``to_pandas`` costs more than the query. So category
+dtypes are cached by their categories (names repeat from call to call), and every column is
+handed to pandas as a ready numpy or pandas array.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+#: Column kinds a frame may hold; each maps to one pyarrow and one pandas type.
+Kind = Literal["int", "float", "text", "category", "timestamp", "bool"]
+
+_UTC = pd.DatetimeTZDtype("us", "UTC")
+_STR = pd.StringDtype(na_value=np.nan)  # pandas' default "str" dtype
+
+
+@functools.lru_cache(maxsize=512)
+def category_dtype(categories: tuple[str, ...]) -> pd.CategoricalDtype:
+    """The dtype of a categorical with these (sorted, distinct) categories, built once.
+
+    A dtype is immutable, so frames may share it.
+    """
+    return pd.CategoricalDtype(pd.Index(list(categories), dtype="str"), ordered=False)
+
+
+def categorical(codes: np.ndarray, categories: Sequence[str]) -> pd.Categorical:
+    """``codes`` (−1 = missing) into unsorted ``categories`` → the sorted categorical."""
+    count = len(categories)
+    if count > 1:
+        order = sorted(range(count), key=categories.__getitem__)
+        rank = np.empty(count + 1, dtype=np.int32)
+        rank[order] = np.arange(count, dtype=np.int32)
+        rank[count] = -1  # codes of −1 index the last slot: missing stays missing
+        codes = rank[codes]
+        categories = [categories[i] for i in order]
+    return pd.Categorical.from_codes(codes, dtype=category_dtype(tuple(categories)), validate=False)
+
+
+def utc_timestamps(values: np.ndarray) -> Any:
+    """``datetime64[us]`` values (UTC wall clock) as a ``datetime64[us, UTC]`` array."""
+    values = values.astype("datetime64[us]", copy=False)
+    simple_new = getattr(pd.arrays.DatetimeArray, "_simple_new", None)
+    if simple_new is not None:
+        # Wraps the buffer as is (the public constructor re-validates every value, which is
+        # slower than the rest of a small frame); the values are already UTC microseconds.
+        return simple_new(values, dtype=_UTC)
+    return pd.array(values, dtype=_UTC)  # pragma: no cover (a pandas without _simple_new)
+
+
+@functools.lru_cache(maxsize=64)
+def _column_index(names: tuple[str, ...]) -> pd.Index:
+    return pd.Index(list(names))
+
+
+def frame(data: dict[str, Any], rows: int) -> pd.DataFrame:
+    """The columns, in order, as a frame with a ``RangeIndex`` (no copies).
+
+    Every column is already a 1-D array of ``rows`` values of its final type, so pandas' own
+    checks (inferring each column's type, validating the names) are skipped: they cost more
+    than the rest of a 50-row frame. The column index is cached per column list.
+    """
+    columns = _column_index(tuple(data))
+    from_arrays = getattr(pd.DataFrame, "_from_arrays", None)
+    if from_arrays is None:  # pragma: no cover (a pandas without it)
+        return pd.DataFrame(data, index=pd.RangeIndex(rows), copy=False)
+    return from_arrays(
+        list(data.values()), columns=columns, index=pd.RangeIndex(rows), verify_integrity=False
+    )
+
+
+# --- rows from the driver (small results) ------------------------------------------------------
+
+
+def from_rows(rows: list[tuple[Any, ...]], columns: Mapping[str, Kind]) -> Any:
+    """A typed frame from driver rows: timestamps as naive UTC ``datetime`` s (PostgreSQL, see
+    :mod:`.fetch`) or the stored UTC text (SQLite); booleans as ``bool`` or 0/1."""
+    count = len(rows)
+    values = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
+    data: dict[str, Any] = {}
+    for (name, kind), column in zip(columns.items(), values, strict=True):
+        data[name] = _column(column, kind)
+    return frame(data, count)
+
+
+def _column(column: Sequence[Any], kind: Kind) -> Any:
+    if kind == "float":
+        return np.array(column, dtype=np.float64)  # None → NaN
+    if kind == "int":
+        if None in column:
+            return pd.array(column, dtype="Int64")
+        return np.array(column, dtype=np.int64)
+    if kind == "category":
+        categories = sorted(set(column) - {None})
+        codes = dict(zip(categories, range(len(categories)), strict=True))
+        codes[None] = -1
+        return pd.Categorical.from_codes(
+            np.fromiter(map(codes.__getitem__, column), dtype=np.int32, count=len(column)),
+            dtype=category_dtype(tuple(categories)),
+            validate=False,
+        )
+    import pyarrow as pa
+
+    if kind == "timestamp":
+        # Naive UTC datetimes (PostgreSQL) or "YYYY-MM-DD HH:MM:SS.ffffff" UTC text (SQLite);
+        # None → NaT. numpy parses the text fastest, pyarrow converts datetime objects about
+        # ten times faster than numpy does.
+        if isinstance(next((v for v in column if v is not None), ""), str):
+            return utc_timestamps(np.array(column, dtype="datetime64[us]"))
+        stamps = pa.array(column, type=pa.timestamp("us"))
+        return utc_timestamps(stamps.to_numpy(zero_copy_only=False))
+    if kind == "bool":
+        return np.array(column, dtype=bool)
+    return _STR.__from_arrow__(pa.array(column, type=pa.large_string()))
+
+
+# --- Arrow tables (large results) ---------------------------------------------------------------
+
+
+def from_arrow(table: Any, columns: Mapping[str, Kind]) -> pd.DataFrame:
+    """A typed frame from an Arrow table with ``columns`` (category columns as strings)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    data: dict[str, Any] = {}
+    for name, kind in columns.items():
+        column = table.column(name)
+        if kind == "category":
+            encoded = pc.dictionary_encode(column).combine_chunks()
+            indices = encoded.indices
+            codes = indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32)
+            data[name] = categorical(codes, encoded.dictionary.to_pylist())
+        elif kind == "int" and column.null_count:
+            data[name] = column.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get).array
+        elif kind == "timestamp":
+            micros = pc.cast(column.combine_chunks(), pa.int64())
+            stamps = micros.fill_null(0).to_numpy().view("datetime64[us]")
+            if micros.null_count:
+                stamps = stamps.copy()
+                stamps[micros.is_null().to_numpy(zero_copy_only=False)] = np.datetime64("NaT")
+            data[name] = utc_timestamps(stamps)
+        elif kind in ("int", "float"):
+            data[name] = column.to_numpy()
+        else:
+            data[name] = column.to_pandas().array
+    return frame(data, table.num_rows)

@@ -1,0 +1,232 @@
+"""How analyst queries are read: every path gives the same frame, on every backend.
+
+A query's shape decides how it is read (``etl_meta.analytics.fetch``): small results (one run,
+short pages, one metric's aggregates, latest values) as prepared rows, large ones through
+``COPY`` on PostgreSQL / Arrow on SQLite; whole metric frames without ``ORDER BY``, sorted by
+id afterwards. Statements are compiled once per shape and bound per call
+(``etl_meta.analytics._compiled``). None of this may change a frame: values, order, dtypes and
+categories must be exactly those of the plain path and of pandas' own ``astype``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from etl_meta import MetadataStore
+from etl_meta.analytics import aggregate_metrics, latest_metrics, metrics_frame, metrics_page
+from etl_meta.analytics._compiled import clear_caches
+from etl_meta.analytics.fetch import _sorted, read_frame
+from etl_meta.analytics.metrics import LATEST_COLUMNS, METRIC_COLUMNS
+from etl_meta.analytics.queries import (
+    aggregate_shaped,
+    latest_shaped,
+    metrics_query,
+    metrics_shaped,
+)
+from etl_meta.errors import NotFoundError
+from tests.factories import T0, Factory
+
+AT = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+COMPONENTS = [
+    {"name": "extract", "component_type": "read_csv"},
+    {"name": "load", "component_type": "write_table", "depends_on": ["extract"]},
+]
+
+
+@pytest.fixture
+def runs(store: MetadataStore, factory: Factory):
+    """Two jobs; ``sales`` has two runs, one with a retried step. Points are recorded out of
+    name order, so categories must be sorted, not in order of appearance."""
+    for job in ("sales", "other"):
+        factory.job(name=job, components=COMPONENTS)
+    first = factory.finished_run("sales", run_id="paths-1")
+    second = factory.finished_run("sales", run_id="paths-2")
+    other = factory.finished_run("other", run_id="paths-3")
+    for offset, run in enumerate((first, second, other)):
+        at = AT + timedelta(days=offset)
+        store.metrics.record(
+            [
+                ("load", "zeta", 1.5 + offset, 0, 1, at),
+                ("extract", "rows", 10.0 * offset, 0, 1, at + timedelta(minutes=1)),
+                ("extract", "rows", 11.0 * offset, 0, 2, at + timedelta(minutes=2)),
+                ("load", "alpha", -2.0, 1, 1, at + timedelta(hours=25)),
+            ],
+            execution_id=run.id,
+        )
+    return first, second, other
+
+
+def _reference(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` rebuilt with plain pandas: what the store's dtypes must equal."""
+    rebuilt = {}
+    for name in frame.columns:
+        column = frame[name]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            rebuilt[name] = column.astype(str).astype("category")
+        elif isinstance(column.dtype, pd.DatetimeTZDtype):
+            rebuilt[name] = pd.to_datetime(column.astype(str), utc=True).dt.as_unit("us")
+        else:
+            rebuilt[name] = column.to_numpy().tolist()
+            rebuilt[name] = pd.Series(rebuilt[name], dtype=column.dtype)
+    return pd.DataFrame(rebuilt)
+
+
+def _both_ways(store: MetadataStore, shaped, columns) -> tuple[pd.DataFrame, pd.DataFrame]:
+    small = read_frame(store, dataclasses.replace(shaped, small=True), columns)
+    large = read_frame(store, dataclasses.replace(shaped, small=False), columns)
+    return small, large
+
+
+def test_one_runs_points_are_the_same_frame_as_rows_and_as_a_stream(store, runs):
+    first, _, _ = runs
+    shaped = metrics_shaped(store, run=first.id, attempts="all")
+    assert shaped.small
+    small, large = _both_ways(store, shaped, METRIC_COLUMNS)
+    pd.testing.assert_frame_equal(small, large)
+    pd.testing.assert_frame_equal(small, _reference(small))
+    assert small["metric_id"].is_monotonic_increasing
+    assert small["name"].cat.categories.tolist() == ["alpha", "rows", "zeta"]
+    assert small["recorded_at"].iloc[0] == pd.Timestamp(AT)  # microseconds kept
+
+
+def test_aggregates_and_latest_values_are_the_same_frame_either_way(store, runs):
+    shaped = aggregate_shaped(store, job="sales", name=["rows", "zeta"], every="1d")
+    assert shaped.small
+    small, large = _both_ways(store, shaped, _aggregate_columns())
+    pd.testing.assert_frame_equal(small, large)
+    assert len(small) == 4  # 2 days × 2 metrics
+    latest = latest_shaped("sales", runs=5)
+    small, large = _both_ways(store, latest, LATEST_COLUMNS)
+    pd.testing.assert_frame_equal(small, large)
+    pd.testing.assert_frame_equal(small, _reference(small))
+
+
+def _aggregate_columns() -> dict:
+    return {
+        "bucket": "timestamp",
+        "job": "category",
+        "component": "category",
+        "name": "category",
+        **dict.fromkeys(("count", "mean", "min", "max", "last", "p50", "p95"), "float"),
+    } | {"count": "int"}
+
+
+def test_wide_reads_stream_and_match_the_paged_reads(store, runs):
+    whole = metrics_frame(store, attempts="all")
+    assert not metrics_shaped(store, attempts="all").small
+    assert whole["metric_id"].is_monotonic_increasing  # sorted by id after an unordered read
+    pages, cursor = [], None
+    while True:
+        page = metrics_page(store, cursor=cursor, limit=5, attempts="all")
+        pages.append(page.frame)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    paged = pd.concat(pages, ignore_index=True)
+    for column in ("metric_id", "value", "recorded_at"):
+        pd.testing.assert_series_equal(whole[column], paged[column])
+    assert (whole["name"].astype(str) == paged["name"].astype(str)).all()
+
+
+def test_an_unordered_table_is_sorted_by_id_and_a_sorted_one_is_left_alone():
+    table = pa.table({"metric_id": [3, 1, 2], "value": [30.0, 10.0, 20.0]})
+    assert _sorted(table, "metric_id").column("value").to_pylist() == [10.0, 20.0, 30.0]
+    ordered = pa.table({"metric_id": [1, 2, 3]})
+    assert _sorted(ordered, "metric_id") is ordered
+
+
+def test_the_statement_that_runs_is_the_one_metrics_query_returns(store, runs):
+    first, _, _ = runs
+    query = metrics_query(store, run=first.id, name=["rows", "zeta"], since=T0)
+    shaped = metrics_shaped(store, run=first.id, name=["rows", "zeta"], since=T0)
+    dialect = store.engine.dialect
+    bound = query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    assert bound.string == shaped.compiled(dialect).sql
+    assert metrics_query(store).compile(dialect=dialect).string.rstrip().endswith("metric.id")
+
+
+def test_one_shape_serves_calls_with_different_values(store, runs):
+    clear_caches()
+    first, second, _ = runs
+    for run, value in ((first, 0.0), (second, 11.0), (first, 0.0)):
+        frame = metrics_frame(store, run=run.id, name="rows")
+        assert frame["run_id"].unique().tolist() == [run.id]
+        assert frame["value"].tolist() == [value]  # final attempt only
+    assert metrics_frame(store, name=[]).empty  # an empty list is its own shape
+    assert len(metrics_frame(store, name=["rows"], attempts="all")) == 6
+    assert len(metrics_frame(store, name=["rows", "zeta"], attempts="all")) == 9
+
+
+def test_filters_and_tags_are_part_of_the_shape(store, factory, runs):
+    factory.job(name="tagged", tags={"env": "prod"}, components=COMPONENTS)
+    tagged = factory.finished_run("tagged", run_id="paths-4")
+    store.metrics.record([("load", "zeta", 99.0, 0, 1, AT)], execution_id=tagged.id)
+    assert metrics_frame(store, tags={"env": "prod"})["value"].tolist() == [99.0]
+    assert metrics_frame(store, tags={"env": "dev"}).empty
+    low = metrics_frame(store, filter="value < 0", attempts="all")
+    high = metrics_frame(store, filter="value > 50", attempts="all")
+    assert set(low["value"]) == {-2.0} and high["value"].tolist() == [99.0]
+    since = metrics_frame(store, filter="recorded_at >= '2026-03-03T00:00:00Z'", attempts="all")
+    assert set(since["run_id"]) == {runs[1].id, runs[2].id}  # March 3 onwards
+
+
+def test_a_read_inside_a_transaction_sees_its_uncommitted_points(store, runs):
+    first, _, _ = runs
+    with store.transaction():
+        store.metrics.record([("load", "fresh", 7.0, 0, 1, AT)], execution_id=first.id)
+        assert metrics_frame(store, run=first.id, name="fresh")["value"].tolist() == [7.0]
+        assert "fresh" in latest_metrics(store, "sales")["name"].astype(str).tolist()
+
+
+def test_timestamps_are_utc_whatever_the_session_time_zone(store, runs, backend):
+    if backend != "postgresql":
+        pytest.skip("SQLite has no session time zone")
+    first, _, _ = runs
+    with store.transaction() as session:
+        session.connection().exec_driver_sql("SET LOCAL TIME ZONE 'America/New_York'")
+        small = metrics_frame(store, run=first.id, name="zeta")
+        daily = aggregate_metrics(store, job="sales", name="zeta", every="1d")
+    assert small["recorded_at"].tolist() == [pd.Timestamp(AT)]
+    assert daily["bucket"].iloc[0] == pd.Timestamp("2026-03-01", tz="UTC")
+
+
+def test_latest_metrics_of_an_unknown_job_still_raise_not_found(store, runs, factory):
+    with pytest.raises(NotFoundError):
+        latest_metrics(store, "no-such-job")
+    factory.job(name="idle", components=COMPONENTS)
+    assert latest_metrics(store, "idle").empty  # a job without runs is not an error
+
+
+def test_missing_values_keep_nullable_types_on_the_row_path():
+    from etl_meta.analytics._frames import from_rows
+
+    rows = [(1, None, None, "b", 1.0), (None, "x", "2026-01-01 00:00:00.000001", None, None)]
+    columns = {"i": "int", "t": "text", "at": "timestamp", "c": "category", "f": "float"}
+    frame = from_rows(rows, columns)
+    assert frame["i"].dtype == pd.Int64Dtype() and frame["i"].isna().tolist() == [False, True]
+    assert frame["t"].dtype == "str" and frame["t"].isna().tolist() == [True, False]
+    assert frame["at"].isna().tolist() == [True, False]
+    assert frame["c"].cat.categories.tolist() == ["b"] and frame["c"].isna().iloc[1]
+    assert np.isnan(frame["f"].iloc[1])
+
+
+def test_many_small_result_rows_go_through_arrow_to_the_same_frame(store, runs, monkeypatch):
+    from etl_meta.analytics import fetch
+
+    first, _, _ = runs
+    shaped = metrics_shaped(store, run=first.id, attempts="all")
+    in_python = read_frame(store, shaped, METRIC_COLUMNS)
+    monkeypatch.setattr(fetch, "ROWS_IN_PYTHON", 0)  # as if the run had thousands of points
+    via_arrow = read_frame(store, shaped, METRIC_COLUMNS)
+    pd.testing.assert_frame_equal(in_python, via_arrow)
+    latest = latest_shaped("sales", runs=5)
+    monkeypatch.setattr(fetch, "ROWS_IN_PYTHON", 1_000)
+    expected = read_frame(store, latest, LATEST_COLUMNS)
+    monkeypatch.setattr(fetch, "ROWS_IN_PYTHON", 0)
+    pd.testing.assert_frame_equal(expected, read_frame(store, latest, LATEST_COLUMNS))
