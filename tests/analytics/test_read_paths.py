@@ -30,6 +30,7 @@ from etl_meta.analytics.queries import (
     metrics_shaped,
 )
 from etl_meta.errors import NotFoundError
+from tests.backends import postgresql_only
 from tests.factories import T0, Factory
 
 AT = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -184,9 +185,8 @@ def test_a_read_inside_a_transaction_sees_its_uncommitted_points(store, runs):
         assert "fresh" in latest_metrics(store, "sales")["name"].astype(str).tolist()
 
 
-def test_timestamps_are_utc_whatever_the_session_time_zone(store, runs, backend):
-    if backend != "postgresql":
-        pytest.skip("SQLite has no session time zone")
+@postgresql_only()  # SQLite has no session time zone
+def test_timestamps_are_utc_whatever_the_session_time_zone(store, runs):
     first, _, _ = runs
     with store.transaction() as session:
         session.connection().exec_driver_sql("SET LOCAL TIME ZONE 'America/New_York'")
