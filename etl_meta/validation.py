@@ -25,9 +25,8 @@ IDENTIFIER_MAX = 63
 TYPE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 #: Tag keys follow the Kubernetes/Dagster label shape; values are free text without control chars.
 TAG_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]*$")
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-#: What free text (descriptions, tag values, run ids, errors) may not hold: ``_CONTROL_RE`` plus
-#: the C1 controls U+0080-U+009F (terminal controls too: U+009B is CSI).
+#: What free text (descriptions, tag values, run ids, errors) may not hold: C0 controls but tab
+#: and newlines, DEL, and the C1 controls U+0080-U+009F (terminal controls too: U+009B is CSI).
 _TEXT_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 #: Bidi embeddings and overrides. An override (RLO, U+202E) makes terminals and UIs draw the letters
 #: after it in reverse, so ``invoice<U+202E>txt.exe`` reads ``invoiceexe.txt`` ("Trojan Source").
