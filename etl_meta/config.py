@@ -83,6 +83,19 @@ class Settings(BaseSettings):
     pool_size: int = Field(default=5, ge=1, le=100, description="PostgreSQL pool size.")
     max_overflow: int = Field(default=5, ge=0, le=100, description="PostgreSQL pool overflow.")
     pool_recycle_seconds: int = Field(default=1800, ge=30, description="Recycle older connections.")
+    # Why 5 s: a connection the server ended (restart, pg_terminate_backend) shows up without any
+    # I/O, as a readable socket, but one a middlebox (NAT, firewall, load balancer) dropped for
+    # idling does not: nothing arrives, and only a round trip tells. Those idle timeouts are
+    # minutes long, so pinging after 5 s idle is safe, and a hot loop of small reads, where the
+    # ping would be a large share of each call, never pays for it.
+    pool_ping_after_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description=(
+            "Ping a pooled PostgreSQL connection before use only when it sat idle longer than "
+            "this, or psycopg or its socket says it may be dead; 0 pings on every checkout."
+        ),
+    )
     connect_timeout_seconds: int = Field(default=10, ge=1, le=600)
     statement_timeout_ms: int = Field(
         default=0, ge=0, description="PostgreSQL statement_timeout; 0 leaves the server's value."

@@ -7,22 +7,33 @@ SQLite
     instead of waiting; 23–43 % of concurrent ones did here. Read-only work goes through
     :func:`readonly` and keeps the deferred ``BEGIN``, so readers never queue behind writers.
 PostgreSQL
-    psycopg 3, a bounded pool with ``pool_pre_ping``, connect and (optional) statement timeouts.
+    psycopg 3, a bounded pool, connect and (optional) statement timeouts. A pooled connection is
+    checked at checkout and a dead one replaced, so a long-lived process (a Dagster sensor, an
+    Airflow worker) survives a server restart or ``pg_terminate_backend``. The check costs a round
+    trip only when the connection sat idle longer than ``pool_ping_after_seconds`` or psycopg or its
+    socket says it may be dead (``pool_pre_ping`` pinged on every checkout, a large share of a
+    small read).
 Both
     ``hide_parameters=True``: driver errors never echo statement parameters, which may hold secrets.
 """
 
 from __future__ import annotations
 
+import select
+import time
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from etl_meta.config import Settings, get_settings, normalize_database_url
 
 _READONLY_OPTION = "etl_meta_readonly"
+#: ``connection_record.info`` key: ``time.monotonic()`` when the pooled PostgreSQL connection was
+#: last known alive: opened, or returned to the pool (after its reset).
+_ALIVE_AT_KEY = "_etl_meta_alive_at"
 
 
 def create_engine(url: str | URL | None = None, *, settings: Settings | None = None) -> Engine:
@@ -95,16 +106,81 @@ def _postgresql_engine(url: URL, settings: Settings) -> Engine:
     }
     if settings.statement_timeout_ms:
         connect_args["options"] = f"-c statement_timeout={settings.statement_timeout_ms}"
-    return sa.create_engine(
+    engine = sa.create_engine(
         url,
         echo=settings.echo_sql,
         hide_parameters=True,
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
         pool_recycle=settings.pool_recycle_seconds,
-        pool_pre_ping=True,
         connect_args=connect_args,
     )
+    _discard_dead_connections(engine, ping_after_seconds=settings.pool_ping_after_seconds)
+    return engine
+
+
+def _discard_dead_connections(engine: Engine, *, ping_after_seconds: float) -> None:
+    """Make the pool replace a dead connection at checkout, pinging only those that may be dead.
+
+    SQLAlchemy's pessimistic disconnect handling: a ``checkout`` listener that raises
+    :class:`~sqlalchemy.exc.DisconnectionError` makes the pool discard the connection and retry
+    with a fresh one. A connection known alive less than ``ping_after_seconds`` ago that still
+    looks alive without any I/O (see :func:`_looks_alive`) is handed out as is; any other is
+    pinged first.
+    """
+    from psycopg.pq import TransactionStatus
+
+    dialect = engine.dialect
+    driver_error = dialect.loaded_dbapi.Error
+
+    def _looks_alive(dbapi_connection: Any) -> bool:
+        # The server ends a backend (restart, pg_terminate_backend, idle_session_timeout) with a
+        # FATAL message and closes the socket, so an idle connection's socket turns readable.
+        # Nothing else arrives on an idle connection of ours (we never LISTEN); if something
+        # harmless ever does, the cost is one ping.
+        try:
+            return (
+                not dbapi_connection.closed
+                and dbapi_connection.info.transaction_status == TransactionStatus.IDLE
+                and not _has_pending_input(dbapi_connection.fileno())
+            )
+        except (driver_error, OSError, ValueError):  # unknown state: ping
+            return False
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_ALIVE_AT_KEY] = time.monotonic()  # the connect itself was the round trip
+
+    @sa.event.listens_for(engine, "checkin")
+    def _on_checkin(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        if dbapi_connection is not None:  # None: invalidated; a reconnect starts a fresh info
+            record.info[_ALIVE_AT_KEY] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        alive_at = record.info.get(_ALIVE_AT_KEY)
+        if (
+            alive_at is not None
+            and time.monotonic() - alive_at < ping_after_seconds
+            and _looks_alive(dbapi_connection)
+        ):
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except driver_error as exc:
+            raise sa.exc.DisconnectionError("pooled connection failed its liveness ping") from exc
+
+
+def _has_pending_input(fileno: int) -> bool:
+    """Whether the socket ``fileno`` has something to read (or hung up), without blocking."""
+    if hasattr(select, "poll"):
+        # poll, not select: select() refuses descriptors past FD_SETSIZE (1024), which a
+        # long-lived worker holding many files and sockets can reach.
+        poller = select.poll()
+        poller.register(fileno, select.POLLIN)
+        return bool(poller.poll(0))
+    readable, _, _ = select.select([fileno], [], [], 0)  # Windows: no poll, and no such limit
+    return bool(readable)
 
 
 def render_url(url: str | URL) -> str:
