@@ -66,6 +66,8 @@ class Shaped:
     small: bool
     #: Sort the fetched rows by this column (ascending): the statement has no ORDER BY.
     sort_by: str | None = None
+    #: The same metric points as ids only, for a large read on PostgreSQL (see ``._narrow``).
+    narrow: Shaped | None = None
 
     def statement(self) -> sa.Select:
         """The statement with this call's values bound (for ``EXPLAIN`` or further building)."""

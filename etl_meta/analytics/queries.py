@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from etl_meta.analytics._compiled import Shaped, param
+from etl_meta.analytics._narrow import narrow_shaped
 from etl_meta.analytics._select import (
     Attempts,
     MetricShape,
@@ -98,6 +99,7 @@ def metrics_shaped(
         values,
         small,
         sort_by=None if ordered else "metric_id",
+        narrow=None if ordered else narrow_shaped(shape, values),
     )
 
 

@@ -81,9 +81,9 @@ def translate_db_error(error: sa_exc.SQLAlchemyError) -> EtlMetaError:
     """The typed error for a SQLAlchemy error, chained to a sanitized :class:`DriverError`."""
     if isinstance(error, sa_exc.DBAPIError):
         message, sqlstate, constraint = _diagnostics(error)
-        cause = DriverError(message, sqlstate=sqlstate, constraint=constraint)
-        translated: EtlMetaError
         if isinstance(error, sa_exc.IntegrityError):
+            cause = DriverError(message, sqlstate=sqlstate, constraint=constraint)
+            translated: EtlMetaError
             if sqlstate == "23505" or message.startswith("UNIQUE constraint failed"):
                 translated = AlreadyExistsError(
                     _table_of(constraint, message), constraint or message, field="unique key"
@@ -92,25 +92,47 @@ def translate_db_error(error: sa_exc.SQLAlchemyError) -> EtlMetaError:
                 translated = IntegrityError(
                     f"the database rejected the write: {message}", constraint=constraint
                 )
-        elif sqlstate is not None and sqlstate.startswith("22"):
-            # data_exception: a value the database cannot store or compare (out of range,
-            # invalid text). The store validates first, so this is a value it did not foresee.
-            translated = ValidationError.single(
-                "(value)", f"the database refused a value: {message}"
-            )
-        elif sqlstate == "42501":  # insufficient_privilege: the database role lacks a grant
-            translated = PermissionDeniedError(
-                f"the database refused: {message}", source="database"
-            )
-        elif _unavailable(error, message, sqlstate):
-            translated = StoreUnavailableError(f"the store is unavailable: {message}")
-        else:
-            translated = IntegrityError(f"the database rejected the statement: {message}")
-        translated.__cause__ = cause
-        return translated
+            translated.__cause__ = cause
+            return translated
+        return translate_driver_error(
+            message,
+            sqlstate,
+            constraint=constraint,
+            connection_failed=_unavailable(error, message, sqlstate),
+        )
     if isinstance(error, sa_exc.StatementError) and isinstance(error.orig, ValueError | TypeError):
         return ValidationError.single("?", str(error.orig))
     return EtlMetaError(f"database error: {type(error).__name__}")
+
+
+def translate_driver_error(
+    message: str,
+    sqlstate: str | None,
+    *,
+    constraint: str | None = None,
+    connection_failed: bool = False,
+) -> EtlMetaError:
+    """The typed error for a driver's primary ``message`` and ``sqlstate`` (also for drivers
+    SQLAlchemy does not wrap, such as ADBC's), chained to a sanitized :class:`DriverError`.
+
+    ``connection_failed``: the driver says the connection itself failed (no SQLSTATE).
+    """
+    cause = DriverError(message, sqlstate=sqlstate, constraint=constraint)
+    translated: EtlMetaError
+    if sqlstate is not None and sqlstate.startswith("22"):
+        # data_exception: a value the database cannot store or compare (out of range,
+        # invalid text). The store validates first, so this is a value it did not foresee.
+        translated = ValidationError.single("(value)", f"the database refused a value: {message}")
+    elif sqlstate == "42501":  # insufficient_privilege: the database role lacks a grant
+        translated = PermissionDeniedError(f"the database refused: {message}", source="database")
+    elif connection_failed or (
+        sqlstate is not None and sqlstate.startswith(_TRANSIENT_SQLSTATE_PREFIXES)
+    ):
+        translated = StoreUnavailableError(f"the store is unavailable: {message}")
+    else:
+        translated = IntegrityError(f"the database rejected the statement: {message}")
+    translated.__cause__ = cause
+    return translated
 
 
 def _table_of(constraint: str | None, message: str) -> str:

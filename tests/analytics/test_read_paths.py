@@ -21,7 +21,8 @@ import pytest
 from etl_meta import MetadataStore
 from etl_meta.analytics import aggregate_metrics, latest_metrics, metrics_frame, metrics_page
 from etl_meta.analytics._compiled import clear_caches
-from etl_meta.analytics.fetch import _sorted, read_frame
+from etl_meta.analytics._tables import sorted_by
+from etl_meta.analytics.fetch import read_frame
 from etl_meta.analytics.metrics import LATEST_COLUMNS, METRIC_COLUMNS
 from etl_meta.analytics.queries import (
     aggregate_shaped,
@@ -137,9 +138,9 @@ def test_wide_reads_stream_and_match_the_paged_reads(store, runs):
 
 def test_an_unordered_table_is_sorted_by_id_and_a_sorted_one_is_left_alone():
     table = pa.table({"metric_id": [3, 1, 2], "value": [30.0, 10.0, 20.0]})
-    assert _sorted(table, "metric_id").column("value").to_pylist() == [10.0, 20.0, 30.0]
+    assert sorted_by(table, "metric_id").column("value").to_pylist() == [10.0, 20.0, 30.0]
     ordered = pa.table({"metric_id": [1, 2, 3]})
-    assert _sorted(ordered, "metric_id") is ordered
+    assert sorted_by(ordered, "metric_id") is ordered
 
 
 def test_the_statement_that_runs_is_the_one_metrics_query_returns(store, runs):

@@ -10,6 +10,7 @@ how the cluster-wide roles are shared between tests.
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -276,6 +277,33 @@ def test_metric_points_need_the_temporary_grant(roles_url, tmp_path):
                 ).inserted
                 == 1
             )
+    finally:
+        owner.dispose()
+
+
+def test_large_reads_run_as_the_stores_login_and_are_refused_as_typed_errors(roles_url, tmp_path):
+    """A whole metric frame is read through ADBC on connections of its own: with the store's
+    login and password, and the database's refusal is the same typed error as elsewhere."""
+    from etl_meta.analytics import metrics_frame
+
+    owner = sa.create_engine(roles_url, isolation_level="AUTOCOMMIT")
+    adbc_logins = sa.text(
+        "SELECT usename FROM pg_stat_activity "
+        "WHERE datname = current_database() AND application_name LIKE :name"
+    )
+    try:
+        with _store(roles_url, WRITER_ROLE, "writer", tmp_path) as store:
+            assert not metrics_frame(store, attempts="all").empty
+            with owner.connect() as connection:
+                logins = connection.execute(adbc_logins, {"name": "% (adbc)"}).scalars().all()
+                connection.exec_driver_sql(f"REVOKE SELECT ON metric FROM {WRITER_ROLE}")
+            assert logins == [WRITER_ROLE]
+            with pytest.raises(PermissionDeniedError) as refused:
+                metrics_frame(store, attempts="all")
+        assert refused.value.source == "database"
+        shown = "".join(traceback.format_exception(refused.value))
+        assert "permission denied for table metric" in shown
+        assert PASSWORDS["writer"] not in shown
     finally:
         owner.dispose()
 

@@ -1,0 +1,154 @@
+"""Whole metric frames on PostgreSQL, read as ids and joined with names in Arrow.
+
+A metric frame repeats five names per point (run id, orchestrator, job, component) that belong
+to a few thousand runs and components. Joining them in the server and sending them with every
+point cost two thirds of a million-point read here: the joins themselves, and the server
+formatting and sending the same strings a million times. So a large read takes three
+statements in one snapshot (``REPEATABLE READ``, through ADBC, see :mod:`._adbc`):
+
+1. the points with their ``execution_id`` and ``component_id`` only, the job, component and tag
+   filters turned into ``component_id = ANY(ARRAY(SELECT …))``: the planner then reads the
+   matching components' points through the ``metric(component_id, …)`` index as a bitmap heap
+   scan, in table order, which is usually id order already;
+2. the components' and jobs' names, for the component ids present;
+3. the runs' ids and orchestrators, for the execution ids present;
+
+and the frame's names are taken from 2 and 3 by position (dictionary codes, never strings per
+point). The frame is the one :func:`etl_meta.analytics.metrics_frame` documents, exactly: the
+tests compare it with the joined statement's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from etl_meta.analytics._compiled import Shaped, param
+from etl_meta.analytics._frames import Kind, categorical, frame, utc_timestamps
+from etl_meta.analytics._select import (
+    MetricShape,
+    component,
+    execution,
+    job,
+    metric,
+    metric_conditions,
+    metric_from,
+)
+from etl_meta.analytics._tables import sorted_by
+from etl_meta.errors import EtlMetaError
+
+_IDS = postgresql.ARRAY(sa.BigInteger)
+
+COMPONENTS = (
+    sa.select(component.c.id, job.c.name, component.c.name)
+    .join(job, job.c.id == component.c.job_id)
+    .where(component.c.id == sa.any_(param("ids", _IDS)))
+)
+EXECUTIONS = sa.select(execution.c.id, execution.c.external_run_id, execution.c.orchestrator).where(
+    execution.c.id == sa.any_(param("ids", _IDS))
+)
+
+
+def narrow_shaped(shape: MetricShape, values: Mapping[str, Any]) -> Shaped:
+    """The ids-only statement of a whole-frame ``metrics_frame`` call."""
+    return Shaped(("metrics-narrow", shape), lambda: _statement(shape), values, False)
+
+
+def dimension_shaped(which: str, ids: list[int]) -> Shaped:
+    """The names of these components (``which="components"``) or runs (``"executions"``)."""
+    statement = COMPONENTS if which == "components" else EXECUTIONS
+    return Shaped(("metrics-narrow", which), lambda: statement, {"ids": ids}, False)
+
+
+def _statement(shape: MetricShape) -> sa.Select:
+    columns = (
+        metric.c.id,
+        metric.c.execution_id,
+        metric.c.component_id,
+        metric.c.name,
+        metric.c.attempt,
+        metric.c.step,
+        metric.c.value,
+        metric.c.recorded_at,
+    )
+    if shape.filter is not None:
+        # A filter expression may name any field, under OR or NOT: it needs the joins. The
+        # names still stay out of the result.
+        return sa.select(*columns).select_from(metric_from()).where(*metric_conditions(shape))
+    by_component = MetricShape(
+        job=shape.job, component=shape.component, tags=shape.tags, attempts="all"
+    )
+    on_points = MetricShape(
+        name=shape.name,
+        run=shape.run,
+        since=shape.since,
+        until=shape.until,
+        attempts=shape.attempts,
+    )
+    clauses = metric_conditions(on_points)
+    component_clauses = metric_conditions(by_component)
+    if component_clauses:
+        ids = (
+            sa.select(component.c.id)
+            .join(job, job.c.id == component.c.job_id)
+            .where(*component_clauses)
+            .scalar_subquery()
+        )
+        clauses.append(metric.c.component_id == sa.any_(sa.func.array(ids, type_=_IDS)))
+    return sa.select(*columns).where(*clauses)
+
+
+def assemble(points: Any, components: Any, executions: Any, columns: Mapping[str, Kind]) -> Any:
+    """The metric frame from the three tables (Arrow, as read), sorted by metric id."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    points = sorted_by(points, points.column_names[0])
+    at_component = _positions(points.column(2), components.column(0), "component")
+    at_execution = _positions(points.column(1), executions.column(0), "run")
+    run_ids = pc.take(executions.column(1).combine_chunks(), at_execution)
+    data: dict[str, Any] = {
+        "metric_id": points.column(0).to_numpy(),
+        "run_id": points.column(1).to_numpy().astype(np.int64, copy=False),
+        "external_run_id": pa.chunked_array([run_ids]).to_pandas().array,
+        "orchestrator": _category(executions.column(2), at_execution),
+        "job": _category(components.column(1), at_component),
+        "component": _category(components.column(2), at_component),
+        "name": _category(points.column(3), None),
+        "attempt": points.column(4).to_numpy().astype(np.int64, copy=False),
+        "step": points.column(5).to_numpy().astype(np.int64, copy=False),
+        "value": points.column(6).to_numpy(),
+        "recorded_at": utc_timestamps(
+            pc.cast(points.column(7).combine_chunks(), pa.int64()).to_numpy().view("datetime64[us]")
+        ),
+    }
+    if list(data) != list(columns):  # pragma: no cover (METRIC_COLUMNS and this must agree)
+        raise AssertionError("narrow metric columns differ from METRIC_COLUMNS")
+    return frame(data, points.num_rows)
+
+
+def _positions(ids: Any, dimension_ids: Any, what: str) -> Any:
+    """Each point's row in a dimension table; every id is there (foreign keys, one snapshot)."""
+    import pyarrow.compute as pc
+
+    positions = pc.index_in(ids, value_set=dimension_ids).combine_chunks()
+    if positions.null_count:  # pragma: no cover (a foreign key guarantees it)
+        raise EtlMetaError(f"a metric point refers to a {what} the same snapshot does not hold")
+    return positions
+
+
+def _category(values: Any, positions: Any) -> Any:
+    """Dictionary-encode ``values`` (a dimension's column, or the points' own), then pick each
+    point's code: the categorical is built from codes, never from a string per point."""
+    import pyarrow.compute as pc
+
+    encoded = pc.dictionary_encode(values).combine_chunks()
+    indices = encoded.indices.fill_null(-1)
+    if positions is not None:
+        indices = pc.take(indices, positions)
+    codes = indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+    return categorical(codes, encoded.dictionary.to_pylist())
