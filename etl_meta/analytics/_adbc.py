@@ -25,6 +25,7 @@ import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -37,12 +38,20 @@ from etl_meta.store._errors import translate_driver_error
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["ArrowSession", "arrow_session", "bind", "pool_of"]
+__all__ = ["ArrowPool", "ArrowSession", "arrow_session", "bind", "pool_of"]
 
 #: A pooled connection idle for longer than this is pinged before it is used again (a large
 #: read takes tens of milliseconds at least; the ping is one round trip).
 PING_AFTER_SECONDS = 1.0
 _CHECKED_IN = "etl_meta_checked_in"
+
+
+@dataclass(frozen=True)
+class ArrowPool:
+    """A store's pool of ADBC connections and the backend they connect to."""
+
+    pool: sa_pool.QueuePool
+    dialect: str  # "postgresql" or "sqlite"
 
 
 class ArrowSession:
@@ -51,10 +60,14 @@ class ArrowSession:
     def __init__(self, connection: Any) -> None:
         self._connection = connection
 
-    def table(self, sql: str) -> pa.Table:
-        """The rows of ``sql``, whose parameters are already bound (see :func:`bind`)."""
+    def table(self, sql: str, params: Any = None) -> pa.Table:
+        """The rows of ``sql``. On PostgreSQL its parameters are already bound (see
+        :func:`bind`); on SQLite ``params`` are bound by the driver (``?`` placeholders)."""
         with self._connection.cursor() as cursor:
-            cursor.execute(sql)
+            if params is None:
+                cursor.execute(sql)
+            else:
+                cursor.execute(sql, params)
             return cursor.fetch_arrow_table()
 
     def execute(self, sql: str) -> None:
@@ -73,29 +86,40 @@ def bind(driver: Any, sql: str, params: Any) -> str:
     return psycopg.ClientCursor(driver).mogrify(sql, params)
 
 
-def pool_of(store: MetadataStore, driver: Any) -> sa_pool.QueuePool:
-    """``store``'s pool of ADBC connections, made on first use from the connection parameters
-    of ``driver`` (a psycopg connection of the store)."""
+def pool_of(store: MetadataStore, driver: Any) -> ArrowPool:
+    """``store``'s pool of ADBC connections, made on first use: on PostgreSQL from the
+    connection parameters of ``driver`` (a psycopg connection of the store), on SQLite for the
+    store's file."""
     with _pools_lock:
         found = _pools.get(store)
         if found is None:
-            found = _new_pool(store, _conninfo(driver))
+            dialect = store.engine.dialect.name
+            if dialect == "postgresql":
+                found = ArrowPool(_new_pool(store, _postgresql_creator(_conninfo(driver))), dialect)
+            else:
+                found = ArrowPool(_new_pool(store, _sqlite_creator(store)), dialect)
             _pools[store] = found
-            weakref.finalize(store, found.dispose)
+            weakref.finalize(store, found.pool.dispose)
             sa.event.listen(store.engine, "engine_disposed", _forget(store))
         return found
 
 
 @contextmanager
-def arrow_session(pool: sa_pool.QueuePool, *, snapshot: bool = False) -> Iterator[ArrowSession]:
+def arrow_session(pool: ArrowPool, *, snapshot: bool = False) -> Iterator[ArrowSession]:
     """An ADBC connection from ``pool`` (see :func:`pool_of`) for large reads.
 
-    ``snapshot=True`` runs the block in one ``REPEATABLE READ READ ONLY`` transaction, so
-    several statements see the same data. Driver errors become etl-meta's typed errors (see
+    ``snapshot=True`` runs the block in one read-only transaction (PostgreSQL: ``REPEATABLE
+    READ READ ONLY``; SQLite: a deferred ``BEGIN``, one WAL snapshot), so several statements see
+    the same data. Driver errors become etl-meta's typed errors (see
     :mod:`etl_meta.store._errors`).
     """
+    begin = (
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+        if pool.dialect == "postgresql"
+        else "BEGIN"
+    )
     try:
-        fairy = pool.connect()
+        fairy = pool.pool.connect()
     except _adbc_errors() as exc:  # the connection could not be opened
         raise _translated(exc) from None
     except sa.exc.SQLAlchemyError:  # a replacement for a stale connection failed its ping too
@@ -105,7 +129,7 @@ def arrow_session(pool: sa_pool.QueuePool, *, snapshot: bool = False) -> Iterato
     session = ArrowSession(fairy.dbapi_connection)
     try:
         if snapshot:
-            session.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            session.execute(begin)
         yield session
         if snapshot:
             session.execute("COMMIT")
@@ -156,7 +180,7 @@ def _translated(error: BaseException) -> EtlMetaError:
 
 # --- one pool per store -------------------------------------------------------------------------
 
-_pools: weakref.WeakKeyDictionary[MetadataStore, sa_pool.QueuePool] = weakref.WeakKeyDictionary()
+_pools: weakref.WeakKeyDictionary[MetadataStore, ArrowPool] = weakref.WeakKeyDictionary()
 _pools_lock = threading.Lock()
 
 
@@ -166,9 +190,9 @@ def _forget(store: MetadataStore) -> Any:
     def on_dispose(_engine: sa.Engine) -> None:
         owner = ref()
         with _pools_lock:
-            pool = _pools.pop(owner, None) if owner is not None else None
-        if pool is not None:
-            pool.dispose()
+            found = _pools.pop(owner, None) if owner is not None else None
+        if found is not None:
+            found.pool.dispose()
 
     return on_dispose
 
@@ -190,12 +214,34 @@ def _conninfo(driver: Any) -> str:
     return make_conninfo(info.dsn, **extra)
 
 
-def _new_pool(store: MetadataStore, conninfo: str) -> sa_pool.QueuePool:
-    import adbc_driver_postgresql.dbapi as adbc
-
+def _postgresql_creator(conninfo: str) -> Any:
     def create() -> Any:
+        import adbc_driver_postgresql.dbapi as adbc
+
         return adbc.connect(conninfo, autocommit=True)
 
+    return create
+
+
+def _sqlite_creator(store: MetadataStore) -> Any:
+    path = store.engine.url.database
+    busy_timeout = int(store.settings.sqlite_busy_timeout_ms)
+
+    def create() -> Any:
+        import adbc_driver_sqlite.dbapi as adbc
+
+        connection = adbc.connect(path, autocommit=True)
+        with connection.cursor() as cursor:
+            # Wait for a checkpoint's lock as the store's own connections do; and never write.
+            for pragma in (f"PRAGMA busy_timeout={busy_timeout}", "PRAGMA query_only=ON"):
+                cursor.execute(pragma)
+                cursor.fetch_arrow_table()
+        return connection
+
+    return create
+
+
+def _new_pool(store: MetadataStore, create: Any) -> sa_pool.QueuePool:
     settings = store.settings
     pool = sa_pool.QueuePool(
         create,
@@ -204,8 +250,9 @@ def _new_pool(store: MetadataStore, conninfo: str) -> sa_pool.QueuePool:
         recycle=settings.pool_recycle_seconds,
         reset_on_return=None,  # autocommit; a block's own transaction is ended by the block
     )
-    sa.event.listen(pool, "checkin", _on_checkin)
-    sa.event.listen(pool, "checkout", _on_checkout)
+    if store.engine.dialect.name == "postgresql":  # a SQLite file has no server to lose
+        sa.event.listen(pool, "checkin", _on_checkin)
+        sa.event.listen(pool, "checkout", _on_checkout)
     return pool
 
 

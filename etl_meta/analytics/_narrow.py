@@ -1,15 +1,17 @@
-"""Whole metric frames on PostgreSQL, read as ids and joined with names in Arrow.
+"""Whole metric frames read as ids and joined with their names in Arrow.
 
 A metric frame repeats five names per point (run id, orchestrator, job, component) that belong
-to a few thousand runs and components. Joining them in the server and sending them with every
-point cost two thirds of a million-point read here: the joins themselves, and the server
+to a few thousand runs and components. Joining them in the database and sending them with every
+point cost two thirds of a million-point read on PostgreSQL: the joins themselves, and the server
 formatting and sending the same strings a million times. So a large read takes three
-statements in one snapshot (``REPEATABLE READ``, through ADBC, see :mod:`._adbc`):
+statements in one snapshot, through ADBC (see :mod:`._adbc`; PostgreSQL ``REPEATABLE READ``,
+SQLite one read transaction):
 
 1. the points with their ``execution_id`` and ``component_id`` only, the job, component and tag
-   filters turned into ``component_id = ANY(ARRAY(SELECT …))``: the planner then reads the
-   matching components' points through the ``metric(component_id, …)`` index as a bitmap heap
-   scan, in table order, which is usually id order already;
+   filters turned into a condition on ``component_id`` — on PostgreSQL ``= ANY(ARRAY(SELECT
+   …))``, which the planner answers with a bitmap heap scan of the ``metric(component_id, …)``
+   index, in table order, which is usually id order already (``IN (SELECT …)`` made it probe
+   the index component by component, in no useful order);
 2. the components' and jobs' names, for the component ids present;
 3. the runs' ids and orchestrators, for the execution ids present;
 
@@ -20,6 +22,7 @@ tests compare it with the joined statement's.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,28 +46,39 @@ from etl_meta.errors import EtlMetaError
 
 _IDS = postgresql.ARRAY(sa.BigInteger)
 
-COMPONENTS = (
-    sa.select(component.c.id, job.c.name, component.c.name)
-    .join(job, job.c.id == component.c.job_id)
-    .where(component.c.id == sa.any_(param("ids", _IDS)))
-)
-EXECUTIONS = sa.select(execution.c.id, execution.c.external_run_id, execution.c.orchestrator).where(
-    execution.c.id == sa.any_(param("ids", _IDS))
-)
+
+def _dimension(which: str, dialect: str) -> sa.Select:
+    """Names of the components (and their jobs) or runs whose ids are the ``ids`` parameter:
+    an array on PostgreSQL, a JSON array on SQLite (``json_each``; no limit on how many)."""
+    if which == "components":
+        statement = sa.select(component.c.id, job.c.name, component.c.name).join(
+            job, job.c.id == component.c.job_id
+        )
+        key = component.c.id
+    else:
+        statement = sa.select(execution.c.id, execution.c.external_run_id, execution.c.orchestrator)
+        key = execution.c.id
+    if dialect == "postgresql":
+        return statement.where(key == sa.any_(param("ids", _IDS)))
+    listed = sa.select(sa.column("value")).select_from(sa.func.json_each(param("ids", sa.String)))
+    return statement.where(key.in_(listed))
 
 
-def narrow_shaped(shape: MetricShape, values: Mapping[str, Any]) -> Shaped:
+def narrow_shaped(dialect: str, shape: MetricShape, values: Mapping[str, Any]) -> Shaped:
     """The ids-only statement of a whole-frame ``metrics_frame`` call."""
-    return Shaped(("metrics-narrow", shape), lambda: _statement(shape), values, False)
+    return Shaped(
+        ("metrics-narrow", dialect, shape), lambda: _statement(dialect, shape), values, False
+    )
 
 
-def dimension_shaped(which: str, ids: list[int]) -> Shaped:
+def dimension_shaped(dialect: str, which: str, ids: list[int]) -> Shaped:
     """The names of these components (``which="components"``) or runs (``"executions"``)."""
-    statement = COMPONENTS if which == "components" else EXECUTIONS
-    return Shaped(("metrics-narrow", which), lambda: statement, {"ids": ids}, False)
+    value = ids if dialect == "postgresql" else json.dumps(ids)
+    key = ("metrics-narrow", dialect, which)
+    return Shaped(key, lambda: _dimension(which, dialect), {"ids": value}, False)
 
 
-def _statement(shape: MetricShape) -> sa.Select:
+def _statement(dialect: str, shape: MetricShape) -> sa.Select:
     columns = (
         metric.c.id,
         metric.c.execution_id,
@@ -98,7 +112,10 @@ def _statement(shape: MetricShape) -> sa.Select:
             .where(*component_clauses)
             .scalar_subquery()
         )
-        clauses.append(metric.c.component_id == sa.any_(sa.func.array(ids, type_=_IDS)))
+        if dialect == "postgresql":  # = ANY(ARRAY(…)): a bitmap scan of the index, see above
+            clauses.append(metric.c.component_id == sa.any_(sa.func.array(ids, type_=_IDS)))
+        else:
+            clauses.append(metric.c.component_id.in_(ids))
     return sa.select(*columns).where(*clauses)
 
 
@@ -107,28 +124,62 @@ def assemble(points: Any, components: Any, executions: Any, columns: Mapping[str
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    points = _typed(points, _POINT_TYPES)
+    components = _typed(components, ("int64", "string", "string"))
+    executions = _typed(executions, ("int64", "string", "string"))
     points = sorted_by(points, points.column_names[0])
     at_component = _positions(points.column(2), components.column(0), "component")
     at_execution = _positions(points.column(1), executions.column(0), "run")
     run_ids = pc.take(executions.column(1).combine_chunks(), at_execution)
     data: dict[str, Any] = {
         "metric_id": points.column(0).to_numpy(),
-        "run_id": points.column(1).to_numpy().astype(np.int64, copy=False),
+        "run_id": points.column(1).to_numpy(),
         "external_run_id": pa.chunked_array([run_ids]).to_pandas().array,
         "orchestrator": _category(executions.column(2), at_execution),
         "job": _category(components.column(1), at_component),
         "component": _category(components.column(2), at_component),
         "name": _category(points.column(3), None),
-        "attempt": points.column(4).to_numpy().astype(np.int64, copy=False),
-        "step": points.column(5).to_numpy().astype(np.int64, copy=False),
+        "attempt": points.column(4).to_numpy(),
+        "step": points.column(5).to_numpy(),
         "value": points.column(6).to_numpy(),
-        "recorded_at": utc_timestamps(
-            pc.cast(points.column(7).combine_chunks(), pa.int64()).to_numpy().view("datetime64[us]")
-        ),
+        "recorded_at": utc_timestamps(_microseconds(points.column(7))),
     }
     if list(data) != list(columns):  # pragma: no cover (METRIC_COLUMNS and this must agree)
         raise AssertionError("narrow metric columns differ from METRIC_COLUMNS")
     return frame(data, points.num_rows)
+
+
+#: The points' Arrow types as read; ``recorded_at`` is ``timestamptz`` or SQLite's text.
+_POINT_TYPES = ("int64", "int64", "int64", "string", "int64", "int64", "float64", None)
+
+
+def _typed(table: Any, types: tuple[str | None, ...]) -> Any:
+    """``table`` with these column types (``None``: as read). SQLite's ADBC driver infers a
+    column's type from its values, so an empty result has no types to speak of; ADBC gives
+    PostgreSQL's ``int4`` as int32."""
+    import pyarrow as pa
+
+    arrays = []
+    for column, name in zip(table.columns, types, strict=True):
+        wanted = pa.type_for_alias(name) if name else None
+        if table.num_rows == 0:
+            column = pa.chunked_array([], type=wanted or pa.string())
+        elif wanted is not None and column.type != wanted:
+            column = column.cast(wanted)
+        arrays.append(column)
+    return pa.Table.from_arrays(arrays, names=table.column_names)
+
+
+def _microseconds(column: Any) -> Any:
+    """``recorded_at`` as ``datetime64[us]`` (UTC): PostgreSQL's ``timestamptz``, or SQLite's
+    stored ``YYYY-MM-DD HH:MM:SS.ffffff`` UTC text."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    column = column.combine_chunks()
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        column = pc.cast(column, pa.timestamp("us"))
+    return pc.cast(column, pa.int64()).to_numpy().view("datetime64[us]")
 
 
 def _positions(ids: Any, dimension_ids: Any, what: str) -> Any:

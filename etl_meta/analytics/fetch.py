@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from etl_meta.analytics import _adbc
-from etl_meta.analytics._compiled import Compiled, Shaped, compile_statement
+from etl_meta.analytics._compiled import Shaped, compile_statement
 from etl_meta.analytics._connections import ReadConnection, read_connection
 from etl_meta.analytics._frames import Kind, from_arrow, from_rows
 from etl_meta.analytics._tables import conform, copy_csv, rows_table, sorted_by
@@ -62,6 +62,8 @@ def read_frame(
             compiled = compile_statement(query, dialect)
             sql, params, small = compiled.sql, compiled.bind({}), False
         rows = table = None
+        if narrow is not None and not small and not connection.in_transaction:
+            return _read_narrow(store, connection, narrow, columns)
         if dialect.name != "postgresql":
             rows = driver.execute(sql, params).fetchall()
             table = None if small else rows_table(rows, columns, "sqlite")
@@ -69,8 +71,6 @@ def read_frame(
             rows = prepared_rows(driver, sql, params)
         elif connection.in_transaction:
             table = copy_csv(driver, sql, params, columns)
-        elif narrow is not None:
-            return _read_narrow(store, connection, narrow, columns)
         else:
             with _adbc.arrow_session(_adbc.pool_of(store, driver)) as session:
                 table = conform(session.table(_adbc.bind(driver, sql, params)), columns)
@@ -110,14 +110,20 @@ def _read_narrow(
     from etl_meta.analytics import _narrow
 
     dialect, driver = connection.dialect, connection.driver
-    found: Compiled = narrow.compiled(dialect)
-    points_sql = _adbc.bind(driver, found.sql, found.bind(narrow.values))
-    with _adbc.arrow_session(_adbc.pool_of(store, driver), snapshot=True) as session:
-        points = session.table(points_sql)
+    pool = _adbc.pool_of(store, driver)
+
+    def statement(shaped: Shaped) -> tuple[str, Any]:
+        found = shaped.compiled(dialect)
+        params = found.bind(shaped.values)
+        if pool.dialect == "postgresql":  # bound by psycopg: ADBC would prepare, not COPY
+            return _adbc.bind(driver, found.sql, params), None
+        return found.sql, params
+
+    with _adbc.arrow_session(pool, snapshot=True) as session:
+        points = session.table(*statement(narrow))
         dimensions = []
         for which, column in (("components", 2), ("executions", 1)):
-            shaped = _narrow.dimension_shaped(which, pc.unique(points.column(column)).to_pylist())
-            found = shaped.compiled(dialect)
-            sql = _adbc.bind(driver, found.sql, found.bind(shaped.values))
-            dimensions.append(session.table(sql))
+            ids = pc.unique(points.column(column)).to_pylist()
+            dimension = _narrow.dimension_shaped(dialect.name, which, ids)
+            dimensions.append(session.table(*statement(dimension)))
     return _narrow.assemble(points, *dimensions, columns)

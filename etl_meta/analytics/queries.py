@@ -99,7 +99,7 @@ def metrics_shaped(
         values,
         small,
         sort_by=None if ordered else "metric_id",
-        narrow=None if ordered else narrow_shaped(shape, values),
+        narrow=None if ordered else narrow_shaped(store.dialect, shape, values),
     )
 
 
