@@ -521,6 +521,7 @@ class Backend(ABC):
         self.engine: sa.Engine | None = None
         self.store: MetadataStore | None = None
         self.raw: Any = None
+        self.adbc: Any = None  # opened by the first (d) ADBC reference run
 
     @abstractmethod
     def prepare(self, plan: Plan, fresh: bool) -> Generation:
@@ -534,6 +535,9 @@ class Backend(ABC):
         return self.store
 
     def close(self) -> None:
+        if self.adbc is not None:
+            self.adbc.close()
+            self.adbc = None
         if self.raw is not None:
             self.raw.close()
             self.raw = None
@@ -543,6 +547,10 @@ class Backend(ABC):
 
     @abstractmethod
     def open_raw(self) -> None: ...
+
+    @abstractmethod
+    def open_adbc(self) -> Any:
+        """An ADBC connection to the same database (the (d) reference)."""
 
     @abstractmethod
     def describe(self) -> str: ...
@@ -660,6 +668,11 @@ class SqliteBackend(Backend):
             cached=False,
             steps={k: round(v, 1) for k, v in steps.items()},
         )
+
+    def open_adbc(self) -> Any:
+        import adbc_driver_sqlite.dbapi
+
+        return adbc_driver_sqlite.dbapi.connect(self.path, autocommit=True)
 
     def describe(self) -> str:
         return f"SQLite {sqlite3.sqlite_version} (WAL, synchronous=NORMAL), {self.path}"
@@ -780,6 +793,11 @@ class PostgresBackend(Backend):
         self.raw = psycopg.connect(self._conninfo, autocommit=True)
         version = self.raw.info.server_version
         self.server_version = f"{version // 10000}.{version % 10000}"
+
+    def open_adbc(self) -> Any:
+        import adbc_driver_postgresql.dbapi
+
+        return adbc_driver_postgresql.dbapi.connect(self._conninfo, autocommit=True)
 
     def describe(self) -> str:
         return f"PostgreSQL {self.server_version}, scratch database {self.database}"
@@ -938,6 +956,11 @@ def build_queries(backend: Backend, plan: Plan, frame_rows: int) -> list[Query]:
             Variant("store", "store", lambda: metrics_frame(store, job=frame_jobs, attempts="all")),
             Variant("read_sql", "pandas.read_sql", lambda: read_sql(backend, d_sql, d_params)),
             Variant("fetchall", "driver fetchall", lambda: backend.fetchall(d_sql, d_params)),
+            Variant(
+                "adbc",
+                "hand SQL via ADBC + to_pandas",
+                lambda: adbc_frame(backend, d_sql, d_params),
+            ),
         ],
         baseline="read_sql",
         target=f"≥ {TARGET_FRAME_ROWS_PER_S:,} rows/s" if pg else "(none on SQLite)",
@@ -967,6 +990,20 @@ def typed_frame(
         else:
             frame[name] = frame[name].astype("int64" if kind == "int" else "float64")
     return frame
+
+
+def adbc_frame(backend: Backend, statement: str, params: Sequence[Any]) -> pd.DataFrame:
+    """(d) reference: the joined hand-written query read by the ADBC driver straight into
+    Arrow (binary ``COPY`` on PostgreSQL, parameters bound by psycopg as for any ``COPY``),
+    then ``to_pandas()``: the best tool, used by hand, without the store's narrow read."""
+    if backend.adbc is None:
+        backend.adbc = backend.open_adbc()
+    with backend.adbc.cursor() as cursor:
+        if isinstance(backend, PostgresBackend):
+            cursor.execute(psycopg.ClientCursor(backend.raw).mogrify(statement, params))
+        else:
+            cursor.execute(statement, params)
+        return cursor.fetch_arrow_table().to_pandas()
 
 
 def read_sql(backend: Backend, statement: str, params: Sequence[Any]) -> pd.DataFrame:

@@ -1,5 +1,6 @@
-"""Large PostgreSQL results as Arrow tables, through the ADBC PostgreSQL driver.
+"""Large results as Arrow tables, through Apache Arrow's ADBC drivers.
 
+PostgreSQL (every large result outside a transaction):
 ``COPY (query) TO STDOUT (FORMAT CSV)`` makes the server format every float and timestamp as
 text and the client parse it back: two thirds of a million-row read here. Binary ``COPY``
 sends values as they are stored, and the ADBC driver (Apache Arrow's libpq-based driver)
@@ -16,6 +17,11 @@ store's engine is disposed or the store is garbage-collected.
 Parameters are bound client-side by psycopg (``ClientCursor.mogrify``: the same quoting
 psycopg applies to ``COPY``'s parameters), never formatted into the SQL by us: given
 parameters, ADBC runs a prepared statement instead of ``COPY``, about 30 % slower here.
+
+SQLite (whole metric frames, see :mod:`._narrow`): the ADBC SQLite driver reads the store's
+file into Arrow in C, about 1.7× faster than ``sqlite3`` rows converted to Arrow. Its pooled
+connections are read-only (``PRAGMA query_only``) and wait on locks as long as the store's own
+(``busy_timeout``); parameters are bound by the driver.
 """
 
 from __future__ import annotations
