@@ -26,12 +26,13 @@ connections are read-only (``PRAGMA query_only``) and wait on locks as long as t
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -54,10 +55,18 @@ _CHECKED_IN = "etl_meta_checked_in"
 
 @dataclass(frozen=True)
 class ArrowPool:
-    """A store's pool of ADBC connections and the backend they connect to."""
+    """A store's pool of ADBC connections, the backend they connect to, the process that
+    opened them."""
 
     pool: sa_pool.QueuePool
     dialect: str  # "postgresql" or "sqlite"
+    pid: int = field(default_factory=os.getpid)
+
+    def dispose(self) -> None:
+        """Close the pool's connections, in the process that opened them only: a forked child
+        closing them would end its parent's sessions (libpq sends its goodbye on the socket)."""
+        if self.pid == os.getpid():
+            self.pool.dispose()
 
 
 class ArrowSession:
@@ -98,15 +107,22 @@ def pool_of(store: MetadataStore, driver: Any) -> ArrowPool:
     store's file."""
     with _pools_lock:
         found = _pools.get(store)
+        if found is not None and found.pid != os.getpid():
+            # Inherited through fork: those sockets are the parent's. Keep them (unused and
+            # never closed here) and open this process's own.
+            _inherited.append(found)
+            found = None
         if found is None:
             dialect = store.engine.dialect.name
             if dialect == "postgresql":
                 found = ArrowPool(_new_pool(store, _postgresql_creator(_conninfo(driver))), dialect)
             else:
                 found = ArrowPool(_new_pool(store, _sqlite_creator(store)), dialect)
+            if store not in _listened:
+                sa.event.listen(store.engine, "engine_disposed", _forget(store))
+                _listened.add(store)
             _pools[store] = found
-            weakref.finalize(store, found.pool.dispose)
-            sa.event.listen(store.engine, "engine_disposed", _forget(store))
+            weakref.finalize(store, found.dispose)
         return found
 
 
@@ -187,6 +203,9 @@ def _translated(error: BaseException) -> EtlMetaError:
 # --- one pool per store -------------------------------------------------------------------------
 
 _pools: weakref.WeakKeyDictionary[MetadataStore, ArrowPool] = weakref.WeakKeyDictionary()
+_inherited: list[ArrowPool] = []  # pools a forked child found: its parent's, left alone
+#: Stores whose engine already tells us when it is disposed (one listener per store).
+_listened: weakref.WeakSet[MetadataStore] = weakref.WeakSet()
 _pools_lock = threading.Lock()
 
 
@@ -198,7 +217,7 @@ def _forget(store: MetadataStore) -> Any:
         with _pools_lock:
             found = _pools.pop(owner, None) if owner is not None else None
         if found is not None:
-            found.pool.dispose()
+            found.dispose()
 
     return on_dispose
 

@@ -9,6 +9,7 @@ the same frame, for every filter; on SQLite both are the same path, which the te
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -17,7 +18,7 @@ import psycopg
 import pytest
 
 from etl_meta import MetadataStore
-from etl_meta.analytics import metrics_frame, run_history, step_attempts
+from etl_meta.analytics import _adbc, metrics_frame, run_history, step_attempts
 from etl_meta.analytics._adbc import PING_AFTER_SECONDS
 from etl_meta.analytics.queries import metrics_shaped
 from tests.backends import postgresql_only
@@ -157,3 +158,23 @@ def test_closing_the_store_closes_its_adbc_connections(store_url, settings, poin
     while _adbc_backends(admin, database) - others and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _adbc_backends(admin, database) - others
+
+
+def test_a_forked_child_reads_on_connections_of_its_own(store, points):
+    """A process forked after a large read (Airflow's task runner, multiprocessing) must not
+    use its parent's ADBC connections: both would talk on one socket."""
+    before = metrics_frame(store, attempts="all")
+    parents = _adbc._pools[store]
+    child = os.fork()
+    if child == 0:  # pragma: no cover (runs in the child; its exit code is the verdict)
+        code = 3
+        try:
+            same = metrics_frame(store, attempts="all").equals(before)
+            own = _adbc._pools[store]
+            code = 0 if same and own is not parents and own.pid == os.getpid() else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert _adbc._pools[store] is parents  # the parent's pool is untouched
+    pd.testing.assert_frame_equal(metrics_frame(store, attempts="all"), before)
