@@ -143,11 +143,13 @@ def arrow_session(pool: ArrowPool, *, snapshot: bool = False) -> Iterator[ArrowS
     try:
         fairy = pool.pool.connect()
     except _adbc_errors() as exc:  # the connection could not be opened
-        raise _translated(exc) from None
+        translated = _translated(exc)
+        raise translated from translated.__cause__
     except sa.exc.SQLAlchemyError:  # a replacement for a stale connection failed its ping too
-        raise translate_driver_error(
+        translated = translate_driver_error(
             "no live connection for a large read", None, connection_failed=True
-        ) from None
+        )
+        raise translated from translated.__cause__
     session = ArrowSession(fairy.dbapi_connection)
     try:
         if snapshot:
@@ -157,7 +159,10 @@ def arrow_session(pool: ArrowPool, *, snapshot: bool = False) -> Iterator[ArrowS
             session.execute("COMMIT")
     except _adbc_errors() as exc:
         _discard(fairy)
-        raise _translated(exc) from None
+        translated = _translated(exc)
+        # Chained to the sanitized DriverError (SQLSTATE, primary message), not to the ADBC
+        # error, whose message quotes the whole statement.
+        raise translated from translated.__cause__
     except BaseException:
         if snapshot and not _rolled_back(session):
             _discard(fairy)

@@ -301,6 +301,7 @@ def test_large_reads_run_as_the_stores_login_and_are_refused_as_typed_errors(rol
             with pytest.raises(PermissionDeniedError) as refused:
                 metrics_frame(store, attempts="all")
         assert refused.value.source == "database"
+        assert refused.value.__cause__.sqlstate == "42501"  # the sanitized driver error
         shown = "".join(traceback.format_exception(refused.value))
         assert "permission denied for table metric" in shown
         assert PASSWORDS["writer"] not in shown
