@@ -21,7 +21,7 @@ from etl_meta import MetadataStore
 from etl_meta.analytics import _adbc, metrics_frame, run_history, step_attempts
 from etl_meta.analytics._adbc import PING_AFTER_SECONDS
 from etl_meta.analytics.queries import metrics_shaped
-from tests.backends import postgresql_only
+from tests.backends import isolated_settings, postgresql_only
 from tests.factories import Factory
 
 AT = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -178,3 +178,22 @@ def test_a_forked_child_reads_on_connections_of_its_own(store, points):
     assert os.waitstatus_to_exitcode(status) == 0
     assert _adbc._pools[store] is parents  # the parent's pool is untouched
     pd.testing.assert_frame_equal(metrics_frame(store, attempts="all"), before)
+
+
+@postgresql_only()
+def test_adbc_connections_carry_the_stores_connection_settings(store_url, tmp_path, points):
+    """Same login, same statement timeout as the store's own connections; told apart by name."""
+    settings = isolated_settings(tmp_path, statement_timeout_ms=4321)
+    with MetadataStore(store_url, settings=settings) as opened, opened.engine.connect() as own:
+        driver = own.connection.driver_connection
+        with _adbc.arrow_session(_adbc.pool_of(opened, driver)) as session:
+            seen = session.table(
+                "SELECT current_user AS login, current_setting('statement_timeout') AS timeout, "
+                "current_setting('application_name') AS name"
+            ).to_pylist()
+        expected = own.exec_driver_sql(
+            "SELECT current_user, current_setting('statement_timeout'), "
+            "current_setting('application_name')"
+        ).one()
+    assert seen == [{"login": expected[0], "timeout": "4321ms", "name": f"{expected[2]} (adbc)"}]
+    assert expected[1] == "4321ms"
