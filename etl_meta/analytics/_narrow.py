@@ -22,6 +22,7 @@ tests compare it with the joined statement's.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -45,6 +46,15 @@ from etl_meta.analytics._tables import sorted_by
 from etl_meta.errors import EtlMetaError
 
 _IDS = postgresql.ARRAY(sa.BigInteger)
+
+#: How :func:`_statement` splits a call's filters: those that select components (a subquery
+#: on ``component`` ⋈ ``job``) and those on the points themselves. A filter left out of both
+#: would be silently dropped, so a new ``MetricShape`` field stops the import until it is placed.
+_COMPONENT_FIELDS = ("job", "component", "tags")
+_POINT_FIELDS = ("name", "run", "since", "until", "attempts")
+_PLACED = {*_COMPONENT_FIELDS, *_POINT_FIELDS, "filter"}  # a filter expression keeps the joins
+if {f.name for f in dataclasses.fields(MetricShape)} != _PLACED:
+    raise ImportError("etl_meta.analytics._narrow: place every MetricShape field in _statement")
 
 
 def _dimension(which: str, dialect: str) -> sa.Select:
@@ -93,16 +103,8 @@ def _statement(dialect: str, shape: MetricShape) -> sa.Select:
         # A filter expression may name any field, under OR or NOT: it needs the joins. The
         # names still stay out of the result.
         return sa.select(*columns).select_from(metric_from()).where(*metric_conditions(shape))
-    by_component = MetricShape(
-        job=shape.job, component=shape.component, tags=shape.tags, attempts="all"
-    )
-    on_points = MetricShape(
-        name=shape.name,
-        run=shape.run,
-        since=shape.since,
-        until=shape.until,
-        attempts=shape.attempts,
-    )
+    by_component = MetricShape(**{f: getattr(shape, f) for f in _COMPONENT_FIELDS}, attempts="all")
+    on_points = MetricShape(**{f: getattr(shape, f) for f in _POINT_FIELDS})
     clauses = metric_conditions(on_points)
     component_clauses = metric_conditions(by_component)
     if component_clauses:
