@@ -42,7 +42,7 @@ from etl_meta.analytics._select import (
     metric_conditions,
     metric_from,
 )
-from etl_meta.analytics._tables import sorted_by
+from etl_meta.analytics._tables import conform, sorted_by
 from etl_meta.errors import EtlMetaError
 
 _IDS = postgresql.ARRAY(sa.BigInteger)
@@ -121,15 +121,27 @@ def _statement(dialect: str, shape: MetricShape) -> sa.Select:
     return sa.select(*columns).where(*clauses)
 
 
+#: The points statement's columns (see :func:`_statement`), as read.
+_POINTS: Mapping[str, Kind] = {
+    "id": "int",
+    "execution_id": "int",
+    "component_id": "int",
+    "name": "text",
+    "attempt": "int",
+    "step": "int",
+    "value": "float",
+    "recorded_at": "timestamp",
+}
+
+
 def assemble(points: Any, components: Any, executions: Any, columns: Mapping[str, Kind]) -> Any:
     """The metric frame from the three tables (Arrow, as read), sorted by metric id."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    points = _typed(points, _POINT_TYPES)
-    components = _typed(components, ("int64", "string", "string"))
-    executions = _typed(executions, ("int64", "string", "string"))
-    points = sorted_by(points, points.column_names[0])
+    points = sorted_by(conform(points, _POINTS), "id")
+    components = conform(components, {"id": "int", "job": "text", "component": "text"})
+    executions = conform(executions, {"id": "int", "run": "text", "orchestrator": "text"})
     at_component = _positions(points.column(2), components.column(0), "component")
     at_execution = _positions(points.column(1), executions.column(0), "run")
     run_ids = pc.take(executions.column(1).combine_chunks(), at_execution)
@@ -144,44 +156,13 @@ def assemble(points: Any, components: Any, executions: Any, columns: Mapping[str
         "attempt": points.column(4).to_numpy(),
         "step": points.column(5).to_numpy(),
         "value": points.column(6).to_numpy(),
-        "recorded_at": utc_timestamps(_microseconds(points.column(7))),
+        "recorded_at": utc_timestamps(
+            pc.cast(points.column(7).combine_chunks(), pa.int64()).to_numpy().view("datetime64[us]")
+        ),
     }
     if list(data) != list(columns):  # pragma: no cover (METRIC_COLUMNS and this must agree)
         raise AssertionError("narrow metric columns differ from METRIC_COLUMNS")
     return frame(data, points.num_rows)
-
-
-#: The points' Arrow types as read; ``recorded_at`` is ``timestamptz`` or SQLite's text.
-_POINT_TYPES = ("int64", "int64", "int64", "string", "int64", "int64", "float64", None)
-
-
-def _typed(table: Any, types: tuple[str | None, ...]) -> Any:
-    """``table`` with these column types (``None``: as read). SQLite's ADBC driver infers a
-    column's type from its values, so an empty result has no types to speak of; ADBC gives
-    PostgreSQL's ``int4`` as int32."""
-    import pyarrow as pa
-
-    arrays = []
-    for column, name in zip(table.columns, types, strict=True):
-        wanted = pa.type_for_alias(name) if name else None
-        if table.num_rows == 0:
-            column = pa.chunked_array([], type=wanted or pa.string())
-        elif wanted is not None and column.type != wanted:
-            column = column.cast(wanted)
-        arrays.append(column)
-    return pa.Table.from_arrays(arrays, names=table.column_names)
-
-
-def _microseconds(column: Any) -> Any:
-    """``recorded_at`` as ``datetime64[us]`` (UTC): PostgreSQL's ``timestamptz``, or SQLite's
-    stored ``YYYY-MM-DD HH:MM:SS.ffffff`` UTC text."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    column = column.combine_chunks()
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        column = pc.cast(column, pa.timestamp("us"))
-    return pc.cast(column, pa.int64()).to_numpy().view("datetime64[us]")
 
 
 def _positions(ids: Any, dimension_ids: Any, what: str) -> Any:

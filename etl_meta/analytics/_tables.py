@@ -35,20 +35,28 @@ def conform(table: Any, columns: Mapping[str, Kind]) -> Any:
     """An ADBC table with the names of ``columns`` and the Arrow type of each kind.
 
     ADBC gives ``int4`` as int32, ``numeric`` as an opaque extension over its text, and a
-    ``timestamp`` without time zone as naive (our statements' naive timestamps are UTC).
+    ``timestamp`` without time zone as naive (our statements' naive timestamps are UTC). The
+    SQLite driver gives timestamps as the stored UTC text, and infers each column's type from
+    its values, so an empty result's types say nothing.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
 
     arrays = []
     for column, kind in zip(table.columns, columns.values(), strict=True):
+        target = arrow_type(kind)
+        if table.num_rows == 0:
+            arrays.append(pa.chunked_array([], type=target))
+            continue
         if isinstance(column.type, pa.ExtensionType):
             column = pa.chunked_array(
                 [chunk.storage for chunk in column.chunks], type=column.type.storage_type
             )
-        if kind == "timestamp" and column.type.tz is None:
-            column = pc.assume_timezone(column, "UTC")
-        target = arrow_type(kind)
+        if kind == "timestamp":
+            if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+                column = pc.cast(column, pa.timestamp("us"))  # "YYYY-MM-DD HH:MM:SS.ffffff"
+            if column.type.tz is None:
+                column = pc.assume_timezone(column, "UTC")
         arrays.append(column if column.type == target else column.cast(target))
     return pa.Table.from_arrays(arrays, names=list(columns))
 
