@@ -66,7 +66,8 @@ class Shaped:
     small: bool
     #: Sort the fetched rows by this column (ascending): the statement has no ORDER BY.
     sort_by: str | None = None
-    #: The same metric points as ids only, for a large read on PostgreSQL (see ``._narrow``).
+    #: The same metric points as ids only: a whole frame's (``._narrow``) or one run's
+    #: (``._run_points``), read with their names beside them.
     narrow: Shaped | None = None
 
     def statement(self) -> sa.Select:

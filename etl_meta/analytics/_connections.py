@@ -68,6 +68,21 @@ def read_connection(store: MetadataStore) -> Iterator[ReadConnection]:
         pooled.close()
 
 
+def binary_cursor(driver: Any) -> Any:
+    """A psycopg cursor for small reads: binary results, ``timestamptz`` read as naive UTC.
+
+    Both timestamp types are microseconds since 2000-01-01 on the wire, so the naive loader
+    gives the UTC wall clock as a naive ``datetime`` in C, whatever the session's time zone,
+    instead of an aware one numpy cannot take and pyarrow converts value by value. On this
+    cursor only: the store's own connection keeps its loaders.
+    """
+    from psycopg.types.datetime import TimestampBinaryLoader
+
+    cursor = driver.cursor(binary=True)
+    cursor.adapters.register_loader("timestamptz", TimestampBinaryLoader)
+    return cursor
+
+
 @contextmanager
 def _translated(dialect: Dialect) -> Iterator[None]:
     """Driver and SQLAlchemy errors as etl-meta's typed errors (as ``store.transaction`` does)."""

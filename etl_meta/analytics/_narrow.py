@@ -122,7 +122,7 @@ def _statement(dialect: str, shape: MetricShape) -> sa.Select:
 
 
 #: The points statement's columns (see :func:`_statement`), as read.
-_POINTS: Mapping[str, Kind] = {
+POINTS: Mapping[str, Kind] = {
     "id": "int",
     "execution_id": "int",
     "component_id": "int",
@@ -139,7 +139,7 @@ def assemble(points: Any, components: Any, executions: Any, columns: Mapping[str
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    points = sorted_by(conform(points, _POINTS), "id")
+    points = sorted_by(conform(points, POINTS), "id")
     components = conform(components, {"id": "int", "job": "text", "component": "text"})
     executions = conform(executions, {"id": "int", "run": "text", "orchestrator": "text"})
     at_component = _positions(points.column(2), components.column(0), "component")

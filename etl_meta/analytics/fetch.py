@@ -8,6 +8,9 @@ and by where it runs:
   PostgreSQL a server-side prepared statement (``prepare=True``), so it is parsed and planned
   once per connection like a hand-written query psycopg prepares; on SQLite through the
   driver's statement cache. Its rows become the frame column by column (:mod:`._frames`).
+* **One run's metric points** (``metrics_frame(run=…)``): the points with ids and the names of
+  the run's job, in one round trip (:mod:`._run_points`); the joined statement's frame, read
+  1.3–1.5× faster.
 * **Whole metric frames** (no ``run=``, ``limit`` or ``after_id``), on both backends: read as
   ids through ADBC and joined with their names in Arrow (:mod:`._narrow`, :mod:`._adbc`):
   2.2× faster than the joined statement through CSV ``COPY`` on PostgreSQL, 1.8× faster than
@@ -30,8 +33,9 @@ import sqlalchemy as sa
 
 from etl_meta.analytics import _adbc
 from etl_meta.analytics._compiled import Shaped, compile_statement
-from etl_meta.analytics._connections import ReadConnection, read_connection
+from etl_meta.analytics._connections import ReadConnection, binary_cursor, read_connection
 from etl_meta.analytics._frames import Kind, from_arrow, from_rows
+from etl_meta.analytics._run_points import read_run
 from etl_meta.analytics._tables import conform, copy_csv, rows_table, sorted_by
 from etl_meta.store import MetadataStore
 
@@ -64,8 +68,12 @@ def read_frame(
             compiled = compile_statement(query, dialect)
             sql, params, small = compiled.sql, compiled.bind({}), False
         rows = table = None
-        if narrow is not None and not small and not connection.in_transaction:
-            return _read_narrow(store, connection, narrow, columns)
+        if narrow is not None and not connection.in_transaction:
+            if not small:
+                return _read_narrow(store, connection, narrow, columns)
+            found = read_run(connection, narrow, columns, ROWS_IN_PYTHON)
+            if found is not None:
+                return found
         if dialect.name != "postgresql":
             rows = driver.execute(sql, params).fetchall()
             table = None if small else rows_table(rows, columns, "sqlite")
@@ -88,18 +96,9 @@ def read_frame(
 
 
 def prepared_rows(driver: Any, sql: str, params: Any) -> list[tuple[Any, ...]]:
-    """Rows of a server-side prepared statement (psycopg prepares it once per connection).
-
-    Binary results, with ``timestamptz`` read by the naive timestamp loader: both are
-    microseconds since 2000-01-01 on the wire, so this gives the UTC wall clock as a naive
-    ``datetime`` in C, whatever the session's time zone, instead of an aware one numpy cannot
-    take and pyarrow converts value by value. On this cursor only: the store's own connection
-    keeps its loaders.
-    """
-    from psycopg.types.datetime import TimestampBinaryLoader
-
-    with driver.cursor(binary=True) as cursor:
-        cursor.adapters.register_loader("timestamptz", TimestampBinaryLoader)
+    """Rows of a server-side prepared statement (psycopg prepares it once per connection),
+    read as :func:`~etl_meta.analytics._connections.binary_cursor` reads them."""
+    with binary_cursor(driver) as cursor:
         return cursor.execute(sql, params, prepare=True).fetchall()
 
 

@@ -17,10 +17,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+import sqlalchemy as sa
 
 from etl_meta import MetadataStore
 from etl_meta.analytics import aggregate_metrics, latest_metrics, metrics_frame, metrics_page
 from etl_meta.analytics._compiled import clear_caches
+from etl_meta.analytics._select import component, job, metric
 from etl_meta.analytics._tables import sorted_by
 from etl_meta.analytics.fetch import read_frame
 from etl_meta.analytics.metrics import LATEST_COLUMNS, METRIC_COLUMNS
@@ -45,8 +47,8 @@ COMPONENTS = [
 def runs(store: MetadataStore, factory: Factory):
     """Two jobs; ``sales`` has two runs, one with a retried step. Points are recorded out of
     name order, so categories must be sorted, not in order of appearance."""
-    for job in ("sales", "other"):
-        factory.job(name=job, components=COMPONENTS)
+    for name in ("sales", "other"):
+        factory.job(name=name, components=COMPONENTS)
     first = factory.finished_run("sales", run_id="paths-1")
     second = factory.finished_run("sales", run_id="paths-2")
     other = factory.finished_run("other", run_id="paths-3")
@@ -95,6 +97,69 @@ def test_one_runs_points_are_the_same_frame_as_rows_and_as_a_stream(store, runs)
     assert small["metric_id"].is_monotonic_increasing
     assert small["name"].cat.categories.tolist() == ["alpha", "rows", "zeta"]
     assert small["recorded_at"].iloc[0] == pd.Timestamp(AT)  # microseconds kept
+
+
+RUN_FILTERS = [
+    {},
+    {"name": "rows"},
+    {"name": ["rows", "zeta"], "attempts": "final"},
+    {"component": "load"},
+    {"job": "other"},  # not the run's job: nothing
+    {"since": AT + timedelta(minutes=1), "until": AT + timedelta(hours=25)},
+    {"filter": "value > 0 or name = 'alpha'"},
+    {"tags": {"env": "prod"}},  # no job has tags: nothing
+]
+
+
+@pytest.mark.parametrize("attempts", ["all", "final"])
+@pytest.mark.parametrize("filters", RUN_FILTERS, ids=lambda f: ",".join(f) or "none")
+def test_one_runs_points_read_as_ids_are_the_joined_statements_frame(
+    store, runs, filters, attempts
+):
+    first, _, _ = runs
+    filters = {"attempts": attempts, **filters}
+    shaped = metrics_shaped(store, run=first.id, **filters)
+    assert (
+        shaped.small and shaped.narrow is not None
+    )  # read as ids (etl_meta.analytics._run_points)
+    as_ids = metrics_frame(store, run="paths-1", **filters)  # the orchestrator's run id
+    with store.transaction():  # inside a transaction: the joined statement
+        joined = metrics_frame(store, run=first.id, **filters)
+    pd.testing.assert_frame_equal(as_ids, joined)
+    pd.testing.assert_frame_equal(as_ids, _reference(as_ids))
+    if not filters.keys() - {"attempts"}:
+        assert len(as_ids) == (4 if attempts == "all" else 3)
+        assert as_ids["external_run_id"].unique().tolist() == ["paths-1"]
+
+
+def test_a_point_outside_the_runs_job_is_read_through_the_joined_statement(store, runs):
+    first, _, _ = runs
+    # Written by hand, not through store.metrics.record: a point of the run naming a
+    # component of another job, which the run's names (its own job's components) lack.
+    with store.transaction() as session:
+        connection = session.connection()
+        stray = connection.execute(
+            sa.select(component.c.id)
+            .join(job, job.c.id == component.c.job_id)
+            .where(job.c.name == "other", component.c.name == "load")
+        ).scalar_one()
+        connection.execute(
+            metric.insert().values(
+                execution_id=first.id,
+                component_id=stray,
+                attempt=1,
+                name="stray",
+                step=0,
+                value=1.0,
+                recorded_at=AT,
+            )
+        )
+    frame = metrics_frame(store, run=first.id, attempts="all")
+    with store.transaction():
+        joined = metrics_frame(store, run=first.id, attempts="all")
+    pd.testing.assert_frame_equal(frame, joined)
+    assert frame.loc[frame["name"] == "stray", "job"].tolist() == ["other"]
+    assert sorted(frame["job"].cat.categories) == ["other", "sales"]
 
 
 def test_aggregates_and_latest_values_are_the_same_frame_either_way(store, runs):
