@@ -65,10 +65,6 @@ def utc_timestamps(values: np.ndarray) -> Any:
     return pd.array(values, dtype=_UTC)  # pragma: no cover (a pandas without _simple_new)
 
 
-def _zeros(count: int) -> np.ndarray:
-    return np.zeros(count, dtype=np.int8)  # pandas' own code type for under 128 categories
-
-
 @functools.lru_cache(maxsize=64)
 def _column_index(names: tuple[str, ...]) -> pd.Index:
     return pd.Index(list(names))
@@ -120,10 +116,9 @@ def column(values: Sequence[Any], kind: Kind) -> Any:
         if None in values:
             return pd.array(values, dtype="Int64")
         return np.array(values, dtype=np.int64)
+    if kind in ("category", "text") and _one_value(values):
+        return repeated(values[0], len(values), kind)
     if kind == "category":
-        if _one_value(values):
-            dtype = category_dtype((values[0],))
-            return pd.Categorical.from_codes(_zeros(len(values)), dtype=dtype, validate=False)
         categories = sorted(set(values) - {None})
         codes = dict(zip(categories, range(len(categories)), strict=True))
         codes[None] = -1
@@ -144,11 +139,19 @@ def column(values: Sequence[Any], kind: Kind) -> Any:
         return utc_timestamps(stamps.to_numpy(zero_copy_only=False))
     if kind == "bool":
         return np.array(values, dtype=bool)
-    if _one_value(values):
-        text = pa.repeat(pa.scalar(values[0], pa.large_string()), len(values))
-    else:
-        text = pa.array(values, type=pa.large_string())
-    return _STR.__from_arrow__(text)
+    return _STR.__from_arrow__(pa.array(values, type=pa.large_string()))
+
+
+def repeated(value: str, count: int, kind: Literal["category", "text"]) -> Any:
+    """A ``category`` or ``text`` column of ``count`` times ``value`` (no per-value work)."""
+    if kind == "category":
+        dtype = category_dtype((value,))
+        return pd.Categorical.from_codes(
+            np.zeros(count, dtype=np.int8), dtype=dtype, validate=False
+        )
+    import pyarrow as pa
+
+    return _STR.__from_arrow__(pa.repeat(pa.scalar(value, pa.large_string()), count))
 
 
 def _one_value(values: Sequence[Any]) -> bool:

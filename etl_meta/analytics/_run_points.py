@@ -29,12 +29,15 @@ import sqlalchemy as sa
 from etl_meta.analytics import _narrow
 from etl_meta.analytics._compiled import Shaped, param
 from etl_meta.analytics._connections import ReadConnection, binary_cursor
-from etl_meta.analytics._frames import Kind, column, frame, from_rows
+from etl_meta.analytics._frames import Kind, column, frame, from_rows, repeated
 from etl_meta.analytics._select import component, execution, job
 from etl_meta.analytics._tables import rows_table
 
 if TYPE_CHECKING:
     import pandas as pd
+
+#: Columns :func:`assemble` builds whole: one value for every point of a run.
+_REPEATED = frozenset(("external_run_id", "orchestrator", "job"))
 
 #: The points statement's columns, in order (``._narrow``'s statement).
 _ID, _RUN, _COMPONENT, _NAME, _ATTEMPT, _STEP, _VALUE, _RECORDED_AT = range(8)
@@ -131,15 +134,18 @@ def assemble(
     if not points:
         return from_rows([], columns)
     points.sort(key=itemgetter(_ID))
-    owner = [by_component[point[_COMPONENT]] for point in points]
+    count = len(points)
     values = list(zip(*points, strict=True))
+    # One execution, and its job's components: the run id, orchestrator and job are one value.
+    _, job_name, _, run, orchestrator, _ = by_component[points[0][_COMPONENT]]
+    names = {key: owner[2] for key, owner in by_component.items()}
     picked = {
         "metric_id": values[_ID],
         "run_id": values[_RUN],
-        "external_run_id": [each[3] for each in owner],
-        "orchestrator": [each[4] for each in owner],
-        "job": [each[1] for each in owner],
-        "component": [each[2] for each in owner],
+        "external_run_id": repeated(run, count, "text"),
+        "orchestrator": repeated(orchestrator, count, "category"),
+        "job": repeated(job_name, count, "category"),
+        "component": [names[key] for key in values[_COMPONENT]],
         "name": values[_NAME],
         "attempt": values[_ATTEMPT],
         "step": values[_STEP],
@@ -148,5 +154,8 @@ def assemble(
     }
     if list(picked) != list(columns):  # pragma: no cover (METRIC_COLUMNS and this must agree)
         raise AssertionError("run metric columns differ from METRIC_COLUMNS")
-    data = {name: column(picked[name], kind) for name, kind in columns.items()}
-    return frame(data, len(points))
+    data = {
+        name: picked[name] if name in _REPEATED else column(picked[name], kind)
+        for name, kind in columns.items()
+    }
+    return frame(data, count)
