@@ -1,7 +1,7 @@
 """One run's metric points read as ids, with the names of the run's job beside them.
 
-``metrics_frame(run=…)`` is the most frequent small read (the Dagster run page, benchmark (a):
-one metric's history in one run, about fifty points). The joined statement repeats five names
+``metrics_frame(run=…)`` is the typical small read (benchmark (a): one metric's history in one
+run, about fifty points). The joined statement repeats five names
 per point — run id, orchestrator, job, component — that belong to one execution and its job's
 few components: on SQLite the joins were a third of the query, on PostgreSQL the server sent,
 and psycopg decoded, every string again. So the read is two statements:
