@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
@@ -304,6 +305,37 @@ def test_large_reads_run_as_the_stores_login_and_are_refused_as_typed_errors(rol
         assert refused.value.__cause__.sqlstate == "42501"  # the sanitized driver error
         shown = "".join(traceback.format_exception(refused.value))
         assert "permission denied for table metric" in shown
+        assert PASSWORDS["writer"] not in shown
+    finally:
+        owner.dispose()
+
+
+def test_a_run_read_refused_in_its_pipeline_is_typed_and_leaves_the_connection_usable(
+    roles_url, tmp_path
+):
+    """One run's points and names go to the server in one pipeline (``_run_points``): a refusal
+    there is the same typed error, and the pooled connection serves the next read."""
+    from etl_meta.analytics import metrics_frame
+
+    owner = sa.create_engine(roles_url, isolation_level="AUTOCOMMIT")
+    try:
+        with _store(roles_url, WRITER_ROLE, "writer", tmp_path) as store:
+            run_id = int(metrics_frame(store, attempts="all")["run_id"].iloc[0])
+            before = metrics_frame(store, run=run_id, attempts="all")
+            assert not before.empty
+            with owner.connect() as connection:
+                connection.exec_driver_sql(f"REVOKE SELECT ON component FROM {WRITER_ROLE}")
+            try:
+                with pytest.raises(PermissionDeniedError) as refused:
+                    metrics_frame(store, run=run_id, attempts="all")
+            finally:
+                with owner.connect() as connection:
+                    connection.exec_driver_sql(f"GRANT SELECT ON component TO {WRITER_ROLE}")
+            pd.testing.assert_frame_equal(metrics_frame(store, run=run_id, attempts="all"), before)
+        assert refused.value.source == "database"
+        assert refused.value.__cause__.sqlstate == "42501"
+        shown = "".join(traceback.format_exception(refused.value))
+        assert "permission denied for table component" in shown
         assert PASSWORDS["writer"] not in shown
     finally:
         owner.dispose()
