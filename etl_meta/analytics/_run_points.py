@@ -1,21 +1,24 @@
 """One run's metric points read as ids, with the names of the run's job beside them.
 
 ``metrics_frame(run=…)`` is the typical small read (benchmark (a): one metric's history in one
-run, about fifty points). The joined statement repeats five names
-per point — run id, orchestrator, job, component — that belong to one execution and its job's
-few components: on SQLite the joins were a third of the query, on PostgreSQL the server sent,
-and psycopg decoded, every string again. So the read is two statements:
+run, about fifty points). The joined statement repeats five names per point — run id,
+orchestrator, job, component — that belong to one execution and its job's few components: on
+SQLite the joins were a third of the query, on PostgreSQL the server sent, and psycopg decoded,
+every string again. So the read asks for two things:
 
 1. the points with their ``execution_id`` and ``component_id`` only (``._narrow``'s statement,
    the call's filters included), sorted by id here rather than by the database;
 2. the run's execution with its job's components and their job's name: a few rows.
 
-PostgreSQL gets both in one round trip (psycopg's pipeline mode, both prepared statements with
-binary results); SQLite reads both in one read transaction, one snapshot. Each point's names are
+On PostgreSQL both are one statement, one snapshot and one round trip: the points, then
+``UNION ALL`` one row holding the names as a JSON array (about 15 % faster than the same two
+statements sent in one psycopg pipeline, whose Python side cost more than the second statement).
+On SQLite, in process, they are two statements in one read transaction. Each point's names are
 picked by its ``component_id``. A point whose component is not among the run's job's (a row
-written by hand: ``store.metrics.record`` resolves components within the run's job), or a run
-deleted between the two statements, makes :func:`read_run` answer ``None``, and the caller reads
-the joined statement instead: the frame is always the joined statement's, which the tests check.
+written by hand: ``store.metrics.record`` resolves components within the run's job), or, on
+SQLite, a run deleted between the two statements, makes :func:`read_run` answer ``None``, and
+the caller reads the joined statement instead: the frame is always the joined statement's, which
+the tests check.
 """
 
 from __future__ import annotations
@@ -61,6 +64,20 @@ def _names_statement() -> sa.Select:
     )
 
 
+def _with_names_statement(points: sa.Select) -> sa.Select:
+    """PostgreSQL: the points, then one row whose last column holds the run's names as a JSON
+    array of :func:`_names_statement` rows (points have ``NULL`` there, the names row a ``NULL``
+    id). One statement is one snapshot and one round trip, without the pipeline's overhead."""
+    owners = _names_statement().subquery()
+    names = sa.select(
+        sa.func.coalesce(
+            sa.func.json_agg(sa.func.json_build_array(*owners.c)), sa.literal_column("'[]'::json")
+        )
+    ).scalar_subquery()
+    nulls = [sa.null()] * len(points.selected_columns)
+    return sa.union_all(points.add_columns(sa.null()), sa.select(*nulls, names))
+
+
 def read_run(
     connection: ReadConnection,
     points: Shaped,
@@ -74,29 +91,40 @@ def read_run(
     more goes through Arrow, as a whole frame does (``._narrow.assemble``).
     """
     dialect, driver = connection.dialect, connection.driver
-    names = Shaped(("metrics-run-names",), _names_statement, {"run": points.values["run"]}, True)
-    statements = [
-        (compiled.sql, compiled.bind(shaped.values))
-        for shaped in (points, names)
-        for compiled in (shaped.compiled(dialect),)
-    ]
     if dialect.name == "postgresql":
-        rows, owners = _pipelined(driver, statements)
+        key = ("metrics-run-with-names", *points.key)
+        both = Shaped(key, lambda: _with_names_statement(points.build()), points.values, True)
+        compiled = both.compiled(dialect)
+        with binary_cursor(driver) as cursor:
+            rows = cursor.execute(compiled.sql, compiled.bind(both.values), prepare=True).fetchall()
+        # The names row is the one without an id; its JSON arrays become tuples.
+        at = len(rows) - 1  # last, as PostgreSQL appends; looked for if not
+        if rows[at][_ID] is not None:
+            at = next(index for index, row in enumerate(rows) if row[_ID] is None)
+        owners = [tuple(owner) for owner in rows.pop(at)[-1]]
     else:
+        names = Shaped(
+            ("metrics-run-names",), _names_statement, {"run": points.values["run"]}, True
+        )
         # sqlite3 is in autocommit mode here (see etl_meta.db): a deferred BEGIN makes both
         # statements read one snapshot, and COMMIT ends the read.
         driver.execute("BEGIN")
         try:
-            rows, owners = [driver.execute(sql, params).fetchall() for sql, params in statements]
+            rows, owners = [
+                driver.execute(compiled.sql, compiled.bind(shaped.values)).fetchall()
+                for shaped in (points, names)
+                for compiled in (shaped.compiled(dialect),)
+            ]
         finally:
             driver.execute("COMMIT")
     by_component = {owner[0]: owner for owner in owners}
     if not all(point[_COMPONENT] in by_component for point in rows):
         return None
     if len(rows) > rows_in_python:
-        return _narrow.assemble(
-            rows_table(rows, _narrow.POINTS, dialect.name), *_names_tables(owners), columns
+        table = rows_table(
+            [row[: len(_narrow.POINTS)] for row in rows], _narrow.POINTS, dialect.name
         )
+        return _narrow.assemble(table, *_names_tables(owners), columns)
     return assemble(rows, by_component, columns)
 
 
@@ -109,19 +137,6 @@ def _names_tables(owners: list[tuple[Any, ...]]) -> tuple[Any, Any]:
     )
     run = {"id": executions[:1], "run": runs[:1], "orchestrator": orchestrators[:1]}
     return pa.table({"id": ids, "job": jobs, "component": components}), pa.table(run)
-
-
-def _pipelined(driver: Any, statements: list[tuple[str, Any]]) -> list[list[tuple[Any, ...]]]:
-    """Each statement's rows, all sent in one round trip (prepared once per connection)."""
-    cursors = [binary_cursor(driver) for _ in statements]
-    try:
-        with driver.pipeline():
-            for cursor, (sql, params) in zip(cursors, statements, strict=True):
-                cursor.execute(sql, params, prepare=True)
-        return [cursor.fetchall() for cursor in cursors]
-    finally:
-        for cursor in cursors:
-            cursor.close()
 
 
 def assemble(

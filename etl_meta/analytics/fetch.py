@@ -9,8 +9,8 @@ and by where it runs:
   once per connection like a hand-written query psycopg prepares; on SQLite through the
   driver's statement cache. Its rows become the frame column by column (:mod:`._frames`).
 * **One run's metric points** (``metrics_frame(run=…)``): the points with ids and the names of
-  the run's job, in one round trip (:mod:`._run_points`): the joined statement's frame,
-  read 1.15–1.4× faster (benchmark (a)).
+  the run's job (:mod:`._run_points`): the joined statement's frame, read 1.15–1.4× faster
+  (benchmark (a)).
 * **Whole metric frames** (no ``run=``, ``limit`` or ``after_id``), on both backends: read as
   ids through ADBC and joined with their names in Arrow (:mod:`._narrow`, :mod:`._adbc`):
   2.2× faster than the joined statement through CSV ``COPY`` on PostgreSQL, 1.8× faster than

@@ -310,11 +310,9 @@ def test_large_reads_run_as_the_stores_login_and_are_refused_as_typed_errors(rol
         owner.dispose()
 
 
-def test_a_run_read_refused_in_its_pipeline_is_typed_and_leaves_the_connection_usable(
-    roles_url, tmp_path
-):
-    """One run's points and names go to the server in one pipeline (``_run_points``): a refusal
-    there is the same typed error, and the pooled connection serves the next read."""
+def test_a_run_read_refused_is_typed_and_leaves_the_connection_usable(roles_url, tmp_path):
+    """One run's points and names are one statement (``_run_points``): a refusal on the names'
+    table is the same typed error, and the pooled connection serves the next read."""
     from etl_meta.analytics import metrics_frame
 
     owner = sa.create_engine(roles_url, isolation_level="AUTOCOMMIT")
