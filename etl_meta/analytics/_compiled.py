@@ -66,9 +66,10 @@ class Shaped:
     small: bool
     #: Sort the fetched rows by this column (ascending): the statement has no ORDER BY.
     sort_by: str | None = None
-    #: The same metric points as ids only: a whole frame's (``._narrow``) or one run's
-    #: (``._run_points``), read with their names beside them.
+    #: A whole metric frame's points as ids only, for a large read (see ``._narrow``).
     narrow: Shaped | None = None
+    #: One run's points without their names, for a small read (see ``._run_points``).
+    run_points: Shaped | None = None
 
     def statement(self) -> sa.Select:
         """The statement with this call's values bound (for ``EXPLAIN`` or further building)."""

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -47,14 +47,14 @@ from etl_meta.errors import EtlMetaError
 
 _IDS = postgresql.ARRAY(sa.BigInteger)
 
-#: How :func:`_statement` splits a call's filters: those that select components (a subquery
+#: How :func:`points_statement` splits a call's filters: those that select components (a subquery
 #: on ``component`` ⋈ ``job``) and those on the points themselves. A filter left out of both
 #: would be silently dropped, so a new ``MetricShape`` field stops the import until it is placed.
 _COMPONENT_FIELDS = ("job", "component", "tags")
 _POINT_FIELDS = ("name", "run", "since", "until", "attempts")
 _PLACED = {*_COMPONENT_FIELDS, *_POINT_FIELDS, "filter"}  # a filter expression keeps the joins
 if {f.name for f in dataclasses.fields(MetricShape)} != _PLACED:
-    raise ImportError("etl_meta.analytics._narrow: place every MetricShape field in _statement")
+    raise ImportError("etl_meta.analytics._narrow: place every MetricShape field in its clauses")
 
 
 def _dimension(which: str, dialect: str) -> sa.Select:
@@ -77,7 +77,10 @@ def _dimension(which: str, dialect: str) -> sa.Select:
 def narrow_shaped(dialect: str, shape: MetricShape, values: Mapping[str, Any]) -> Shaped:
     """The ids-only statement of a whole-frame ``metrics_frame`` call."""
     return Shaped(
-        ("metrics-narrow", dialect, shape), lambda: _statement(dialect, shape), values, False
+        ("metrics-narrow", dialect, shape),
+        lambda: points_statement(dialect, shape, _COLUMNS),
+        values,
+        False,
     )
 
 
@@ -88,17 +91,21 @@ def dimension_shaped(dialect: str, which: str, ids: list[int]) -> Shaped:
     return Shaped(key, lambda: _dimension(which, dialect), {"ids": value}, False)
 
 
-def _statement(dialect: str, shape: MetricShape) -> sa.Select:
-    columns = (
-        metric.c.id,
-        metric.c.execution_id,
-        metric.c.component_id,
-        metric.c.name,
-        metric.c.attempt,
-        metric.c.step,
-        metric.c.value,
-        metric.c.recorded_at,
-    )
+#: The points statement's columns for a whole frame, as :data:`POINTS` names them.
+_COLUMNS = (
+    metric.c.id,
+    metric.c.execution_id,
+    metric.c.component_id,
+    metric.c.name,
+    metric.c.attempt,
+    metric.c.step,
+    metric.c.value,
+    metric.c.recorded_at,
+)
+
+
+def points_statement(dialect: str, shape: MetricShape, columns: Sequence[Any]) -> sa.Select:
+    """``columns`` of ``metric`` for the points ``shape`` selects, with no join for names."""
     if shape.filter is not None:
         # A filter expression may name any field, under OR or NOT: it needs the joins. The
         # names still stay out of the result.
@@ -121,7 +128,7 @@ def _statement(dialect: str, shape: MetricShape) -> sa.Select:
     return sa.select(*columns).where(*clauses)
 
 
-#: The points statement's columns (see :func:`_statement`), as read.
+#: The points statement's columns (see :func:`points_statement`), as read.
 POINTS: Mapping[str, Kind] = {
     "id": "int",
     "execution_id": "int",

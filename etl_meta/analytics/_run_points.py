@@ -6,8 +6,9 @@ orchestrator, job, component — that belong to one execution and its job's few 
 SQLite the joins were a third of the query, on PostgreSQL the server sent, and psycopg decoded,
 every string again. So the read asks for two things:
 
-1. the points with their ``execution_id`` and ``component_id`` only (``._narrow``'s statement,
-   the call's filters included), sorted by id here rather than by the database;
+1. the points with their ``component_id`` (``._narrow``'s statement, the call's filters
+   included), sorted by id here rather than by the database; not the run's id, which is the
+   call's, nor, when the call names one metric, the name;
 2. the run's execution with its job's components and their job's name: a few rows.
 
 On PostgreSQL both are one statement, one snapshot and one round trip: the points, then
@@ -27,23 +28,48 @@ from collections.abc import Mapping
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import sqlalchemy as sa
 
 from etl_meta.analytics import _narrow
 from etl_meta.analytics._compiled import Shaped, param
 from etl_meta.analytics._connections import ReadConnection, binary_cursor
 from etl_meta.analytics._frames import Kind, column, frame, from_rows, repeated
-from etl_meta.analytics._select import component, execution, job
+from etl_meta.analytics._select import MetricShape, component, execution, job, metric
 from etl_meta.analytics._tables import rows_table
 
 if TYPE_CHECKING:
     import pandas as pd
 
-#: Columns :func:`assemble` builds whole: one value for every point of a run.
-_REPEATED = frozenset(("external_run_id", "orchestrator", "job"))
+#: The points statement's columns and their kinds; ``name`` only when the call does not name
+#: exactly one metric.
+_POINTS: Mapping[str, Kind] = {
+    "id": "int",
+    "component_id": "int",
+    "attempt": "int",
+    "step": "int",
+    "value": "float",
+    "recorded_at": "timestamp",
+    "name": "text",
+}
+_ID, _COMPONENT, _ATTEMPT, _STEP, _VALUE, _RECORDED_AT, _NAME = range(len(_POINTS))
 
-#: The points statement's columns, in order (``._narrow``'s statement).
-_ID, _RUN, _COMPONENT, _NAME, _ATTEMPT, _STEP, _VALUE, _RECORDED_AT = range(8)
+
+def run_points_shaped(dialect: str, shape: MetricShape, values: Mapping[str, Any]) -> Shaped:
+    """The points statement of a ``metrics_frame(run=…)`` call (see the module's doc)."""
+    named = _one_name(values) is not None
+    columns = [metric.c[key] for key in _POINTS if not (named and key == "name")]
+    return Shaped(
+        ("metrics-run", dialect, shape),
+        lambda: _narrow.points_statement(dialect, shape, columns),
+        values,
+        True,
+    )
+
+
+def _one_name(values: Mapping[str, Any]) -> str | None:
+    """The metric name a call gives alone (``name="rows"``; a list binds ``name_0``, …)."""
+    return values.get("name")
 
 
 def _names_statement() -> sa.Select:
@@ -120,12 +146,29 @@ def read_run(
     by_component = {owner[0]: owner for owner in owners}
     if not all(point[_COMPONENT] in by_component for point in rows):
         return None
+    run, name = points.values["run"], _one_name(points.values)
     if len(rows) > rows_in_python:
-        table = rows_table(
-            [row[: len(_narrow.POINTS)] for row in rows], _narrow.POINTS, dialect.name
-        )
-        return _narrow.assemble(table, *_names_tables(owners), columns)
-    return assemble(rows, by_component, columns)
+        table = _points_table(rows, run, name, dialect.name)
+        present = {point[_COMPONENT] for point in rows}  # categories: the components present
+        named = [owner for owner in owners if owner[0] in present]
+        return _narrow.assemble(table, *_names_tables(named), columns)
+    return assemble(rows, by_component, run, name, columns)
+
+
+def _points_table(rows: list[tuple[Any, ...]], run: int, name: str | None, dialect: str) -> Any:
+    """The points as ``._narrow.assemble`` takes them (:data:`._narrow.POINTS`), in Arrow."""
+    import pyarrow as pa
+
+    kinds = {key: kind for key, kind in _POINTS.items() if not (name and key == "name")}
+    read = rows_table([row[: len(kinds)] for row in rows], kinds, dialect)
+    count = read.num_rows
+    given = {
+        "execution_id": pa.repeat(pa.scalar(run, pa.int64()), count),
+        "name": pa.repeat(pa.scalar(name, pa.large_string()), count) if name else None,
+    }
+    return pa.table(
+        {key: read.column(key) if given.get(key) is None else given[key] for key in _narrow.POINTS}
+    )
 
 
 def _names_tables(owners: list[tuple[Any, ...]]) -> tuple[Any, Any]:
@@ -142,35 +185,42 @@ def _names_tables(owners: list[tuple[Any, ...]]) -> tuple[Any, Any]:
 def assemble(
     points: list[tuple[Any, ...]],
     by_component: Mapping[int, tuple[Any, ...]],
+    run: int,
+    name: str | None,
     columns: Mapping[str, Kind],
 ) -> pd.DataFrame:
-    """The metric frame, sorted by metric id, from the points and the run's names by
-    component id (rows of :func:`_names_statement`), column by column."""
+    """The metric frame, sorted by metric id, column by column: from the points, the run's
+    names by component id (rows of :func:`_names_statement`), the run's id and the one metric
+    name the call gave (``None``: the points hold their names)."""
     if not points:
         return from_rows([], columns)
     points.sort(key=itemgetter(_ID))
     count = len(points)
     values = list(zip(*points, strict=True))
     # One execution, and its job's components: the run id, orchestrator and job are one value.
-    _, job_name, _, run, orchestrator, _ = by_component[points[0][_COMPONENT]]
-    names = {key: owner[2] for key, owner in by_component.items()}
-    picked = {
-        "metric_id": values[_ID],
-        "run_id": values[_RUN],
-        "external_run_id": repeated(run, count, "text"),
+    _, job_name, _, run_id, orchestrator, _ = by_component[points[0][_COMPONENT]]
+    components = {key: owner[2] for key, owner in by_component.items()}
+    built = {
+        "run_id": np.full(count, run, dtype=np.int64),
+        "external_run_id": repeated(run_id, count, "text"),
         "orchestrator": repeated(orchestrator, count, "category"),
         "job": repeated(job_name, count, "category"),
-        "component": [names[key] for key in values[_COMPONENT]],
-        "name": values[_NAME],
+    }
+    if name is not None:
+        built["name"] = repeated(name, count, "category")
+    per_point = {
+        "metric_id": values[_ID],
+        "component": [components[key] for key in values[_COMPONENT]],
+        "name": values[_NAME] if name is None else None,
         "attempt": values[_ATTEMPT],
         "step": values[_STEP],
         "value": values[_VALUE],
         "recorded_at": values[_RECORDED_AT],
     }
-    if list(picked) != list(columns):  # pragma: no cover (METRIC_COLUMNS and this must agree)
+    if {*built, *per_point} != set(columns):  # pragma: no cover (METRIC_COLUMNS must agree)
         raise AssertionError("run metric columns differ from METRIC_COLUMNS")
     data = {
-        name: picked[name] if name in _REPEATED else column(picked[name], kind)
-        for name, kind in columns.items()
+        key: built[key] if key in built else column(per_point[key], kind)
+        for key, kind in columns.items()
     }
     return frame(data, count)

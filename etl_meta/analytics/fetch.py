@@ -59,21 +59,22 @@ def read_frame(
     """
     with read_connection(store) as connection:
         dialect, driver = connection.dialect, connection.driver
-        sort_by = narrow = None
+        sort_by = narrow = run_points = None
         if isinstance(query, Shaped):
             compiled = query.compiled(dialect)
             sql, params, small = compiled.sql, compiled.bind(query.values), query.small
-            sort_by, narrow = query.sort_by, query.narrow
+            sort_by, narrow, run_points = query.sort_by, query.narrow, query.run_points
         else:
             compiled = compile_statement(query, dialect)
             sql, params, small = compiled.sql, compiled.bind({}), False
         rows = table = None
-        if narrow is not None and not connection.in_transaction:
-            if not small:
+        if not connection.in_transaction:
+            if narrow is not None and not small:
                 return _read_narrow(store, connection, narrow, columns)
-            found = read_run(connection, narrow, columns, ROWS_IN_PYTHON)
-            if found is not None:
-                return found
+            if run_points is not None and small:
+                found = read_run(connection, run_points, columns, ROWS_IN_PYTHON)
+                if found is not None:
+                    return found
         if dialect.name != "postgresql":
             rows = driver.execute(sql, params).fetchall()
             table = None if small else rows_table(rows, columns, "sqlite")

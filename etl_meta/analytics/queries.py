@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql
 
 from etl_meta.analytics._compiled import Shaped, param
 from etl_meta.analytics._narrow import narrow_shaped
+from etl_meta.analytics._run_points import run_points_shaped
 from etl_meta.analytics._select import (
     Attempts,
     MetricShape,
@@ -93,15 +94,15 @@ def metrics_shaped(
     # work_mem, and the rows usually arrive in id order anyway. Pages keep ORDER BY, which
     # their LIMIT needs.
     ordered = not unordered or small or after or limited
-    as_ids = not ordered or (shape.run and not after and not limited)
+    by_run = shape.run and not after and not limited
     return Shaped(
         ("metrics", shape, after, limited, ordered),
         lambda: _metrics_statement(shape, after, limited, ordered),
         values,
         small,
         sort_by=None if ordered else "metric_id",
-        # The points as ids: a whole frame (fetch._read_narrow), or one run's (._run_points).
-        narrow=narrow_shaped(store.dialect, shape, values) if as_ids else None,
+        narrow=None if ordered else narrow_shaped(store.dialect, shape, values),
+        run_points=run_points_shaped(store.dialect, shape, values) if by_run else None,
     )
 
 

@@ -119,9 +119,7 @@ def test_one_runs_points_read_as_ids_are_the_joined_statements_frame(
     first, _, _ = runs
     filters = {"attempts": attempts, **filters}
     shaped = metrics_shaped(store, run=first.id, **filters)
-    assert (
-        shaped.small and shaped.narrow is not None
-    )  # read as ids (etl_meta.analytics._run_points)
+    assert shaped.small and shaped.run_points is not None  # etl_meta.analytics._run_points
     as_ids = metrics_frame(store, run="paths-1", **filters)  # the orchestrator's run id
     with store.transaction():  # inside a transaction: the joined statement
         joined = metrics_frame(store, run=first.id, **filters)
@@ -286,11 +284,14 @@ def test_many_small_result_rows_go_through_arrow_to_the_same_frame(store, runs, 
     from etl_meta.analytics import fetch
 
     first, _, _ = runs
-    shaped = metrics_shaped(store, run=first.id, attempts="all")
-    in_python = read_frame(store, shaped, METRIC_COLUMNS)
-    monkeypatch.setattr(fetch, "ROWS_IN_PYTHON", 0)  # as if the run had thousands of points
-    via_arrow = read_frame(store, shaped, METRIC_COLUMNS)
-    pd.testing.assert_frame_equal(in_python, via_arrow)
+    for names in ({}, {"name": "rows"}):  # the points hold their names, or the call gives one
+        shaped = metrics_shaped(store, run=first.id, attempts="all", **names)
+        monkeypatch.setattr(fetch, "ROWS_IN_PYTHON", 1_000)
+        in_python = read_frame(store, shaped, METRIC_COLUMNS)
+        monkeypatch.setattr(fetch, "ROWS_IN_PYTHON", 0)  # as if the run had thousands of points
+        via_arrow = read_frame(store, shaped, METRIC_COLUMNS)
+        pd.testing.assert_frame_equal(in_python, via_arrow)
+        assert len(via_arrow) == (4 if not names else 2)
     latest = latest_shaped("sales", runs=5)
     monkeypatch.setattr(fetch, "ROWS_IN_PYTHON", 1_000)
     expected = read_frame(store, latest, LATEST_COLUMNS)
