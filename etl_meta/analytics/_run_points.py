@@ -110,8 +110,8 @@ def read_run(
     columns: Mapping[str, Kind],
     rows_in_python: int,
 ) -> pd.DataFrame | None:
-    """The frame of ``points`` (``._narrow``'s statement for a call with ``run=``), or ``None``
-    when a point's names are not the run's job's: then read the joined statement.
+    """The frame of ``points`` (:func:`run_points_shaped`), or ``None`` when a point's names
+    are not the run's job's: then read the joined statement.
 
     Up to ``rows_in_python`` points, the frame is built column by column in Python; a run with
     more goes through Arrow, as a whole frame does (``._narrow.assemble``).
