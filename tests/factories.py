@@ -17,6 +17,18 @@ def unique(prefix: str) -> str:
     return f"{prefix}_{next(_counter)}"
 
 
+def sample_points(offset: int, at: datetime) -> list[tuple[Any, ...]]:
+    """Four points of an ``extract -> load`` run, recorded out of name order (so categories
+    must be sorted) over two days, with extract's step 0 retried (attempt 2); ``offset`` tells
+    runs' values apart."""
+    return [
+        ("load", "zeta", 1.5 + offset, 0, 1, at),
+        ("extract", "rows", 10.0 * offset, 0, 1, at + timedelta(minutes=1)),
+        ("extract", "rows", 11.0 * offset, 0, 2, at + timedelta(minutes=2)),
+        ("load", "alpha", -2.0, 1, 1, at + timedelta(hours=25)),
+    ]
+
+
 class Factory:
     def __init__(self, store: MetadataStore) -> None:
         self.store = store

@@ -22,7 +22,7 @@ from etl_meta.analytics import _adbc, metrics_frame, run_history, step_attempts
 from etl_meta.analytics._adbc import PING_AFTER_SECONDS
 from etl_meta.analytics.queries import metrics_shaped
 from tests.backends import isolated_settings, postgresql_only
-from tests.factories import Factory
+from tests.factories import Factory, sample_points
 
 AT = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 COMPONENTS = [
@@ -45,16 +45,8 @@ def points(store: MetadataStore, factory: Factory) -> list:
     ]
     for offset, run in enumerate(runs):
         at = AT + timedelta(days=offset)
-        store.metrics.record(
-            [
-                ("load", "zeta", 1.5 + offset, 0, 1, at),
-                ("extract", "rows", 10.0 * offset, 0, 1, at + timedelta(minutes=1)),
-                ("extract", "rows", 11.0 * offset, 0, 2, at + timedelta(minutes=2)),
-                ("load", "alpha", -2.0, 1, 1, at + timedelta(hours=25)),
-                ("extract", "nulls", 0.0, 3, 1, at + timedelta(hours=26)),
-            ],
-            execution_id=run.id,
-        )
+        nulls = ("extract", "nulls", 0.0, 3, 1, at + timedelta(hours=26))
+        store.metrics.record([*sample_points(offset, at), nulls], execution_id=run.id)
     return runs
 
 

@@ -34,7 +34,7 @@ from etl_meta.analytics.queries import (
 )
 from etl_meta.errors import NotFoundError
 from tests.backends import postgresql_only
-from tests.factories import T0, Factory
+from tests.factories import T0, Factory, sample_points
 
 AT = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 COMPONENTS = [
@@ -53,15 +53,8 @@ def runs(store: MetadataStore, factory: Factory):
     second = factory.finished_run("sales", run_id="paths-2")
     other = factory.finished_run("other", run_id="paths-3")
     for offset, run in enumerate((first, second, other)):
-        at = AT + timedelta(days=offset)
         store.metrics.record(
-            [
-                ("load", "zeta", 1.5 + offset, 0, 1, at),
-                ("extract", "rows", 10.0 * offset, 0, 1, at + timedelta(minutes=1)),
-                ("extract", "rows", 11.0 * offset, 0, 2, at + timedelta(minutes=2)),
-                ("load", "alpha", -2.0, 1, 1, at + timedelta(hours=25)),
-            ],
-            execution_id=run.id,
+            sample_points(offset, AT + timedelta(days=offset)), execution_id=run.id
         )
     return first, second, other
 
