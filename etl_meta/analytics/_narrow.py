@@ -54,7 +54,7 @@ _COMPONENT_FIELDS = ("job", "component", "tags")
 _POINT_FIELDS = ("name", "run", "since", "until", "attempts")
 _PLACED = {*_COMPONENT_FIELDS, *_POINT_FIELDS, "filter"}  # a filter expression keeps the joins
 if {f.name for f in dataclasses.fields(MetricShape)} != _PLACED:
-    raise ImportError("etl_meta.analytics._narrow: place every MetricShape field in its clauses")
+    raise ImportError(f"{__name__}: place every MetricShape field in points_statement")
 
 
 def _dimension(which: str, dialect: str) -> sa.Select:

@@ -57,8 +57,7 @@ _ID, _COMPONENT, _ATTEMPT, _STEP, _VALUE, _RECORDED_AT, _NAME = range(len(_POINT
 
 def run_points_shaped(dialect: str, shape: MetricShape, values: Mapping[str, Any]) -> Shaped:
     """The points statement of a ``metrics_frame(run=…)`` call (see the module's doc)."""
-    named = _one_name(values) is not None
-    columns = [metric.c[key] for key in _POINTS if not (named and key == "name")]
+    columns = [metric.c[key] for key in _read(_one_name(values))]
     return Shaped(
         ("metrics-run", dialect, shape),
         lambda: _narrow.points_statement(dialect, shape, columns),
@@ -70,6 +69,11 @@ def run_points_shaped(dialect: str, shape: MetricShape, values: Mapping[str, Any
 def _one_name(values: Mapping[str, Any]) -> str | None:
     """The metric name a call gives alone (``name="rows"``; a list binds ``name_0``, …)."""
     return values.get("name")
+
+
+def _read(name: str | None) -> dict[str, Kind]:
+    """The points statement's columns: without ``name`` when the call gave one."""
+    return {key: kind for key, kind in _POINTS.items() if name is None or key != "name"}
 
 
 def _names_statement() -> sa.Select:
@@ -159,12 +163,12 @@ def _points_table(rows: list[tuple[Any, ...]], run: int, name: str | None, diale
     """The points as ``._narrow.assemble`` takes them (:data:`._narrow.POINTS`), in Arrow."""
     import pyarrow as pa
 
-    kinds = {key: kind for key, kind in _POINTS.items() if not (name and key == "name")}
+    kinds = _read(name)
     read = rows_table([row[: len(kinds)] for row in rows], kinds, dialect)
     count = read.num_rows
     given = {
         "execution_id": pa.repeat(pa.scalar(run, pa.int64()), count),
-        "name": pa.repeat(pa.scalar(name, pa.large_string()), count) if name else None,
+        "name": None if name is None else pa.repeat(pa.scalar(name, pa.large_string()), count),
     }
     return pa.table(
         {key: read.column(key) if given.get(key) is None else given[key] for key in _narrow.POINTS}
@@ -198,11 +202,11 @@ def assemble(
     count = len(points)
     values = list(zip(*points, strict=True))
     # One execution, and its job's components: the run id, orchestrator and job are one value.
-    _, job_name, _, run_id, orchestrator, _ = by_component[points[0][_COMPONENT]]
+    _, job_name, _, external_run_id, orchestrator, _ = by_component[points[0][_COMPONENT]]
     components = {key: owner[2] for key, owner in by_component.items()}
     built = {
         "run_id": np.full(count, run, dtype=np.int64),
-        "external_run_id": repeated(run_id, count, "text"),
+        "external_run_id": repeated(external_run_id, count, "text"),
         "orchestrator": repeated(orchestrator, count, "category"),
         "job": repeated(job_name, count, "category"),
     }
