@@ -1,0 +1,70 @@
+"""Frames built column by column (``etl_meta.analytics._frames.frame``).
+
+``frame`` makes pandas blocks through pandas' block manager directly when every column is one
+it can take as is, and through ``pandas.api.internals.create_dataframe_from_blocks`` otherwise.
+The two must give the same frame — values, dtypes, block types — for every column kind a frame
+holds, or a pandas upgrade has changed the internals the fast path relies on.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from pandas.api.internals import create_dataframe_from_blocks
+
+from etl_meta.analytics import _frames
+from etl_meta.analytics._frames import categorical, column, frame, repeated, utc_timestamps
+
+
+def _public(data: dict[str, object], rows: int) -> pd.DataFrame:
+    """The same frame through pandas' public low-level constructor."""
+    blocks = [
+        (values.reshape(1, -1) if isinstance(values, np.ndarray) else values, np.array([at]))
+        for at, values in enumerate(data.values())
+    ]
+    return create_dataframe_from_blocks(
+        blocks, index=pd.RangeIndex(rows), columns=pd.Index(list(data))
+    )
+
+
+def _columns(rows: int) -> dict[str, object]:
+    stamps = np.arange(rows, dtype=np.int64).view("datetime64[us]")
+    half = [1, None] * (rows // 2) + [1] * (rows % 2)
+    return {
+        "int": np.arange(rows, dtype=np.int64),
+        "nullable int": pd.array(half, dtype="Int64"),
+        "float": np.linspace(0.0, 1.0, rows),
+        "bool": np.arange(rows) % 2 == 0,
+        "text": column([f"t{i % 3}" for i in range(rows)], "text"),
+        "one text": repeated("run-1", rows, "text"),
+        "category": categorical(np.arange(rows, dtype=np.int32) % 2, ["b", "a"]),
+        "one category": repeated("rows", rows, "category"),
+        "timestamp": utc_timestamps(stamps),
+    }
+
+
+@pytest.mark.parametrize("rows", [0, 1, 54])
+def test_the_block_manager_path_gives_the_public_constructors_frame(rows):
+    assert _frames._INTERNALS is not None  # the pinned pandas: the fast path is taken
+    data = _columns(rows)
+    assert all(_frames._plain(values) for values in data.values())
+    built, public = frame(data, rows), _public(data, rows)
+    pd.testing.assert_frame_equal(built, public)
+    assert list(built.dtypes) == list(public.dtypes)
+    assert [type(b).__name__ for b in built._mgr.blocks] == [
+        type(b).__name__ for b in public._mgr.blocks
+    ]
+    assert built["timestamp"].dt.tz is not None and str(built["timestamp"].dtype).endswith("UTC]")
+    # The frame works as any other: an operation that consolidates blocks, and a copy.
+    assert built.select_dtypes("number").shape == (rows, 3)
+    pd.testing.assert_frame_equal(built.copy(), public)
+
+
+def test_a_column_pandas_must_wrap_takes_the_public_path():
+    naive = np.arange(3, dtype=np.int64).view("datetime64[us]")  # pandas wraps this one
+    data = {"id": np.arange(3, dtype=np.int64), "at": naive}
+    assert not _frames._plain(naive)
+    built = frame(data, 3)
+    pd.testing.assert_frame_equal(built, _public(data, 3))
+    assert str(built["at"].dtype) == "datetime64[us]"
