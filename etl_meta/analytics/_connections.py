@@ -36,6 +36,34 @@ class ReadConnection:
     driver: Any
     #: Inside ``store.transaction()``: the read must see that transaction's writes.
     in_transaction: bool
+    #: The pool entry's ``info``: it lives as long as the DBAPI connection (SQLAlchemy clears
+    #: it when the entry reconnects).
+    info: dict[Any, Any]
+
+    def prepared_rows(self, sql: str, params: Any) -> list[tuple[Any, ...]]:
+        """psycopg: all rows of a server-side prepared statement (psycopg prepares it once
+        per connection), read by this connection's :func:`binary_cursor`.
+
+        The cursor is made once per DBAPI connection and kept in :attr:`info`: making a
+        cursor and registering its loader cost as much per call as building a 50-row frame's
+        columns (benchmark (a): 0.16 × the hand-written query). Only the thread holding the
+        connection uses it. A cursor keeps its last result until its next statement, so one
+        that read more than :data:`_KEPT_ROWS` rows is closed rather than kept.
+        """
+        cursor = self.info.get(_CURSOR_KEY)
+        if cursor is None or cursor.closed or cursor.connection is not self.driver:
+            cursor = self.info[_CURSOR_KEY] = binary_cursor(self.driver)
+        rows = cursor.execute(sql, params, prepare=True).fetchall()
+        if len(rows) > _KEPT_ROWS:
+            del self.info[_CURSOR_KEY]
+            cursor.close()
+        return rows
+
+
+#: :attr:`ReadConnection.info` key of the connection's :func:`binary_cursor`.
+_CURSOR_KEY = "etl_meta_binary_cursor"
+#: A kept cursor holds its last result: at most this many rows.
+_KEPT_ROWS = 1_000
 
 
 @contextmanager
@@ -44,9 +72,10 @@ def read_connection(store: MetadataStore) -> Iterator[ReadConnection]:
     if store.in_transaction():
         with store.transaction(readonly=True) as session:
             connection = session.connection()
+            pooled = connection.connection
             with _translated(connection.dialect):
                 yield ReadConnection(
-                    connection.dialect, connection.connection.driver_connection, True
+                    connection.dialect, pooled.driver_connection, True, pooled.info
                 )
         return
     engine = store.engine
@@ -58,7 +87,7 @@ def read_connection(store: MetadataStore) -> Iterator[ReadConnection]:
         with _translated(engine.dialect):
             if postgresql:
                 driver.autocommit = True
-            yield ReadConnection(engine.dialect, driver, False)
+            yield ReadConnection(engine.dialect, driver, False, pooled.info)
     finally:
         try:
             if postgresql:

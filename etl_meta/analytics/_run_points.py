@@ -33,7 +33,7 @@ import sqlalchemy as sa
 
 from etl_meta.analytics import _narrow
 from etl_meta.analytics._compiled import Shaped, param
-from etl_meta.analytics._connections import ReadConnection, binary_cursor
+from etl_meta.analytics._connections import ReadConnection
 from etl_meta.analytics._frames import Kind, column, frame, from_rows, repeated
 from etl_meta.analytics._select import MetricShape, component, execution, job, metric
 from etl_meta.analytics._tables import rows_table
@@ -57,10 +57,11 @@ _ID, _COMPONENT, _ATTEMPT, _STEP, _VALUE, _RECORDED_AT, _NAME = range(len(_POINT
 
 def run_points_shaped(dialect: str, shape: MetricShape, values: Mapping[str, Any]) -> Shaped:
     """The points statement of a ``metrics_frame(run=…)`` call (see the module's doc)."""
-    columns = [metric.c[key] for key in _read(_one_name(values))]
+    name = _one_name(values)
     return Shaped(
         ("metrics-run", dialect, shape),
-        lambda: _narrow.points_statement(dialect, shape, columns),
+        # Built once per shape (then cached): the columns are looked up only then.
+        lambda: _narrow.points_statement(dialect, shape, [metric.c[key] for key in _read(name)]),
         values,
         True,
     )
@@ -125,8 +126,7 @@ def read_run(
         key = ("metrics-run-with-names", *points.key)
         both = Shaped(key, lambda: _with_names_statement(points.build()), points.values, True)
         compiled = both.compiled(dialect)
-        with binary_cursor(driver) as cursor:
-            rows = cursor.execute(compiled.sql, compiled.bind(both.values), prepare=True).fetchall()
+        rows = connection.prepared_rows(compiled.sql, compiled.bind(both.values))
         # The names row is the one without an id; its JSON arrays become tuples.
         at = len(rows) - 1  # last, as PostgreSQL appends; looked for if not
         if rows[at][_ID] is not None:

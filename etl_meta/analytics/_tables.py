@@ -115,7 +115,7 @@ def rows_table(rows: list[tuple[Any, ...]], columns: Mapping[str, Kind], dialect
     faster than a Python list per column once there are more than a few hundred rows.
 
     Timestamps are the stored UTC text and booleans 0/1 on SQLite, naive UTC datetimes on
-    PostgreSQL (see :func:`etl_meta.analytics.fetch.prepared_rows`).
+    PostgreSQL (see :meth:`etl_meta.analytics._connections.ReadConnection.prepared_rows`).
     """
     import pyarrow as pa
     import pyarrow.compute as pc

@@ -33,7 +33,7 @@ import sqlalchemy as sa
 
 from etl_meta.analytics import _adbc
 from etl_meta.analytics._compiled import Shaped, compile_statement
-from etl_meta.analytics._connections import ReadConnection, binary_cursor, read_connection
+from etl_meta.analytics._connections import ReadConnection, read_connection
 from etl_meta.analytics._frames import Kind, from_arrow, from_rows
 from etl_meta.analytics._run_points import read_run
 from etl_meta.analytics._tables import conform, copy_csv, rows_table, sorted_by
@@ -42,7 +42,7 @@ from etl_meta.store import MetadataStore
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Kind", "prepared_rows", "read_frame"]
+__all__ = ["Kind", "read_frame"]
 
 #: Up to this many rows, a small result's frame is built column by column in Python (pandas'
 #: fixed costs dominate); above it, through one Arrow conversion of all the rows.
@@ -59,27 +59,28 @@ def read_frame(
     """
     with read_connection(store) as connection:
         dialect, driver = connection.dialect, connection.driver
-        sort_by = narrow = run_points = None
-        if isinstance(query, Shaped):
-            compiled = query.compiled(dialect)
-            sql, params, small = compiled.sql, compiled.bind(query.values), query.small
-            sort_by, narrow, run_points = query.sort_by, query.narrow, query.run_points
+        shaped = query if isinstance(query, Shaped) else None
+        if shaped is not None and not connection.in_transaction:
+            if shaped.narrow is not None and not shaped.small:
+                return _read_narrow(store, connection, shaped.narrow, columns)
+            if shaped.run_points is not None and shaped.small:
+                found = read_run(connection, shaped.run_points, columns, ROWS_IN_PYTHON)
+                if found is not None:
+                    return found
+        sort_by = None
+        if shaped is not None:
+            compiled = shaped.compiled(dialect)
+            sql, params, small = compiled.sql, compiled.bind(shaped.values), shaped.small
+            sort_by = shaped.sort_by
         else:
             compiled = compile_statement(query, dialect)
             sql, params, small = compiled.sql, compiled.bind({}), False
         rows = table = None
-        if not connection.in_transaction:
-            if narrow is not None and not small:
-                return _read_narrow(store, connection, narrow, columns)
-            if run_points is not None and small:
-                found = read_run(connection, run_points, columns, ROWS_IN_PYTHON)
-                if found is not None:
-                    return found
         if dialect.name != "postgresql":
             rows = driver.execute(sql, params).fetchall()
             table = None if small else rows_table(rows, columns, "sqlite")
         elif small:
-            rows = prepared_rows(driver, sql, params)
+            rows = connection.prepared_rows(sql, params)
         elif connection.in_transaction:
             table = copy_csv(driver, sql, params, columns)
         else:
@@ -94,13 +95,6 @@ def read_frame(
     if sort_by is not None:
         table = sorted_by(table, sort_by)
     return from_arrow(table, columns)
-
-
-def prepared_rows(driver: Any, sql: str, params: Any) -> list[tuple[Any, ...]]:
-    """Rows of a server-side prepared statement (psycopg prepares it once per connection),
-    read as :func:`~etl_meta.analytics._connections.binary_cursor` reads them."""
-    with binary_cursor(driver) as cursor:
-        return cursor.execute(sql, params, prepare=True).fetchall()
 
 
 def _read_narrow(

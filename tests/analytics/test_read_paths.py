@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from etl_meta import MetadataStore
 from etl_meta.analytics import aggregate_metrics, latest_metrics, metrics_frame, metrics_page
 from etl_meta.analytics._compiled import clear_caches
+from etl_meta.analytics._connections import _CURSOR_KEY, _KEPT_ROWS, read_connection
 from etl_meta.analytics._select import component, job, metric
 from etl_meta.analytics._tables import sorted_by
 from etl_meta.analytics.fetch import read_frame
@@ -251,6 +252,30 @@ def test_timestamps_are_utc_whatever_the_session_time_zone(store, runs):
         daily = aggregate_metrics(store, job="sales", name="zeta", every="1d")
     assert small["recorded_at"].tolist() == [pd.Timestamp(AT)]
     assert daily["bucket"].iloc[0] == pd.Timestamp("2026-03-01", tz="UTC")
+
+
+@postgresql_only()  # the kept cursor is psycopg's
+def test_small_reads_reuse_one_cursor_per_connection_but_not_a_large_result(store, runs):
+    first, _, _ = runs
+    with read_connection(store) as connection:
+        assert connection.prepared_rows("SELECT %s::int", (1,)) == [(1,)]
+        cursor = connection.info[_CURSOR_KEY]
+        assert connection.prepared_rows("SELECT %s::int", (2,)) == [(2,)]
+        assert connection.info[_CURSOR_KEY] is cursor
+        # More rows than a kept cursor may hold: read, then the cursor is closed, not kept.
+        rows = connection.prepared_rows("SELECT generate_series(1, %s)", (_KEPT_ROWS + 1,))
+        assert len(rows) == _KEPT_ROWS + 1 and cursor.closed
+        assert _CURSOR_KEY not in connection.info
+        assert connection.prepared_rows("SELECT %s::int", (3,)) == [(3,)]
+        driver, kept = connection.driver, connection.info[_CURSOR_KEY]
+    # The next read on the same pooled connection takes the same cursor; the frame is the
+    # joined statement's, with UTC timestamps (the kept cursor's loader).
+    with read_connection(store) as connection:
+        same = connection.driver is driver
+    frame = metrics_frame(store, run=first.id, name="zeta")
+    assert frame["recorded_at"].tolist() == [pd.Timestamp(AT)]
+    with read_connection(store) as connection:
+        assert not same or connection.info[_CURSOR_KEY] is kept
 
 
 def test_latest_metrics_of_an_unknown_job_still_raise_not_found(store, runs, factory):
