@@ -120,7 +120,8 @@ TARGET_FRAME_ROWS_PER_S = 800_000
 FRAME_LABEL = "hand SQL + DataFrame(rows)"
 TYPED_LABEL = "hand SQL + typed DataFrame"
 MIN_RUN_SECONDS = 0.2  # a timed run repeats a fast call until it takes about this long
-MAX_INNER = 200
+MAX_INNER = 1_000
+CALIBRATION_SECONDS = 0.05  # warm calls timed to size a run (see calls_per_run)
 
 #: How SQLAlchemy stores ``UTCDateTime`` on SQLite: UTC text, microseconds always present.
 SQLITE_TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
@@ -1104,17 +1105,28 @@ def timed(call: Callable[[], Any], inner: int) -> float:
     return (time.perf_counter() - start) / inner
 
 
+def calls_per_run(call: Callable[[], Any]) -> int:
+    """How many calls of ``call`` make one timed run last about ``MIN_RUN_SECONDS``, from
+    warm calls: a first call compiles statements, prepares them on the server and fills
+    caches, which later calls do not repeat. Sized from the first call instead, a variant
+    with a slower first call got fewer calls per run (the store 13, the hand query 50, in
+    (a) on PostgreSQL), and each run starts after ``gc.collect()`` has swept the CPU caches,
+    so its few calls measured mostly that cold start."""
+    count, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < CALIBRATION_SECONDS and count < MAX_INNER:
+        call()
+        count += 1
+    return max(1, min(MAX_INNER, math.ceil(count * MIN_RUN_SECONDS / max(elapsed, 1e-6))))
+
+
 def run_query(query: Query, repeats: int) -> None:
-    # Warm-up: one call each (caches, statement compilation), the correctness check, and how
-    # many calls make one timed run of a fast query last about MIN_RUN_SECONDS.
-    results: dict[str, Any] = {}
-    for variant in query.variants:
-        start = time.perf_counter()
-        results[variant.key] = variant.call()
-        first = time.perf_counter() - start
-        variant.inner = max(1, min(MAX_INNER, math.ceil(MIN_RUN_SECONDS / max(first, 1e-6))))
+    # Warm-up: one call each (caches, statement compilation) and the correctness check; then
+    # how many calls make one timed run of a fast query last about MIN_RUN_SECONDS.
+    results = {variant.key: variant.call() for variant in query.variants}
     query.rows = check_results(query, results)
     del results
+    for variant in query.variants:
+        variant.inner = calls_per_run(variant.call)
     for repeat in range(repeats):
         order = query.variants if repeat % 2 == 0 else query.variants[::-1]
         for variant in order:
