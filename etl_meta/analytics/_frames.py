@@ -205,7 +205,10 @@ def repeated(value: str, count: int, kind: Literal["category", "text"]) -> Any:
         )
     import pyarrow as pa
 
-    return _STR.__from_arrow__(pa.repeat(pa.scalar(value, pa.large_string()), count))
+    repeats = pa.repeat(pa.scalar(value, pa.large_string()), count)
+    if _STR.storage == "pyarrow":  # the array as is (__from_arrow__ re-chunks and checks it)
+        return pd.arrays.ArrowStringArray(repeats, dtype=_STR)
+    return _STR.__from_arrow__(repeats)  # pragma: no cover (pandas without pyarrow strings)
 
 
 def _one_value(values: Sequence[Any]) -> bool:

@@ -24,22 +24,27 @@ the tests check.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import sqlalchemy as sa
 
 from etl_meta.analytics import _narrow
 from etl_meta.analytics._compiled import Shaped, param
 from etl_meta.analytics._connections import ReadConnection
-from etl_meta.analytics._frames import Kind, column, frame, from_rows, repeated
+from etl_meta.analytics._frames import (
+    Kind,
+    category_dtype,
+    column,
+    frame,
+    from_rows,
+    repeated,
+)
 from etl_meta.analytics._select import MetricShape, component, execution, job, metric
 from etl_meta.analytics._tables import rows_table
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 #: The points statement's columns and their kinds; ``name`` only when the call does not name
 #: exactly one metric.
@@ -148,7 +153,7 @@ def read_run(
         finally:
             driver.execute("COMMIT")
     by_component = {owner[0]: owner for owner in owners}
-    if not all(point[_COMPONENT] in by_component for point in rows):
+    if not set(map(itemgetter(_COMPONENT), rows)) <= by_component.keys():
         return None
     run, name = points.values["run"], _one_name(points.values)
     if len(rows) > rows_in_python:
@@ -203,18 +208,17 @@ def assemble(
     values = list(zip(*points, strict=True))
     # One execution, and its job's components: the run id, orchestrator and job are one value.
     _, job_name, _, external_run_id, orchestrator, _ = by_component[points[0][_COMPONENT]]
-    components = {key: owner[2] for key, owner in by_component.items()}
     built = {
         "run_id": np.full(count, run, dtype=np.int64),
         "external_run_id": repeated(external_run_id, count, "text"),
         "orchestrator": repeated(orchestrator, count, "category"),
         "job": repeated(job_name, count, "category"),
+        "component": _component_names(values[_COMPONENT], by_component),
     }
     if name is not None:
         built["name"] = repeated(name, count, "category")
     per_point = {
         "metric_id": values[_ID],
-        "component": [components[key] for key in values[_COMPONENT]],
         "name": values[_NAME] if name is None else None,
         "attempt": values[_ATTEMPT],
         "step": values[_STEP],
@@ -228,3 +232,18 @@ def assemble(
         for key, kind in columns.items()
     }
     return frame(data, count)
+
+
+def _component_names(ids: Sequence[int], by_component: Mapping[int, tuple[Any, ...]]) -> Any:
+    """Each point's component name, from its id, as a categorical of the components present
+    (sorted, as ``column(…, "category")`` sorts them): codes by id, never a name per point.
+    Component names are unique within a job, so names and ids of the run's job correspond."""
+    present = sorted((by_component[key][2], key) for key in set(ids))
+    if len(present) == 1:
+        return repeated(present[0][0], len(ids), "category")
+    code = {key: index for index, (_, key) in enumerate(present)}
+    return pd.Categorical.from_codes(
+        np.fromiter(map(code.__getitem__, ids), dtype=np.int32, count=len(ids)),
+        dtype=category_dtype(tuple(name for name, _ in present)),
+        validate=False,
+    )
