@@ -33,6 +33,20 @@ def _secret_keys_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ETL_META_SECRET_KEYS", TEST_SECRET_KEY)
 
 
+@pytest.fixture(autouse=True)
+def _cli_console_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's consoles as wide as for piped output, whatever terminal runs the tests.
+
+    ``etl_meta.cli._common`` sizes them once, at import: 200 columns when output is not a
+    terminal, unless ``COLUMNS`` is set. pytest-xdist's workers inherit ``COLUMNS=80``, which
+    wrapped file paths and dropped table columns the tests look for.
+    """
+    from etl_meta.cli import _common
+
+    for console in (_common.console, _common.err_console):
+        monkeypatch.setattr(console, "width", 200)
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer | None]:
     admin = postgres_admin_url()
