@@ -33,7 +33,7 @@ from etl_meta.analytics.queries import (
     metrics_query,
     metrics_shaped,
 )
-from etl_meta.errors import NotFoundError
+from etl_meta.errors import EtlMetaError, NotFoundError
 from tests.backends import postgresql_only
 from tests.factories import T0, Factory, sample_points
 
@@ -276,6 +276,63 @@ def test_small_reads_reuse_one_cursor_per_connection_but_not_a_large_result(stor
     assert frame["recorded_at"].tolist() == [pd.Timestamp(AT)]
     with read_connection(store) as connection:
         assert not same or connection.info[_CURSOR_KEY] is kept
+
+
+def _insert_point(store: MetadataStore, run_id: int, name: str, at: object) -> None:
+    """A point written by hand (``recorded_at`` as given: any value PostgreSQL accepts)."""
+    with store.transaction() as session:
+        connection = session.connection()
+        owner = connection.execute(
+            sa.select(component.c.id)
+            .join(job, job.c.id == component.c.job_id)
+            .where(job.c.name == "sales", component.c.name == "load")
+        ).scalar_one()
+        connection.execute(
+            sa.text(
+                "INSERT INTO metric (execution_id, component_id, attempt, name, step, value,"
+                " recorded_at) VALUES (:run, :owner, 1, :name, 0, 1.0, :at)"
+            ),
+            {"run": run_id, "owner": owner, "name": name, "at": at},
+        )
+
+
+@postgresql_only()  # SQLite stores timestamps as text
+@pytest.mark.parametrize("rows_in_python", [1_000, 0])  # built in Python, or through Arrow
+def test_timestamps_at_the_ends_of_what_a_datetime_holds_read_alike(
+    store, runs, monkeypatch, rows_in_python
+):
+    from etl_meta.analytics import fetch
+
+    first, _, _ = runs
+    _insert_point(store, first.id, "first", "0001-01-01 00:00:00+00")
+    _insert_point(store, first.id, "last", "9999-12-31 23:59:59.999999+00")
+    monkeypatch.setattr(fetch, "ROWS_IN_PYTHON", rows_in_python)
+    frame = metrics_frame(store, run=first.id, name=["first", "last"])
+    with store.transaction():
+        joined = metrics_frame(store, run=first.id, name=["first", "last"])
+    pd.testing.assert_frame_equal(frame, joined)
+    assert frame["recorded_at"].tolist() == [
+        pd.Timestamp("0001-01-01", tz="UTC"),
+        pd.Timestamp("9999-12-31 23:59:59.999999", tz="UTC"),
+    ]
+
+
+@postgresql_only()  # SQLite stores text; PostgreSQL has 'infinity' and years past 9999
+@pytest.mark.parametrize("rows_in_python", [1_000, 0])
+@pytest.mark.parametrize("at", ["infinity", "-infinity", "10000-01-01 00:00:00+00"])
+def test_a_timestamp_no_datetime_holds_fails_as_the_joined_statement_does(
+    store, runs, monkeypatch, rows_in_python, at
+):
+    from etl_meta.analytics import fetch
+
+    first, _, _ = runs
+    _insert_point(store, first.id, "odd", at)
+    monkeypatch.setattr(fetch, "ROWS_IN_PYTHON", rows_in_python)
+    with store.transaction(), pytest.raises(EtlMetaError) as joined:  # typed, as any read
+        metrics_frame(store, run=first.id, name="odd")
+    with pytest.raises(type(joined.value)) as run_read:
+        metrics_frame(store, run=first.id, name="odd")
+    assert str(run_read.value) == str(joined.value)
 
 
 def test_latest_metrics_of_an_unknown_job_still_raise_not_found(store, runs, factory):
