@@ -126,26 +126,9 @@ def test_one_runs_points_read_as_ids_are_the_joined_statements_frame(
 
 def test_a_point_outside_the_runs_job_is_read_through_the_joined_statement(store, runs):
     first, _, _ = runs
-    # Written by hand, not through store.metrics.record: a point of the run naming a
-    # component of another job, which the run's names (its own job's components) lack.
-    with store.transaction() as session:
-        connection = session.connection()
-        stray = connection.execute(
-            sa.select(component.c.id)
-            .join(job, job.c.id == component.c.job_id)
-            .where(job.c.name == "other", component.c.name == "load")
-        ).scalar_one()
-        connection.execute(
-            metric.insert().values(
-                execution_id=first.id,
-                component_id=stray,
-                attempt=1,
-                name="stray",
-                step=0,
-                value=1.0,
-                recorded_at=AT,
-            )
-        )
+    # A point of the run naming a component of another job, which the run's names (its own
+    # job's components) lack.
+    _insert_point(store, first.id, "stray", AT, job_name="other")
     frame = metrics_frame(store, run=first.id, attempts="all")
     with store.transaction():
         joined = metrics_frame(store, run=first.id, attempts="all")
@@ -278,21 +261,29 @@ def test_small_reads_reuse_one_cursor_per_connection_but_not_a_large_result(stor
         assert not same or connection.info[_CURSOR_KEY] is kept
 
 
-def _insert_point(store: MetadataStore, run_id: int, name: str, at: object) -> None:
-    """A point written by hand (``recorded_at`` as given: any value PostgreSQL accepts)."""
+def _insert_point(
+    store: MetadataStore, run_id: int, name: str, at: datetime | str, *, job_name: str = "sales"
+) -> None:
+    """A point written by hand, not through ``store.metrics.record``: on the ``load`` component
+    of any job, at any ``recorded_at`` the database accepts (text is cast by the server)."""
+    recorded_at = sa.cast(sa.literal(at), sa.DateTime(timezone=True)) if isinstance(at, str) else at
     with store.transaction() as session:
         connection = session.connection()
         owner = connection.execute(
             sa.select(component.c.id)
             .join(job, job.c.id == component.c.job_id)
-            .where(job.c.name == "sales", component.c.name == "load")
+            .where(job.c.name == job_name, component.c.name == "load")
         ).scalar_one()
         connection.execute(
-            sa.text(
-                "INSERT INTO metric (execution_id, component_id, attempt, name, step, value,"
-                " recorded_at) VALUES (:run, :owner, 1, :name, 0, 1.0, :at)"
-            ),
-            {"run": run_id, "owner": owner, "name": name, "at": at},
+            metric.insert().values(
+                execution_id=run_id,
+                component_id=owner,
+                attempt=1,
+                name=name,
+                step=0,
+                value=1.0,
+                recorded_at=recorded_at,
+            )
         )
 
 
