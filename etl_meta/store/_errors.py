@@ -94,6 +94,15 @@ def translate_db_error(error: sa_exc.SQLAlchemyError) -> EtlMetaError:
                 )
             translated.__cause__ = cause
             return translated
+        if isinstance(error, sa_exc.DataError) and sqlstate is None:
+            # Raised by the driver, not the server: a psycopg loader or dumper that cannot
+            # convert a value (a timestamp past year 9999 or 'infinity' has no datetime). No
+            # SQLSTATE, and its message may quote the value, so only the class is kept.
+            translated = ValidationError.single(
+                "(value)", f"the driver cannot convert a value ({type(error.orig).__name__})"
+            )
+            translated.__cause__ = DriverError(message, sqlstate=None, constraint=None)
+            return translated
         return translate_driver_error(
             message,
             sqlstate,
