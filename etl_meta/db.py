@@ -125,27 +125,11 @@ def _discard_dead_connections(engine: Engine, *, ping_after_seconds: float) -> N
     SQLAlchemy's pessimistic disconnect handling: a ``checkout`` listener that raises
     :class:`~sqlalchemy.exc.DisconnectionError` makes the pool discard the connection and retry
     with a fresh one. A connection known alive less than ``ping_after_seconds`` ago that still
-    looks alive without any I/O (see :func:`_looks_alive`) is handed out as is; any other is
+    looks alive without any I/O (see :func:`looks_alive`) is handed out as is; any other is
     pinged first.
     """
-    from psycopg.pq import TransactionStatus
-
     dialect = engine.dialect
     driver_error = dialect.loaded_dbapi.Error
-
-    def _looks_alive(dbapi_connection: Any) -> bool:
-        # The server ends a backend (restart, pg_terminate_backend, idle_session_timeout) with a
-        # FATAL message and closes the socket, so an idle connection's socket turns readable.
-        # Nothing else arrives on an idle connection of ours (we never LISTEN); if something
-        # harmless ever does, the cost is one ping.
-        try:
-            return (
-                not dbapi_connection.closed
-                and dbapi_connection.info.transaction_status == TransactionStatus.IDLE
-                and not _has_pending_input(dbapi_connection.fileno())
-            )
-        except (driver_error, OSError, ValueError):  # unknown state: ping
-            return False
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
@@ -162,13 +146,56 @@ def _discard_dead_connections(engine: Engine, *, ping_after_seconds: float) -> N
         if (
             alive_at is not None
             and time.monotonic() - alive_at < ping_after_seconds
-            and _looks_alive(dbapi_connection)
+            and looks_alive(dbapi_connection)
         ):
             return
         try:
             dialect.do_ping(dbapi_connection)
         except driver_error as exc:
             raise sa.exc.DisconnectionError("pooled connection failed its liveness ping") from exc
+
+
+def looks_alive(dbapi_connection: Any) -> bool:
+    """Whether an idle psycopg connection looks alive without any I/O: open, idle, and nothing
+    to read on its socket.
+
+    The server ends a backend (restart, ``pg_terminate_backend``, ``idle_session_timeout``) with
+    a FATAL message and closes the socket, so an idle connection's socket turns readable.
+    Nothing else arrives on an idle connection of ours (we never ``LISTEN``); if something
+    harmless ever does, the cost is one ping.
+    """
+    import psycopg
+    from psycopg.pq import TransactionStatus
+
+    try:
+        return (
+            not dbapi_connection.closed
+            and dbapi_connection.pgconn.transaction_status == TransactionStatus.IDLE
+            and not _has_pending_input(dbapi_connection.fileno())
+        )
+    except (psycopg.Error, OSError, ValueError):  # unknown state: ping
+        return False
+
+
+def conninfo_of(driver: Any, *, suffix: str, options: str = "") -> str:
+    """libpq parameters of a live psycopg connection, password included (kept in memory only;
+    nothing logs or shows it), for another connection with the same login and limits.
+
+    ``application_name`` gets `` (suffix)``, so ``pg_stat_activity`` tells that connection
+    from the store's own; ``options`` (``-c name=value`` …) are added to the connection's own.
+    """
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    info = driver.info
+    parameters = conninfo_to_dict(info.dsn)
+    name = str(parameters.get("application_name") or "etl-meta")
+    # PostgreSQL keeps 63 bytes of a name.
+    extra = {"application_name": f"{name[: 63 - len(suffix) - 3]} ({suffix})"}
+    if info.password:
+        extra["password"] = info.password
+    if options:
+        extra["options"] = " ".join(filter(None, [str(parameters.get("options") or ""), options]))
+    return make_conninfo(info.dsn, **extra)
 
 
 def _has_pending_input(fileno: int) -> bool:

@@ -27,9 +27,7 @@ connections are read-only (``PRAGMA query_only``) and wait on locks as long as t
 from __future__ import annotations
 
 import os
-import threading
 import time
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,6 +36,8 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy import pool as sa_pool
 
+from etl_meta.analytics._per_store import PerStore
+from etl_meta.db import conninfo_of
 from etl_meta.errors import EtlMetaError
 from etl_meta.store import MetadataStore
 from etl_meta.store._errors import translate_driver_error
@@ -64,7 +64,7 @@ class ArrowPool:
 
     def dispose(self) -> None:
         """Close the pool's connections, in the process that opened them only: a forked child
-        closing them would end its parent's sessions (libpq sends its goodbye on the socket)."""
+        closing them would end its parent's sessions (see :mod:`._per_store`)."""
         if self.pid == os.getpid():
             self.pool.dispose()
 
@@ -104,26 +104,17 @@ def bind(driver: Any, sql: str, params: Any) -> str:
 def pool_of(store: MetadataStore, driver: Any) -> ArrowPool:
     """``store``'s pool of ADBC connections, made on first use: on PostgreSQL from the
     connection parameters of ``driver`` (a psycopg connection of the store), on SQLite for the
-    store's file."""
-    with _pools_lock:
-        found = _pools.get(store)
-        if found is not None and found.pid != os.getpid():
-            # Inherited through fork: those sockets are the parent's. Keep them (unused and
-            # never closed here) and open this process's own.
-            _inherited.append(found)
-            found = None
-        if found is None:
-            dialect = store.engine.dialect.name
-            if dialect == "postgresql":
-                found = ArrowPool(_new_pool(store, _postgresql_creator(_conninfo(driver))), dialect)
-            else:
-                found = ArrowPool(_new_pool(store, _sqlite_creator(store)), dialect)
-            if store not in _listened:
-                sa.event.listen(store.engine, "engine_disposed", _forget(store))
-                _listened.add(store)
-            _pools[store] = found
-            weakref.finalize(store, found.dispose)
-        return found
+    store's file. One per store and process (see :mod:`._per_store`)."""
+
+    def make(owner: MetadataStore) -> ArrowPool:
+        dialect = owner.engine.dialect.name
+        if dialect == "postgresql":
+            return ArrowPool(
+                _new_pool(owner, _postgresql_creator(conninfo_of(driver, suffix="adbc"))), dialect
+            )
+        return ArrowPool(_new_pool(owner, _sqlite_creator(owner)), dialect)
+
+    return POOLS.get(store, make)
 
 
 @contextmanager
@@ -205,43 +196,8 @@ def _translated(error: BaseException) -> EtlMetaError:
     return translate_driver_error(message, sqlstate, connection_failed=failed)
 
 
-# --- one pool per store -------------------------------------------------------------------------
-
-_pools: weakref.WeakKeyDictionary[MetadataStore, ArrowPool] = weakref.WeakKeyDictionary()
-_inherited: list[ArrowPool] = []  # pools a forked child found: its parent's, left alone
-#: Stores whose engine already tells us when it is disposed (one listener per store).
-_listened: weakref.WeakSet[MetadataStore] = weakref.WeakSet()
-_pools_lock = threading.Lock()
-
-
-def _forget(store: MetadataStore) -> Any:
-    ref = weakref.ref(store)
-
-    def on_dispose(_engine: sa.Engine) -> None:
-        owner = ref()
-        with _pools_lock:
-            found = _pools.pop(owner, None) if owner is not None else None
-        if found is not None:
-            found.dispose()
-
-    return on_dispose
-
-
-def _conninfo(driver: Any) -> str:
-    """libpq parameters of a live psycopg connection, password included (kept in memory only:
-    the pool's creator closes over it; nothing logs or shows it).
-
-    ``application_name`` gets an ``(adbc)`` suffix, so ``pg_stat_activity`` tells the large
-    reads' connections from the store's own.
-    """
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-    info = driver.info
-    name = conninfo_to_dict(info.dsn).get("application_name") or "etl-meta"
-    extra = {"application_name": f"{str(name)[:56]} (adbc)"}
-    if info.password:
-        extra["password"] = info.password
-    return make_conninfo(info.dsn, **extra)
+#: Each store's ADBC pool (made by :func:`pool_of`).
+POOLS: PerStore[ArrowPool] = PerStore(ArrowPool.dispose)
 
 
 def _postgresql_creator(conninfo: str) -> Any:

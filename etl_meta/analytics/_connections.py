@@ -1,11 +1,12 @@
 """The connection an analyst read runs on, and what its driver errors become.
 
 Inside ``store.transaction()`` a read uses that transaction's connection, so it sees the
-transaction's own writes. Otherwise it checks a connection out of the store's pool as a plain
-DBAPI connection and runs its statement on its own: autocommit on PostgreSQL (SQLite's driver
-is in autocommit mode here and sends no ``BEGIN``). A single statement reads one consistent
-snapshot either way, and a ``BEGIN``/``COMMIT`` round trip, or the ORM session around them,
-costs as much as a small query itself.
+transaction's own writes. A small read on PostgreSQL takes one of the store's read connections
+(:mod:`._read_pool`: autocommit, read-only). Otherwise a read checks a connection out of the
+store's pool as a plain DBAPI connection and runs its statement on its own: autocommit on
+PostgreSQL (SQLite's driver is in autocommit mode here and sends no ``BEGIN``). A single
+statement reads one consistent snapshot either way, and a ``BEGIN``/``COMMIT`` round trip, or
+the ORM session around them, costs as much as a small query itself.
 
 A raw pooled connection, not an ``sa.Connection``: a 50-row read takes about 0.4 ms, and the
 ``Connection`` object with an ``AUTOCOMMIT`` isolation option cost another 0.09 ms (engine
@@ -15,7 +16,7 @@ events, isolation-level bookkeeping) where setting psycopg's ``autocommit`` and 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
+from etl_meta.analytics._read_pool import read_pool
 from etl_meta.errors import EtlMetaError
 from etl_meta.store import MetadataStore
 from etl_meta.store._errors import translate_db_error
@@ -40,23 +42,29 @@ class ReadConnection:
     #: it when the entry reconnects).
     info: dict[Any, Any]
 
-    def prepared_rows(self, sql: str, params: Any) -> list[tuple[Any, ...]]:
+    def prepared_rows(
+        self, sql: str, params: Any, cursor: Callable[[Any], Any] | None = None
+    ) -> list[tuple[Any, ...]]:
         """psycopg: all rows of a server-side prepared statement (psycopg prepares it once
-        per connection), read by this connection's :func:`binary_cursor`.
+        per connection), read by this connection's cursor made by ``cursor`` (default:
+        :func:`binary_cursor`).
 
-        The cursor is made once per DBAPI connection and kept in :attr:`info`: making a
-        cursor and registering its loader cost as much per call as building a 50-row frame's
-        columns (benchmark (a): 0.16 × the hand-written query). Only the thread holding the
-        connection uses it. A cursor keeps its last result until its next statement, so one
-        that read more than :data:`_KEPT_ROWS` rows is closed rather than kept.
+        A cursor is made once per DBAPI connection and factory, and kept in :attr:`info`:
+        making a cursor and registering its loaders cost as much per call as building a
+        50-row frame's columns (benchmark (a): 0.16 × the hand-written query). Only the
+        thread holding the connection uses it. A cursor keeps its last result until its next
+        statement, so one that read more than :data:`_KEPT_ROWS` rows is closed rather than
+        kept.
         """
-        cursor = self.info.get(_CURSOR_KEY)
-        if cursor is None or cursor.closed or cursor.connection is not self.driver:
-            cursor = self.info[_CURSOR_KEY] = binary_cursor(self.driver)
-        rows = cursor.execute(sql, params, prepare=True).fetchall()
+        make = cursor or binary_cursor
+        key = _CURSOR_KEY if make is binary_cursor else (_CURSOR_KEY, make)
+        kept = self.info.get(key)
+        if kept is None or kept.closed or kept.connection is not self.driver:
+            kept = self.info[key] = make(self.driver)
+        rows = kept.execute(sql, params, prepare=True).fetchall()
         if len(rows) > _KEPT_ROWS:
-            del self.info[_CURSOR_KEY]
-            cursor.close()
+            del self.info[key]
+            kept.close()
         return rows
 
 
@@ -67,8 +75,12 @@ _KEPT_ROWS = 1_000
 
 
 @contextmanager
-def read_connection(store: MetadataStore) -> Iterator[ReadConnection]:
-    """A connection for one read; driver errors raised in the block become typed errors."""
+def read_connection(store: MetadataStore, *, small: bool = False) -> Iterator[ReadConnection]:
+    """A connection for one read; driver errors raised in the block become typed errors.
+
+    ``small``: the read is one short statement; on PostgreSQL it runs on the store's read
+    connections (:mod:`._read_pool`), not its pool.
+    """
     if store.in_transaction():
         with store.transaction(readonly=True) as session:
             connection = session.connection()
@@ -79,6 +91,16 @@ def read_connection(store: MetadataStore) -> Iterator[ReadConnection]:
                 )
         return
     engine = store.engine
+    if small and engine.dialect.name == "postgresql":
+        with _translated(engine.dialect):
+            pool = read_pool(store)
+            entry = pool.checkout()
+        try:
+            with _translated(engine.dialect):
+                yield ReadConnection(engine.dialect, entry.driver, False, entry.info)
+        finally:
+            pool.checkin(entry)
+        return
     with _translated(engine.dialect):
         pooled = engine.raw_connection()
     driver = pooled.driver_connection

@@ -11,15 +11,13 @@ every string again. So the read asks for two things:
    call's, nor, when the call names one metric, the name;
 2. the run's execution with its job's components and their job's name: a few rows.
 
-On PostgreSQL both are one statement, one snapshot and one round trip: the points, then
-``UNION ALL`` one row holding the names as a JSON array (about 15 % faster than the same two
-statements sent in one psycopg pipeline, whose Python side cost more than the second statement).
-On SQLite, in process, they are two statements in one read transaction. Each point's names are
-picked by its ``component_id``. A point whose component is not among the run's job's (a row
-written by hand: ``store.metrics.record`` resolves components within the run's job), or, on
-SQLite, a run deleted between the two statements, makes :func:`read_run` answer ``None``, and
-the caller reads the joined statement instead: the frame is always the joined statement's, which
-the tests check.
+On PostgreSQL both are one statement, one snapshot and one round trip: the points' columns
+as arrays and the names as JSON, in one row (:mod:`._run_arrays`). On SQLite, in process, they
+are two statements in one read transaction (:func:`read_run`). Each point's names are picked by
+its ``component_id``. A point whose component is not among the run's job's (a row written by
+hand: ``store.metrics.record`` resolves components within the run's job), or, on SQLite, a run
+deleted between the two statements, makes the read answer ``None``, and the caller reads the
+joined statement instead: the frame is always the joined statement's, which the tests check.
 """
 
 from __future__ import annotations
@@ -62,22 +60,24 @@ _ID, _COMPONENT, _ATTEMPT, _STEP, _VALUE, _RECORDED_AT, _NAME = range(len(_POINT
 
 def run_points_shaped(dialect: str, shape: MetricShape, values: Mapping[str, Any]) -> Shaped:
     """The points statement of a ``metrics_frame(run=…)`` call (see the module's doc)."""
-    name = _one_name(values)
+    name = one_name(values)
     return Shaped(
         ("metrics-run", dialect, shape),
         # Built once per shape (then cached): the columns are looked up only then.
-        lambda: _narrow.points_statement(dialect, shape, [metric.c[key] for key in _read(name)]),
+        lambda: _narrow.points_statement(
+            dialect, shape, [metric.c[key] for key in point_columns(name)]
+        ),
         values,
         True,
     )
 
 
-def _one_name(values: Mapping[str, Any]) -> str | None:
+def one_name(values: Mapping[str, Any]) -> str | None:
     """The metric name a call gives alone (``name="rows"``; a list binds ``name_0``, …)."""
     return values.get("name")
 
 
-def _read(name: str | None) -> dict[str, Kind]:
+def point_columns(name: str | None) -> dict[str, Kind]:
     """The points statement's columns: without ``name`` when the call gave one."""
     return {key: kind for key, kind in _POINTS.items() if name is None or key != "name"}
 
@@ -100,62 +100,35 @@ def _names_statement() -> sa.Select:
     )
 
 
-def _with_names_statement(points: sa.Select) -> sa.Select:
-    """PostgreSQL: the points, then one row whose last column holds the run's names as a JSON
-    array of :func:`_names_statement` rows (points have ``NULL`` there, the names row a ``NULL``
-    id). One statement is one snapshot and one round trip, without the pipeline's overhead."""
-    owners = _names_statement().subquery()
-    names = sa.select(
-        sa.func.coalesce(
-            sa.func.json_agg(sa.func.json_build_array(*owners.c)), sa.literal_column("'[]'::json")
-        )
-    ).scalar_subquery()
-    nulls = [sa.null()] * len(points.selected_columns)
-    return sa.union_all(points.add_columns(sa.null()), sa.select(*nulls, names))
-
-
 def read_run(
     connection: ReadConnection,
     points: Shaped,
     columns: Mapping[str, Kind],
     rows_in_python: int,
 ) -> pd.DataFrame | None:
-    """The frame of ``points`` (:func:`run_points_shaped`), or ``None`` when a point's names
-    are not the run's job's: then read the joined statement.
+    """SQLite: the frame of ``points`` (:func:`run_points_shaped`), or ``None`` when a point's
+    names are not the run's job's: then read the joined statement.
 
     Up to ``rows_in_python`` points, the frame is built column by column in Python; a run with
     more goes through Arrow, as a whole frame does (``._narrow.assemble``).
     """
     dialect, driver = connection.dialect, connection.driver
-    if dialect.name == "postgresql":
-        key = ("metrics-run-with-names", *points.key)
-        both = Shaped(key, lambda: _with_names_statement(points.build()), points.values, True)
-        compiled = both.compiled(dialect)
-        rows = connection.prepared_rows(compiled.sql, compiled.bind(both.values))
-        # The names row is the one without an id; its JSON arrays become tuples.
-        at = len(rows) - 1  # last, as PostgreSQL appends; looked for if not
-        if rows[at][_ID] is not None:
-            at = next(index for index, row in enumerate(rows) if row[_ID] is None)
-        owners = [tuple(owner) for owner in rows.pop(at)[-1]]
-    else:
-        names = Shaped(
-            ("metrics-run-names",), _names_statement, {"run": points.values["run"]}, True
-        )
-        # sqlite3 is in autocommit mode here (see etl_meta.db): a deferred BEGIN makes both
-        # statements read one snapshot, and COMMIT ends the read.
-        driver.execute("BEGIN")
-        try:
-            rows, owners = [
-                driver.execute(compiled.sql, compiled.bind(shaped.values)).fetchall()
-                for shaped in (points, names)
-                for compiled in (shaped.compiled(dialect),)
-            ]
-        finally:
-            driver.execute("COMMIT")
+    names = Shaped(("metrics-run-names",), _names_statement, {"run": points.values["run"]}, True)
+    # sqlite3 is in autocommit mode here (see etl_meta.db): a deferred BEGIN makes both
+    # statements read one snapshot, and COMMIT ends the read.
+    driver.execute("BEGIN")
+    try:
+        rows, owners = [
+            driver.execute(compiled.sql, compiled.bind(shaped.values)).fetchall()
+            for shaped in (points, names)
+            for compiled in (shaped.compiled(dialect),)
+        ]
+    finally:
+        driver.execute("COMMIT")
     by_component = {owner[0]: owner for owner in owners}
     if not set(map(itemgetter(_COMPONENT), rows)) <= by_component.keys():
         return None
-    run, name = points.values["run"], _one_name(points.values)
+    run, name = points.values["run"], one_name(points.values)
     if len(rows) > rows_in_python:
         table = _points_table(rows, run, name, dialect.name)
         present = {point[_COMPONENT] for point in rows}  # categories: the components present
@@ -168,7 +141,7 @@ def _points_table(rows: list[tuple[Any, ...]], run: int, name: str | None, diale
     """The points as ``._narrow.assemble`` takes them (:data:`._narrow.POINTS`), in Arrow."""
     import pyarrow as pa
 
-    kinds = _read(name)
+    kinds = point_columns(name)
     read = rows_table([row[: len(kinds)] for row in rows], kinds, dialect)
     count = read.num_rows
     given = {

@@ -156,19 +156,20 @@ def test_a_forked_child_reads_on_connections_of_its_own(store, points):
     """A process forked after a large read (Airflow's task runner, multiprocessing) must not
     use its parent's ADBC connections: both would talk on one socket."""
     before = metrics_frame(store, attempts="all")
-    parents = _adbc._pools[store]
+    parents = _adbc.POOLS.current(store)
+    assert parents is not None
     child = os.fork()
     if child == 0:  # pragma: no cover (runs in the child; its exit code is the verdict)
         code = 3
         try:
             same = metrics_frame(store, attempts="all").equals(before)
-            own = _adbc._pools[store]
+            own = _adbc.POOLS.current(store)
             code = 0 if same and own is not parents and own.pid == os.getpid() else 1
         finally:
             os._exit(code)
     _, status = os.waitpid(child, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    assert _adbc._pools[store] is parents  # the parent's pool is untouched
+    assert _adbc.POOLS.current(store) is parents  # the parent's pool is untouched
     pd.testing.assert_frame_equal(metrics_frame(store, attempts="all"), before)
 
 

@@ -240,7 +240,7 @@ def test_timestamps_are_utc_whatever_the_session_time_zone(store, runs):
 @postgresql_only()  # the kept cursor is psycopg's
 def test_small_reads_reuse_one_cursor_per_connection_but_not_a_large_result(store, runs):
     first, _, _ = runs
-    with read_connection(store) as connection:
+    with read_connection(store, small=True) as connection:
         assert connection.prepared_rows("SELECT %s::int", (1,)) == [(1,)]
         cursor = connection.info[_CURSOR_KEY]
         assert connection.prepared_rows("SELECT %s::int", (2,)) == [(2,)]
@@ -253,11 +253,11 @@ def test_small_reads_reuse_one_cursor_per_connection_but_not_a_large_result(stor
         driver, kept = connection.driver, connection.info[_CURSOR_KEY]
     # The next read on the same pooled connection takes the same cursor; the frame is the
     # joined statement's, with UTC timestamps (the kept cursor's loader).
-    with read_connection(store) as connection:
+    with read_connection(store, small=True) as connection:
         same = connection.driver is driver
     frame = metrics_frame(store, run=first.id, name="zeta")
     assert frame["recorded_at"].tolist() == [pd.Timestamp(AT)]
-    with read_connection(store) as connection:
+    with read_connection(store, small=True) as connection:
         assert not same or connection.info[_CURSOR_KEY] is kept
 
 
