@@ -41,6 +41,25 @@ def category_dtype(categories: tuple[str, ...]) -> pd.CategoricalDtype:
     return pd.CategoricalDtype(pd.Index(list(categories), dtype="str"), ordered=False)
 
 
+def codes_dtype(categories: int) -> type[np.signedinteger]:
+    """The type pandas keeps a categorical's codes in, for this many categories."""
+    if categories < np.iinfo(np.int8).max:
+        return np.int8
+    if categories < np.iinfo(np.int16).max:
+        return np.int16
+    return np.int32 if categories < np.iinfo(np.int32).max else np.int64
+
+
+def from_codes(codes: np.ndarray, dtype: pd.CategoricalDtype) -> pd.Categorical:
+    """``pd.Categorical.from_codes(codes, dtype=dtype, validate=False)``; codes already of
+    :func:`codes_dtype` are wrapped as they are (from_codes checks the dtype and the codes' type
+    again, a third of a small categorical's cost)."""
+    simple_new = getattr(pd.Categorical, "_simple_new", None)
+    if simple_new is not None and codes.dtype == codes_dtype(len(dtype.categories)):
+        return simple_new(codes, dtype)
+    return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
+
+
 def categorical(codes: np.ndarray, categories: Sequence[str]) -> pd.Categorical:
     """``codes`` (−1 = missing) into unsorted ``categories`` → the sorted categorical."""
     count = len(categories)
@@ -51,7 +70,7 @@ def categorical(codes: np.ndarray, categories: Sequence[str]) -> pd.Categorical:
         rank[count] = -1  # codes of −1 index the last slot: missing stays missing
         codes = rank[codes]
         categories = [categories[i] for i in order]
-    return pd.Categorical.from_codes(codes, dtype=category_dtype(tuple(categories)), validate=False)
+    return from_codes(codes, category_dtype(tuple(categories)))
 
 
 def utc_timestamps(values: np.ndarray) -> Any:
@@ -68,6 +87,12 @@ def utc_timestamps(values: np.ndarray) -> Any:
 @functools.lru_cache(maxsize=64)
 def _column_index(names: tuple[str, ...]) -> pd.Index:
     return pd.Index(list(names))
+
+
+def _range_index(rows: int) -> pd.RangeIndex:
+    """``pd.RangeIndex(rows)`` without re-checking its argument (a quarter of the time)."""
+    simple_new = getattr(pd.RangeIndex, "_simple_new", None)
+    return simple_new(range(rows)) if simple_new is not None else pd.RangeIndex(rows)
 
 
 @functools.lru_cache(maxsize=64)
@@ -88,7 +113,9 @@ def frame(data: dict[str, Any], rows: int) -> pd.DataFrame:
     written for, else by ``pandas.api.internals.create_dataframe_from_blocks``; the tests check
     that both give the same frame for every column kind.
     """
-    columns = _column_index(tuple(data))
+    # A view per frame: a frame's columns (or index) may be renamed in place, which must not
+    # rename the next frame's.
+    columns = _column_index(tuple(data)).view()
     if _INTERNALS is not None and all(_plain(values) for values in data.values()):
         return _blocks_frame(data, rows, columns)
     placements = _placements(len(data))
@@ -96,7 +123,7 @@ def frame(data: dict[str, Any], rows: int) -> pd.DataFrame:
         (values.reshape(1, -1) if isinstance(values, np.ndarray) else values, placement)
         for values, placement in zip(data.values(), placements, strict=True)
     ]
-    return create_dataframe_from_blocks(blocks, index=pd.RangeIndex(rows), columns=columns)
+    return create_dataframe_from_blocks(blocks, index=_range_index(rows), columns=columns)
 
 
 def _internals() -> tuple[Any, ...] | None:
@@ -144,7 +171,7 @@ def _blocks_frame(data: dict[str, Any], rows: int, columns: pd.Index) -> pd.Data
         if isinstance(values, np.ndarray) or values.dtype._supports_2d:
             values = values.reshape(1, -1)
         blocks.append(block_type(values.dtype)(values, ndim=2, placement=placement))
-    manager = block_manager(blocks, [columns, pd.RangeIndex(rows)], verify_integrity=False)
+    manager = block_manager(blocks, [columns, _range_index(rows)], verify_integrity=False)
     return pd.DataFrame._from_mgr(manager, manager.axes)
 
 
@@ -176,10 +203,9 @@ def column(values: Sequence[Any], kind: Kind) -> Any:
         categories = sorted(set(values) - {None})
         codes = dict(zip(categories, range(len(categories)), strict=True))
         codes[None] = -1
-        return pd.Categorical.from_codes(
+        return from_codes(
             np.fromiter(map(codes.__getitem__, values), dtype=np.int32, count=len(values)),
-            dtype=category_dtype(tuple(categories)),
-            validate=False,
+            category_dtype(tuple(categories)),
         )
     import pyarrow as pa
 
@@ -199,10 +225,7 @@ def column(values: Sequence[Any], kind: Kind) -> Any:
 def repeated(value: str, count: int, kind: Literal["category", "text"]) -> Any:
     """A ``category`` or ``text`` column of ``count`` times ``value`` (no per-value work)."""
     if kind == "category":
-        dtype = category_dtype((value,))
-        return pd.Categorical.from_codes(
-            np.zeros(count, dtype=np.int8), dtype=dtype, validate=False
-        )
+        return from_codes(np.zeros(count, dtype=np.int8), category_dtype((value,)))
     import pyarrow as pa
 
     repeats = pa.repeat(pa.scalar(value, pa.large_string()), count)

@@ -34,8 +34,10 @@ from etl_meta.analytics._connections import ReadConnection
 from etl_meta.analytics._frames import (
     Kind,
     category_dtype,
+    codes_dtype,
     column,
     frame,
+    from_codes,
     from_rows,
     repeated,
     utc_timestamps,
@@ -133,10 +135,9 @@ def _component_names(ids: np.ndarray, present: set[int], names: Mapping[int, str
         return repeated(names[next(iter(present))], len(ids), "category")
     by_name = sorted(present, key=names.__getitem__)
     keys = np.array(sorted(present), dtype=ids.dtype)
-    rank = np.empty(len(keys), dtype=np.int32)  # a component's place among the names
-    rank[np.searchsorted(keys, by_name)] = np.arange(len(keys), dtype=np.int32)
-    return pd.Categorical.from_codes(
-        rank[np.searchsorted(keys, ids)],
-        dtype=category_dtype(tuple(names[key] for key in by_name)),
-        validate=False,
+    codes = codes_dtype(len(keys))
+    rank = np.empty(len(keys), dtype=codes)  # a component's place among the names
+    rank[np.searchsorted(keys, by_name)] = np.arange(len(keys), dtype=codes)
+    return from_codes(
+        rank[np.searchsorted(keys, ids)], category_dtype(tuple(names[key] for key in by_name))
     )

@@ -36,8 +36,10 @@ from etl_meta.analytics._connections import ReadConnection
 from etl_meta.analytics._frames import (
     Kind,
     category_dtype,
+    codes_dtype,
     column,
     frame,
+    from_codes,
     from_rows,
     repeated,
 )
@@ -215,8 +217,7 @@ def _component_names(ids: Sequence[int], by_component: Mapping[int, tuple[Any, .
     if len(present) == 1:
         return repeated(present[0][0], len(ids), "category")
     code = {key: index for index, (_, key) in enumerate(present)}
-    return pd.Categorical.from_codes(
-        np.fromiter(map(code.__getitem__, ids), dtype=np.int32, count=len(ids)),
-        dtype=category_dtype(tuple(name for name, _ in present)),
-        validate=False,
+    return from_codes(
+        np.fromiter(map(code.__getitem__, ids), dtype=codes_dtype(len(code)), count=len(ids)),
+        category_dtype(tuple(name for name, _ in present)),
     )

@@ -68,3 +68,25 @@ def test_a_column_pandas_must_wrap_takes_the_public_path():
     built = frame(data, 3)
     pd.testing.assert_frame_equal(built, _public(data, 3))
     assert str(built["at"].dtype) == "datetime64[us]"
+
+
+@pytest.mark.parametrize("public", [False, True])  # the block manager path, or pandas' own
+def test_renaming_one_frames_axes_leaves_the_next_frames_alone(monkeypatch, public):
+    if public:
+        monkeypatch.setattr(_frames, "_INTERNALS", None)
+    first = frame({"a": np.arange(3), "b": np.ones(3)}, 3)
+    first.columns.name, first.index.name = "renamed", "rows"
+    second = frame({"a": np.arange(3), "b": np.ones(3)}, 3)
+    assert second.columns.name is None and second.index.name is None
+    assert second.columns.tolist() == ["a", "b"] and second.index.equals(pd.RangeIndex(3))
+
+
+@pytest.mark.parametrize("categories", [1, 126, 127, 40_000])
+def test_categoricals_wrapped_as_they_are_equal_pandas_own(categories):
+    names = tuple(f"c{index:05d}" for index in range(categories))
+    dtype = _frames.category_dtype(names)
+    codes = (np.arange(300) % categories).astype(_frames.codes_dtype(categories))
+    wrapped = _frames.from_codes(codes, dtype)
+    expected = pd.Categorical.from_codes(codes.astype(np.int64), dtype=dtype)
+    assert wrapped.codes.dtype == expected.codes.dtype
+    pd.testing.assert_extension_array_equal(wrapped, expected)
