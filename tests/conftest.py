@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+from sqlalchemy.engine import make_url
 
 from etl_meta import MetadataStore
 from tests.backends import (
@@ -92,6 +94,15 @@ def store(store_url: str, settings) -> Iterator[MetadataStore]:
 @pytest.fixture
 def factory(store: MetadataStore) -> Factory:
     return Factory(store)
+
+
+@pytest.fixture
+def admin(store_url: str) -> Iterator[psycopg.Connection]:
+    """PostgreSQL: a connection outside any etl-meta pool, to read pg_stat_activity and end
+    backends (as the store's login)."""
+    dsn = make_url(store_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        yield connection
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ the same frame, for every filter; on SQLite both are the same path, which the te
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -21,6 +20,7 @@ from etl_meta import MetadataStore
 from etl_meta.analytics import _adbc, metrics_frame, run_history, step_attempts
 from etl_meta.analytics._adbc import PING_AFTER_SECONDS
 from etl_meta.analytics.queries import metrics_shaped
+from tests.analytics.forking import assert_a_forked_child_reads_on_its_own
 from tests.backends import isolated_settings, postgresql_only
 from tests.factories import Factory, sample_points
 
@@ -155,22 +155,9 @@ def test_closing_the_store_closes_its_adbc_connections(store_url, settings, poin
 def test_a_forked_child_reads_on_connections_of_its_own(store, points):
     """A process forked after a large read (Airflow's task runner, multiprocessing) must not
     use its parent's ADBC connections: both would talk on one socket."""
-    before = metrics_frame(store, attempts="all")
-    parents = _adbc.POOLS.current(store)
-    assert parents is not None
-    child = os.fork()
-    if child == 0:  # pragma: no cover (runs in the child; its exit code is the verdict)
-        code = 3
-        try:
-            same = metrics_frame(store, attempts="all").equals(before)
-            own = _adbc.POOLS.current(store)
-            code = 0 if same and own is not parents and own.pid == os.getpid() else 1
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(child, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    assert _adbc.POOLS.current(store) is parents  # the parent's pool is untouched
-    pd.testing.assert_frame_equal(metrics_frame(store, attempts="all"), before)
+    assert_a_forked_child_reads_on_its_own(
+        store, lambda: metrics_frame(store, attempts="all"), _adbc.POOLS
+    )
 
 
 @postgresql_only()

@@ -8,23 +8,21 @@ PostgreSQL's.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 import psycopg
 import pytest
-from sqlalchemy.engine import make_url
 
 from etl_meta import MetadataStore
 from etl_meta.analytics import _read_pool, metrics_frame
 from etl_meta.analytics._connections import read_connection
 from etl_meta.analytics._read_pool import ReadPool, read_pool
 from etl_meta.errors import StoreUnavailableError
+from tests.analytics.forking import assert_a_forked_child_reads_on_its_own
 from tests.backends import isolated_settings, postgresql_only
 from tests.factories import Factory, sample_points
 from tests.store.test_pool_liveness import terminate
@@ -32,14 +30,6 @@ from tests.store.test_pool_liveness import terminate
 pytestmark = postgresql_only()
 
 AT = datetime(2026, 3, 1, 12, tzinfo=UTC)
-
-
-@pytest.fixture
-def admin(store_url: str) -> Iterator[psycopg.Connection]:
-    """A connection outside any etl-meta pool, to read pg_stat_activity and end backends."""
-    dsn = make_url(store_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(dsn, autocommit=True) as connection:
-        yield connection
 
 
 @pytest.fixture
@@ -118,22 +108,9 @@ def test_closing_the_store_closes_its_read_connections(store_url, settings, run_
 
 
 def test_a_forked_child_reads_on_read_connections_of_its_own(store, run_id):
-    before = metrics_frame(store, run=run_id)
-    parents = _read_pool._POOLS.current(store)
-    assert parents is not None
-    child = os.fork()
-    if child == 0:  # pragma: no cover (runs in the child; its exit code is the verdict)
-        code = 3
-        try:
-            same = metrics_frame(store, run=run_id).equals(before)
-            own = _read_pool._POOLS.current(store)
-            code = 0 if same and own is not None and own is not parents else 1
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(child, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    assert _read_pool._POOLS.current(store) is parents  # the parent's pool is untouched
-    pd.testing.assert_frame_equal(metrics_frame(store, run=run_id), before)
+    assert_a_forked_child_reads_on_its_own(
+        store, lambda: metrics_frame(store, run=run_id), _read_pool._POOLS
+    )
 
 
 def _pool(store: MetadataStore, **overrides: float) -> ReadPool:

@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from pydantic import ValidationError
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 
 from etl_meta import MetadataStore
 from etl_meta.config import Settings
@@ -28,14 +28,6 @@ PING = ";"
 MARKER = "SELECT pg_backend_pid() /* pool liveness test */"
 #: ``pool_ping_after_seconds`` that leaves only the no-I/O checks to catch a dead connection.
 NEVER_BY_AGE = 3600.0
-
-
-@pytest.fixture
-def admin(store_url: str) -> Iterator[psycopg.Connection]:
-    """A connection outside any etl-meta pool, to end backends and read pg_stat_activity."""
-    dsn = make_url(store_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(dsn, autocommit=True) as connection:
-        yield connection
 
 
 @pytest.fixture
