@@ -17,6 +17,7 @@ metric frame fails alike (``etl_meta.store._errors`` makes it a ``ValidationErro
 from __future__ import annotations
 
 import functools
+import math
 import struct
 from typing import Any
 
@@ -26,6 +27,8 @@ __all__ = ["arrays_cursor"]
 
 # The binary array header: dimensions, "has nulls" flag, element type; then, per dimension,
 # its size and lower bound.
+_TWO_INTS = struct.Struct(">ii")
+_HEADERS = {1: struct.Struct(">ii"), 2: struct.Struct(">iiii")}
 #: Microseconds from 1970-01-01 (numpy's epoch) to 2000-01-01 (PostgreSQL's).
 _EPOCH_2000_US = 946_684_800_000_000
 #: What a ``datetime`` holds, in microseconds since 2000-01-01 (psycopg's limits too).
@@ -46,22 +49,21 @@ _TYPES: dict[str, tuple[str, Any]] = {
 
 def _values(data: Any, wire: np.dtype, out: Any) -> np.ndarray:
     """The elements of a binary array without nulls, as ``out`` values in its shape."""
-    import psycopg
-
-    (dimensions,) = struct.unpack_from(">i", data)
+    dimensions, has_nulls = _TWO_INTS.unpack_from(data)
     if dimensions == 0:
         return np.empty(0, dtype=out)  # '{}'
-    has_nulls = struct.unpack_from(">i", data, 4)[0]
-    shape = struct.unpack_from(f">{'ii' * dimensions}", data, 12)[::2]
+    shape = _HEADERS[dimensions].unpack_from(data, 12)[::2] if dimensions <= 2 else None
     header = 12 + 8 * dimensions
-    count = int(np.prod(shape))
+    count = shape[0] if dimensions == 1 else math.prod(shape or (-1,))
     step = 4 + wire.itemsize  # each element: its length (int4), then its value
-    if has_nulls or len(data) != header + count * step:
+    if has_nulls or shape is None or len(data) != header + count * step:
         # array_agg of a NOT NULL column never gives this; a schema change might.
-        raise psycopg.DataError("an array with nulls, read as numbers")
+        import psycopg
+
+        raise psycopg.DataError("an array with nulls or over two dimensions, read as numbers")
     # The values, strided past the lengths, converted to native order in one copy.
-    values = np.ndarray((count,), wire, data, header + 4, (step,))
-    return values.astype(out).reshape(shape)
+    values = np.ndarray((count,), wire, data, header + 4, (step,)).astype(out)
+    return values if dimensions == 1 else values.reshape(shape)
 
 
 def _loader(type_name: str) -> type:

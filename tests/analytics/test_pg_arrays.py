@@ -85,3 +85,8 @@ def test_nulls_are_refused_and_empty_arrays_are_empty(connection):
 def test_other_types_load_as_psycopg_loads_them(connection):
     row = arrays_cursor(connection).execute("SELECT ARRAY['a', 'b']::text[], 5::int8").fetchone()
     assert row == (["a", "b"], 5)
+
+
+def test_more_than_two_dimensions_are_refused(connection):
+    with pytest.raises(psycopg.DataError, match="over two dimensions"):
+        _read(connection, "SELECT ARRAY[[[1], [2]], [[3], [4]]]::int8[]")
