@@ -156,3 +156,71 @@ def test_an_old_connection_is_replaced_and_a_busy_one_is_not_kept(store, run_id)
     assert again is not entry and not again.driver.closed
     pool.checkin(again)
     pool.dispose()
+
+
+def test_concurrent_reads_share_a_bounded_set_of_connections(store, run_id, admin):
+    """Eight threads reading at once through a pool of at most two connections: every read
+    gets the right frame, and the server never sees more than two read connections."""
+    pool = _pool(store, keep=2, most=2)
+    expected = [(1,)]
+    seen: set[int] = set()
+    errors: list[BaseException] = []
+
+    def reads() -> None:
+        try:
+            for _ in range(20):
+                entry = pool.checkout()
+                try:
+                    seen.add(entry.driver.info.backend_pid)
+                    assert entry.driver.execute("SELECT 1").fetchall() == expected
+                finally:
+                    pool.checkin(entry)
+        except BaseException as exc:  # reported below, with the thread's traceback
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reads) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not errors and not any(thread.is_alive() for thread in threads)
+    assert 1 <= len(seen) <= 2
+    pool.dispose()
+
+
+def test_a_connection_that_cannot_open_gives_its_slot_back(store, run_id):
+    pool = ReadPool(
+        "host=127.0.0.1 port=1 connect_timeout=2",  # nothing listens on port 1
+        keep=1,
+        most=1,
+        recycle_seconds=3600.0,
+        ping_after_seconds=5.0,
+    )
+    for _ in range(2):  # the second would wait for a slot if the first had kept it
+        with pytest.raises(psycopg.OperationalError):
+            pool.checkout()
+    assert pool._in_use == 0
+
+
+def test_a_read_connection_that_cannot_open_is_a_typed_error_without_the_password(
+    store, run_id, monkeypatch
+):
+    from etl_meta.analytics import _connections
+
+    secret = "pw-read-pool-sentinel"
+    unreachable = ReadPool(
+        f"host=127.0.0.1 port=1 user=etl password={secret} connect_timeout=2",
+        keep=1,
+        most=1,
+        recycle_seconds=3600.0,
+        ping_after_seconds=5.0,
+    )
+    monkeypatch.setattr(_connections, "read_pool", lambda _store: unreachable)
+    with pytest.raises(StoreUnavailableError) as caught:
+        metrics_frame(store, run=run_id)
+    chain: list[BaseException] = []
+    error: BaseException | None = caught.value
+    while error is not None:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    assert all(secret not in f"{each!s} {each!r}" for each in chain)
