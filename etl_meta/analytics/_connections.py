@@ -53,8 +53,8 @@ class ReadConnection:
         making a cursor and registering its loaders cost as much per call as building a
         50-row frame's columns (benchmark (a): 0.16 × the hand-written query). Only the
         thread holding the connection uses it. A cursor keeps its last result until its next
-        statement, so one that read more than :data:`_KEPT_ROWS` rows is closed rather than
-        kept.
+        statement, so one that read more than :data:`_KEPT_ROWS` rows, or one row of more than
+        :data:`_KEPT_BYTES` (one run's points as arrays), is closed rather than kept.
         """
         make = cursor or binary_cursor
         key = _CURSOR_KEY if make is binary_cursor else (_CURSOR_KEY, make)
@@ -62,7 +62,7 @@ class ReadConnection:
         if kept is None or kept.closed or kept.connection is not self.driver:
             kept = self.info[key] = make(self.driver)
         rows = kept.execute(sql, params, prepare=True).fetchall()
-        if len(rows) > _KEPT_ROWS:
+        if len(rows) > _KEPT_ROWS or (len(rows) == 1 and _row_bytes(rows[0]) > _KEPT_BYTES):
             del self.info[key]
             kept.close()
         return rows
@@ -72,6 +72,17 @@ class ReadConnection:
 _CURSOR_KEY = "etl_meta_binary_cursor"
 #: A kept cursor holds its last result: at most this many rows.
 _KEPT_ROWS = 1_000
+#: … and a one-row result of at most this many bytes.
+_KEPT_BYTES = 1 << 20
+
+
+def _row_bytes(row: tuple[Any, ...]) -> int:
+    """About how much memory a row's values hold: numpy arrays by their buffers, text and
+    lists by their length, anything else as 8 bytes."""
+    return sum(
+        value.nbytes if hasattr(value, "nbytes") else len(value) if hasattr(value, "__len__") else 8
+        for value in row
+    )
 
 
 @contextmanager

@@ -22,7 +22,12 @@ import sqlalchemy as sa
 from etl_meta import MetadataStore
 from etl_meta.analytics import aggregate_metrics, latest_metrics, metrics_frame, metrics_page
 from etl_meta.analytics._compiled import clear_caches
-from etl_meta.analytics._connections import _CURSOR_KEY, _KEPT_ROWS, read_connection
+from etl_meta.analytics._connections import (
+    _CURSOR_KEY,
+    _KEPT_BYTES,
+    _KEPT_ROWS,
+    read_connection,
+)
 from etl_meta.analytics._select import component, job, metric
 from etl_meta.analytics._tables import sorted_by
 from etl_meta.analytics.fetch import read_frame
@@ -250,6 +255,12 @@ def test_small_reads_reuse_one_cursor_per_connection_but_not_a_large_result(stor
         assert len(rows) == _KEPT_ROWS + 1 and cursor.closed
         assert _CURSOR_KEY not in connection.info
         assert connection.prepared_rows("SELECT %s::int", (3,)) == [(3,)]
+        # One row larger than a kept cursor may hold (a big run's points as arrays): the same.
+        cursor = connection.info[_CURSOR_KEY]
+        (big,) = connection.prepared_rows("SELECT repeat('x', %s)", (_KEPT_BYTES + 1,))
+        assert len(big[0]) == _KEPT_BYTES + 1 and cursor.closed
+        assert _CURSOR_KEY not in connection.info
+        assert connection.prepared_rows("SELECT %s::int", (4,)) == [(4,)]
         driver, kept = connection.driver, connection.info[_CURSOR_KEY]
     # The next read on the same pooled connection takes the same cursor; the frame is the
     # joined statement's, with UTC timestamps (the kept cursor's loader).
