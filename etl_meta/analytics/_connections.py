@@ -38,8 +38,8 @@ class ReadConnection:
     driver: Any
     #: Inside ``store.transaction()``: the read must see that transaction's writes.
     in_transaction: bool
-    #: The pool entry's ``info``: it lives as long as the DBAPI connection (SQLAlchemy clears
-    #: it when the entry reconnects).
+    #: What lives as long as the DBAPI connection (its kept cursors): the SQLAlchemy pool
+    #: entry's ``info`` (cleared when the entry reconnects) or the read connection's own.
     info: dict[Any, Any]
 
     def prepared_rows(

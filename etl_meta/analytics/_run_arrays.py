@@ -9,8 +9,8 @@ most of a 50-point call. So one statement answers with one row:
   ``bigint`` array, one row per point, and their values, times (and names, when the call does
   not name one metric) as arrays: ``array_agg``, decoded by numpy (:mod:`._pg_arrays`), one
   array per column cost more than packing the four integers per point on the server;
-* the run's id, orchestrator and job name, and its job's component ids and names as two
-  arrays (a ``LATERAL`` aggregate), without JSON to decode.
+* the run's orchestrator run id, orchestrator and job name, and its job's component ids and
+  names as two arrays (a ``LATERAL`` aggregate), without JSON to decode.
 
 The frame is built from whole arrays at any size: no per-point Python work but a metric name
 list when the call names no single metric. The aggregates have no ``ORDER BY`` (a sort per
@@ -98,7 +98,8 @@ def read_run(
         return from_rows([], columns)
     named = one_name(points.values) is not None
     integers, values, recorded_at, *names, run, orchestrator, job_name, ids, labels = found[0]
-    components = dict(zip(ids.tolist(), labels, strict=True))
+    # A job without components has NULL arrays (and its run no points of its own).
+    components = {} if ids is None else dict(zip(ids.tolist(), labels, strict=True))
     present = set(integers[:, 1].tolist())
     if not present <= components.keys():
         return None

@@ -142,6 +142,20 @@ def test_a_point_outside_the_runs_job_is_read_through_the_joined_statement(store
     assert sorted(frame["job"].cat.categories) == ["other", "sales"]
 
 
+def test_a_run_of_a_job_without_components_reads_its_stray_point_joined(store, runs, factory):
+    factory.job(name="bare", components=[])
+    bare = factory.finished_run("bare", run_id="paths-bare")
+    assert metrics_frame(store, run=bare.id, attempts="all").empty  # no points: no names needed
+    _insert_point(store, bare.id, "stray", AT)  # on the sales job's load component
+    frame = metrics_frame(store, run=bare.id, attempts="all")
+    with store.transaction():
+        joined = metrics_frame(store, run=bare.id, attempts="all")
+    pd.testing.assert_frame_equal(frame, joined)
+    assert frame[["job", "component", "name"]].astype(str).values.tolist() == [
+        ["sales", "load", "stray"]
+    ]
+
+
 def test_aggregates_and_latest_values_are_the_same_frame_either_way(store, runs):
     shaped = aggregate_shaped(store, job="sales", name=["rows", "zeta"], every="1d")
     assert shaped.small
