@@ -177,12 +177,12 @@ def looks_alive(dbapi_connection: Any) -> bool:
         return False
 
 
-def conninfo_of(driver: Any, *, suffix: str, options: str = "") -> str:
+def conninfo_of(driver: Any, *, suffix: str) -> str:
     """libpq parameters of a live psycopg connection, password included (kept in memory only;
     nothing logs or shows it), for another connection with the same login and limits.
 
     ``application_name`` gets `` (suffix)``, so ``pg_stat_activity`` tells that connection
-    from the store's own; ``options`` (``-c name=value`` …) are added to the connection's own.
+    from the store's own.
     """
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -193,8 +193,6 @@ def conninfo_of(driver: Any, *, suffix: str, options: str = "") -> str:
     extra = {"application_name": f"{name[: 63 - len(suffix) - 3]} ({suffix})"}
     if info.password:
         extra["password"] = info.password
-    if options:
-        extra["options"] = " ".join(filter(None, [str(parameters.get("options") or ""), options]))
     return make_conninfo(info.dsn, **extra)
 
 

@@ -9,8 +9,8 @@ keeps a few psycopg connections for small reads only:
 
 * opened with the parameters of one of the store's own connections (same login, password,
   ``connect_timeout``, ``statement_timeout``), ``application_name`` ending in ``(reads)``;
-* in autocommit, and read-only (``default_transaction_read_only``): a read cannot write, whatever
-  its SQL;
+* in autocommit, and read-only (:data:`READ_ONLY`, so ``default_transaction_read_only`` is on):
+  a read cannot write, whatever its SQL;
 * handed out last in, first out; at most ``pool_size`` kept idle and ``pool_size +
   max_overflow`` in use at once (a read beyond that waits up to :data:`WAIT_SECONDS`, as long as
   the store's pool waits, then fails with ``StoreUnavailableError``);
@@ -48,8 +48,10 @@ __all__ = ["PooledRead", "ReadPool", "read_pool"]
 #: How long a read waits for a connection when the pool is at its limit (the store's pool,
 #: SQLAlchemy's default ``pool_timeout``, waits as long).
 WAIT_SECONDS = 30.0
-#: Added to the store's connection options: every statement runs in a read-only transaction.
-READ_ONLY = "-c default_transaction_read_only=on"
+#: Run once on a new connection: every later statement runs in a read-only transaction. A
+#: statement, not a startup ``options`` parameter, which a connection pooler in front of the
+#: server (PgBouncer) may refuse.
+READ_ONLY = "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"
 
 
 @dataclass(eq=False)
@@ -105,7 +107,7 @@ class ReadPool:
                 with self._lock:
                     entry = self._idle.pop() if self._idle else None
             if entry is None:
-                entry = PooledRead(psycopg.connect(self._conninfo, autocommit=True))
+                entry = PooledRead(_connect(self._conninfo))
         except BaseException:
             self._release()
             raise
@@ -156,6 +158,16 @@ class ReadPool:
         return True
 
 
+def _connect(conninfo: str) -> Any:
+    driver = psycopg.connect(conninfo, autocommit=True)
+    try:
+        driver.execute(READ_ONLY)
+    except BaseException:
+        driver.close()
+        raise
+    return driver
+
+
 def _close(entry: PooledRead) -> None:
     with contextlib.suppress(Exception):  # already broken: nothing to tell the server
         entry.driver.close()
@@ -170,7 +182,7 @@ def read_pool(store: MetadataStore) -> ReadPool:
 def _new_pool(store: MetadataStore) -> ReadPool:
     pooled = store.engine.raw_connection()
     try:
-        conninfo = conninfo_of(pooled.driver_connection, suffix="reads", options=READ_ONLY)
+        conninfo = conninfo_of(pooled.driver_connection, suffix="reads")
     finally:
         pooled.close()
     settings = store.settings
