@@ -26,11 +26,10 @@ connections are read-only (``PRAGMA query_only``) and wait on locks as long as t
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -55,18 +54,15 @@ _CHECKED_IN = "etl_meta_checked_in"
 
 @dataclass(frozen=True)
 class ArrowPool:
-    """A store's pool of ADBC connections, the backend they connect to, the process that
-    opened them."""
+    """A store's pool of ADBC connections and the backend they connect to."""
 
     pool: sa_pool.QueuePool
     dialect: str  # "postgresql" or "sqlite"
-    pid: int = field(default_factory=os.getpid)
 
     def dispose(self) -> None:
-        """Close the pool's connections, in the process that opened them only: a forked child
-        closing them would end its parent's sessions (see :mod:`._per_store`)."""
-        if self.pid == os.getpid():
-            self.pool.dispose()
+        """Close the pool's connections (:data:`POOLS` calls it in the process that opened
+        them only: a forked child closing them would end its parent's sessions)."""
+        self.pool.dispose()
 
 
 class ArrowSession:

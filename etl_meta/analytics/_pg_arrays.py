@@ -1,12 +1,12 @@
 """PostgreSQL arrays of numbers and timestamps read straight into numpy.
 
-One run's points are read as one row of ``array_agg`` columns (see :mod:`._run_points`). In
+One run's points are read as one row of ``array_agg`` columns (see :mod:`._run_arrays`). In
 binary, an array of a fixed-width type is a small header and then, per element, its length
-and its big-endian value: numpy reads that as a structured array and converts it in one call,
-where psycopg's own array loader makes a Python object per element, and a row per point costs
-a tuple per point and a transposition to columns. The loaders are registered on one cursor
-(:func:`arrays_cursor`), never on a connection's adapters, so nothing else reads arrays this
-way.
+and its big-endian value: numpy views the values with a stride past the lengths and converts
+them in one copy, where psycopg's own array loader makes a Python object per element, and a
+row per point costs a tuple per point and a transposition to columns. The loaders are
+registered on one cursor (:func:`arrays_cursor`), never on a connection's adapters, so nothing
+else reads arrays this way.
 
 A ``timestamptz`` is microseconds since 2000-01-01 UTC on the wire. A value a Python
 ``datetime`` cannot hold (``infinity``, ``-infinity``, years past 9999) raises the
@@ -43,7 +43,6 @@ _TYPES: dict[str, tuple[str, Any]] = {
     "float4": (">f4", np.float64),
     "float8": (">f8", np.float64),
     "timestamptz": (">i8", np.int64),
-    "timestamp": (">i8", np.int64),
 }
 
 
@@ -71,7 +70,7 @@ def _loader(type_name: str) -> type:
     from psycopg.pq import Format
 
     wire, out = np.dtype(_TYPES[type_name][0]), _TYPES[type_name][1]
-    timestamps = type_name.startswith("timestamp")
+    timestamps = type_name == "timestamptz"
 
     class NumpyArrayLoader(Loader):
         format = Format.BINARY
