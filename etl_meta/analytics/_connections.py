@@ -16,7 +16,7 @@ events, isolation-level bookkeeping) where setting psycopg's ``autocommit`` and 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -42,28 +42,23 @@ class ReadConnection:
     #: entry's ``info`` (cleared when the entry reconnects) or the read connection's own.
     info: dict[Any, Any]
 
-    def prepared_rows(
-        self, sql: str, params: Any, cursor: Callable[[Any], Any] | None = None
-    ) -> list[tuple[Any, ...]]:
+    def prepared_rows(self, sql: str, params: Any) -> list[tuple[Any, ...]]:
         """psycopg: all rows of a server-side prepared statement (psycopg prepares it once
-        per connection), read by this connection's cursor made by ``cursor`` (default:
-        :func:`binary_cursor`).
+        per connection), read by this connection's :func:`binary_cursor`.
 
-        A cursor is made once per DBAPI connection and factory, and kept in :attr:`info`:
-        making a cursor and registering its loaders cost as much per call as building a
-        50-row frame's columns (benchmark (a): 0.16 × the hand-written query). Only the
-        thread holding the connection uses it. A cursor keeps its last result until its next
-        statement, so one that read more than :data:`_KEPT_ROWS` rows, or one row of more than
-        :data:`_KEPT_BYTES` (one run's points as arrays), is closed rather than kept.
+        The cursor is made once per DBAPI connection and kept in :attr:`info`: making a cursor
+        and registering its loader cost as much per call as building a 50-row frame's columns
+        (benchmark (a): 0.16 × the hand-written query). Only the thread holding the connection
+        uses it. A cursor keeps its last result until its next statement, so one that read
+        more than :data:`_KEPT_ROWS` rows, or one row of more than :data:`_KEPT_BYTES` (one
+        run's points, packed), is closed rather than kept.
         """
-        make = cursor or binary_cursor
-        key = _CURSOR_KEY if make is binary_cursor else (_CURSOR_KEY, make)
-        kept = self.info.get(key)
+        kept = self.info.get(_CURSOR_KEY)
         if kept is None or kept.closed or kept.connection is not self.driver:
-            kept = self.info[key] = make(self.driver)
+            kept = self.info[_CURSOR_KEY] = binary_cursor(self.driver)
         rows = kept.execute(sql, params, prepare=True).fetchall()
         if len(rows) > _KEPT_ROWS or (len(rows) == 1 and _row_bytes(rows[0]) > _KEPT_BYTES):
-            del self.info[key]
+            del self.info[_CURSOR_KEY]
             kept.close()
         return rows
 
@@ -77,12 +72,9 @@ _KEPT_BYTES = 1 << 20
 
 
 def _row_bytes(row: tuple[Any, ...]) -> int:
-    """About how much memory a row's values hold: numpy arrays by their buffers, text and
-    lists by their length, anything else as 8 bytes."""
-    return sum(
-        value.nbytes if hasattr(value, "nbytes") else len(value) if hasattr(value, "__len__") else 8
-        for value in row
-    )
+    """About how much memory a row's values hold: bytes, text and lists by their length,
+    anything else as 8 bytes."""
+    return sum(len(value) if hasattr(value, "__len__") else 8 for value in row)
 
 
 @contextmanager

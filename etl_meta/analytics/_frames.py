@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -43,11 +44,15 @@ def category_dtype(categories: tuple[str, ...]) -> pd.CategoricalDtype:
 
 def codes_dtype(categories: int) -> type[np.signedinteger]:
     """The type pandas keeps a categorical's codes in, for this many categories."""
-    if categories < np.iinfo(np.int8).max:
+    if categories < _INT8_MAX:
         return np.int8
-    if categories < np.iinfo(np.int16).max:
+    if categories < _INT16_MAX:
         return np.int16
-    return np.int32 if categories < np.iinfo(np.int32).max else np.int64
+    return np.int32 if categories < _INT32_MAX else np.int64
+
+
+# np.iinfo builds an object per call: a fifth of a small categorical's cost.
+_INT8_MAX, _INT16_MAX, _INT32_MAX = (int(np.iinfo(t).max) for t in (np.int8, np.int16, np.int32))
 
 
 def from_codes(codes: np.ndarray, dtype: pd.CategoricalDtype) -> pd.Categorical:
@@ -95,19 +100,32 @@ def _range_index(rows: int) -> pd.RangeIndex:
     return simple_new(range(rows)) if simple_new is not None else pd.RangeIndex(rows)
 
 
-@functools.lru_cache(maxsize=64)
-def _placements(count: int) -> tuple[np.ndarray, ...]:
-    return tuple(np.array([index]) for index in range(count))
+#: One block of a frame: its values, and the positions of its columns in the frame. Values are
+#: a 1-D array (one column), or a 2-D numpy array with a row per position.
+Block = tuple[Any, tuple[int, ...]]
 
 
 def frame(data: dict[str, Any], rows: int) -> pd.DataFrame:
-    """The columns, in order, as a frame with a ``RangeIndex`` (no copies).
+    """The columns, in order, as a frame with a ``RangeIndex`` (no copies): one block each.
 
     Every column is already a 1-D array of ``rows`` values of its final type, so each becomes
     its own pandas block as is: the ``DataFrame`` constructor would infer every column's type
     again and copy same-typed numpy columns into one 2-D block, which costs more than the rest
     of a 50-row frame and tens of milliseconds for a million rows. pandas consolidates blocks
-    later only if an operation needs it. The column index is cached per column list.
+    later only if an operation needs it.
+    """
+    return blocks_frame(
+        tuple(data), [(values, (index,)) for index, values in enumerate(data.values())], rows
+    )
+
+
+def blocks_frame(columns: tuple[str, ...], blocks: list[Block], rows: int) -> pd.DataFrame:
+    """A frame of ``columns`` from ready blocks (:data:`Block`), with a ``RangeIndex``.
+
+    A reader that holds same-typed columns as rows of one 2-D array (one run's integer
+    columns, :mod:`._run_packed`) hands them over as one block: fewer blocks to make, and the
+    layout pandas' own constructor gives a frame of numpy columns. The column index is cached
+    per column list.
 
     The blocks are made by :func:`_blocks_frame` where pandas' internals are the ones it was
     written for, else by ``pandas.api.internals.create_dataframe_from_blocks``; the tests check
@@ -115,15 +133,88 @@ def frame(data: dict[str, Any], rows: int) -> pd.DataFrame:
     """
     # A view per frame: a frame's columns (or index) may be renamed in place, which must not
     # rename the next frame's.
-    columns = _column_index(tuple(data)).view()
-    if _INTERNALS is not None and all(_plain(values) for values in data.values()):
-        return _blocks_frame(data, rows, columns)
-    placements = _placements(len(data))
-    blocks = [
-        (values.reshape(1, -1) if isinstance(values, np.ndarray) else values, placement)
-        for values, placement in zip(data.values(), placements, strict=True)
+    index = _column_index(columns).view()
+    if _INTERNALS is not None and all(_plain(values) for values, _ in blocks):
+        return _blocks_frame(blocks, rows, index)
+    shaped = [
+        (
+            _two_dimensional(values),
+            np.array(positions, dtype=np.intp),
+        )
+        for values, positions in blocks
     ]
-    return create_dataframe_from_blocks(blocks, index=_range_index(rows), columns=columns)
+    return create_dataframe_from_blocks(shaped, index=_range_index(rows), columns=index)
+
+
+def _two_dimensional(values: Any) -> Any:
+    """A 1-D numpy column as a block's one row (extension arrays stay as they are)."""
+    return values.reshape(1, -1) if isinstance(values, np.ndarray) and values.ndim == 1 else values
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A frame whose columns and block kinds are known before its values: one run's points
+    (:mod:`._run_packed`) always make the same blocks.
+
+    Each block is ``(kind, positions)``: an ``int``, ``float`` or ``bool`` block is a numpy
+    array with a row per position (or 1-D, for one), any other kind one column's array as
+    :func:`column` makes it. Their pandas block classes and placements are worked out once, so
+    a frame costs the blocks' construction only (:func:`blocks_frame` checks and classifies
+    every block again: a fifth of a 50-row frame). A value that is not of the type its kind
+    makes (a nullable ``Int64`` column, say) is built by :func:`blocks_frame` instead.
+    """
+
+    columns: tuple[str, ...]
+    blocks: tuple[tuple[Kind, tuple[int, ...]], ...]
+
+    def frame(self, values: Sequence[Any], rows: int) -> pd.DataFrame:
+        """The frame of ``values``, one per block of :attr:`blocks`, in order."""
+        made = self._made
+        if made is None or list(map(type, values)) != made[0]:
+            blocks = [
+                (each, positions) for each, (_, positions) in zip(values, self.blocks, strict=True)
+            ]
+            return blocks_frame(self.columns, blocks, rows)
+        built = [
+            block(each.reshape(1, -1) if flat else each, ndim=2, placement=placement)
+            for each, block, flat, placement in zip(values, *made[1:], strict=True)
+        ]
+        manager = _INTERNALS[2](  # type: ignore[index]
+            built, [_column_index(self.columns).view(), _range_index(rows)], verify_integrity=False
+        )
+        return pd.DataFrame._from_mgr(manager, manager.axes)
+
+    @functools.cached_property
+    def _made(self) -> tuple[list[Any], ...] | None:
+        """Per block, in four lists: the type its values have, pandas' block class, whether a
+        column must be made a 2-D row, and its placement; ``None`` without pandas' internals."""
+        if _INTERNALS is None:
+            return None
+        _, block_type, _ = _INTERNALS
+        made: tuple[list[Any], ...] = ([], [], [], [])
+        for kind, positions in self.blocks:
+            sample = _SAMPLES[kind]()
+            flat = len(positions) == 1 and (
+                isinstance(sample, np.ndarray) or sample.dtype._supports_2d
+            )
+            for into, value in zip(
+                made,
+                (type(sample), block_type(sample.dtype), flat, _placement(positions)),
+                strict=True,
+            ):
+                into.append(value)
+        return made
+
+
+#: A value of each kind, as the readers make them: its type and dtype decide the block class.
+_SAMPLES: dict[Kind, Any] = {
+    "int": lambda: np.zeros(1, dtype=np.int64),
+    "float": lambda: np.zeros(1, dtype=np.float64),
+    "bool": lambda: np.zeros(1, dtype=bool),
+    "text": lambda: repeated("", 1, "text"),
+    "category": lambda: repeated("", 1, "category"),
+    "timestamp": lambda: utc_timestamps(np.zeros(1, dtype="datetime64[us]")),
+}
 
 
 def _internals() -> tuple[Any, ...] | None:
@@ -141,37 +232,40 @@ _INTERNALS = _internals()
 
 
 def _plain(values: Any) -> bool:
-    """A column :func:`_blocks_frame` takes as is: a numpy array of numbers or booleans (not
-    datetimes, which pandas wraps), or an extension array of an extension dtype (not one of
-    numpy's, as naive datetime or timedelta arrays have)."""
+    """A block :func:`_blocks_frame` takes as is: a 1-D or 2-D numpy array of numbers or
+    booleans (not datetimes, which pandas wraps), or an extension array of an extension dtype
+    (not one of numpy's, as naive datetime or timedelta arrays have)."""
     if isinstance(values, np.ndarray):
-        return values.ndim == 1 and values.dtype.kind in "biuf"
+        return values.ndim in (1, 2) and values.dtype.kind in "biuf"
     return isinstance(values, pd.api.extensions.ExtensionArray) and isinstance(
         values.dtype, pd.api.extensions.ExtensionDtype
     )
 
 
-@functools.lru_cache(maxsize=64)
-def _slices(count: int) -> tuple[Any, ...]:
+@functools.lru_cache(maxsize=256)
+def _placement(positions: tuple[int, ...]) -> Any:
+    """pandas' placement of a block's columns (a slice for one column, as pandas makes it)."""
     assert _INTERNALS is not None
-    return tuple(_INTERNALS[0](slice(index, index + 1)) for index in range(count))
+    if len(positions) == 1:
+        return _INTERNALS[0](slice(positions[0], positions[0] + 1))
+    return _INTERNALS[0](np.array(positions, dtype=np.intp))
 
 
-def _blocks_frame(data: dict[str, Any], rows: int, columns: pd.Index) -> pd.DataFrame:
-    """:func:`frame` through pandas' block manager directly: what
-    ``create_dataframe_from_blocks`` does, without re-checking, column by column, what
+def _blocks_frame(blocks: list[Block], rows: int, columns: pd.Index) -> pd.DataFrame:
+    """:func:`blocks_frame` through pandas' block manager directly: what
+    ``create_dataframe_from_blocks`` does, without re-checking, block by block, what
     :func:`_plain` already holds: 39 → 24 µs for 13 columns of 54 rows (median of 11
     alternating runs)."""
     assert _INTERNALS is not None
     _, block_type, block_manager = _INTERNALS
-    blocks = []
-    for values, placement in zip(data.values(), _slices(len(data)), strict=True):
+    made = []
+    for values, positions in blocks:
         # numpy and 2-D capable extension arrays (tz-aware datetimes) are 2-D blocks, one row
         # per column, as pandas.core.internals.api._make_block shapes them.
-        if isinstance(values, np.ndarray) or values.dtype._supports_2d:
+        if values.ndim == 1 and (isinstance(values, np.ndarray) or values.dtype._supports_2d):
             values = values.reshape(1, -1)
-        blocks.append(block_type(values.dtype)(values, ndim=2, placement=placement))
-    manager = block_manager(blocks, [columns, _range_index(rows)], verify_integrity=False)
+        made.append(block_type(values.dtype)(values, ndim=2, placement=_placement(positions)))
+    manager = block_manager(made, [columns, _range_index(rows)], verify_integrity=False)
     return pd.DataFrame._from_mgr(manager, manager.axes)
 
 

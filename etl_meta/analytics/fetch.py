@@ -9,8 +9,8 @@ and by where it runs:
   once per connection like a hand-written query psycopg prepares; on SQLite through the
   driver's statement cache. Its rows become the frame column by column (:mod:`._frames`).
 * **One run's metric points** (``metrics_frame(run=…)``): the points with ids and the names of
-  the run's job (:mod:`._run_points`), on PostgreSQL as one row of arrays decoded by numpy
-  (:mod:`._run_arrays`): the joined statement's frame, read faster (benchmark (a)).
+  the run's job (:mod:`._run_points`), on PostgreSQL as one row, the points packed in one
+  ``bytea`` that numpy reads (:mod:`._run_packed`): the joined statement's frame, read faster (benchmark (a)).
 * **Whole metric frames** (no ``run=``, ``limit`` or ``after_id``), on both backends: read as
   ids through ADBC and joined with their names in Arrow (:mod:`._narrow`, :mod:`._adbc`):
   2.2× faster than the joined statement through CSV ``COPY`` on PostgreSQL, 1.8× faster than
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from etl_meta.analytics import _adbc, _run_arrays, _run_points
+from etl_meta.analytics import _adbc, _run_packed, _run_points
 from etl_meta.analytics._compiled import Shaped, compile_statement
 from etl_meta.analytics._connections import ReadConnection, read_connection
 from etl_meta.analytics._frames import Kind, from_arrow, from_rows
@@ -64,7 +64,7 @@ def read_frame(
                 return _read_narrow(store, connection, shaped.narrow, columns)
             if shaped.run_points is not None and shaped.small:
                 if dialect.name == "postgresql":
-                    found = _run_arrays.read_run(connection, shaped.run_points, columns)
+                    found = _run_packed.read_run(connection, shaped.run_points, columns)
                 else:
                     found = _run_points.read_run(
                         connection, shaped.run_points, columns, ROWS_IN_PYTHON

@@ -90,3 +90,49 @@ def test_categoricals_wrapped_as_they_are_equal_pandas_own(categories):
     expected = pd.Categorical.from_codes(codes.astype(np.int64), dtype=dtype)
     assert wrapped.codes.dtype == expected.codes.dtype
     pd.testing.assert_extension_array_equal(wrapped, expected)
+
+
+@pytest.mark.parametrize("public", [False, True])  # the block manager path, or pandas' own
+def test_a_block_of_several_columns_is_the_frame_of_its_rows(monkeypatch, public):
+    # One run's integer columns arrive as rows of one array (etl_meta.analytics._run_packed).
+    if public:
+        monkeypatch.setattr(_frames, "_INTERNALS", None)
+    rows = 5
+    integers = np.arange(3 * rows, dtype=np.int64).reshape(3, rows)
+    values = np.linspace(0.0, 1.0, rows)
+    blocks = [(integers, (0, 2, 3)), (values, (1,)), (repeated("x", rows, "category"), (4,))]
+    built = _frames.blocks_frame(("a", "v", "b", "c", "k"), blocks, rows)
+    expected = pd.DataFrame(
+        {"a": integers[0], "v": values, "b": integers[1], "c": integers[2], "k": ["x"] * rows}
+    ).astype({"k": "category"})
+    pd.testing.assert_frame_equal(built, expected)
+    assert built._mgr.nblocks == 3
+    built.loc[0, "b"] = -1  # one column of the block written: the others keep their values
+    assert built["b"].tolist() == [-1, *integers[1, 1:].tolist()]
+    assert built["a"].tolist() == list(range(rows)) and built["c"].tolist()[0] == 2 * rows
+    assert built["v"].tolist() == values.tolist()
+
+
+@pytest.mark.parametrize("public", [False, True])  # the block manager path, or pandas' own
+def test_a_layout_gives_the_frame_of_its_blocks(monkeypatch, public):
+    # Every kind, a block of two columns among them; classes and placements worked out once.
+    if public:
+        monkeypatch.setattr(_frames, "_INTERNALS", None)
+    rows = 4
+    data = _columns(rows)
+    kinds = {"int": "int", "float": "float", "bool": "bool", "text": "text"}
+    kinds |= {"one text": "text", "category": "category", "one category": "category"}
+    kinds |= {"timestamp": "timestamp"}
+    names = ("pair a", *kinds, "pair b")
+    singles = ((kind, (index + 1,)) for index, kind in enumerate(kinds.values()))
+    layout = _frames.Layout(names, (("int", (0, len(names) - 1)), *singles))
+    pair = np.arange(2 * rows, dtype=np.int64).reshape(2, rows)
+    built = layout.frame([pair, *(data[name] for name in kinds)], rows)
+    expected = frame({"pair a": pair[0], **{n: data[n] for n in kinds}, "pair b": pair[1]}, rows)
+    pd.testing.assert_frame_equal(built, expected)
+    assert built._mgr.nblocks == len(kinds) + 1
+    # A value of another type than its kind makes (nullable integers) takes blocks_frame.
+    nullable = pd.array([1, None, 3, 4], dtype="Int64")
+    single = _frames.Layout(("n",), (("int", (0,)),))
+    assert single.frame([np.arange(rows)], rows)["n"].dtype == np.int64
+    pd.testing.assert_frame_equal(single.frame([nullable], rows), pd.DataFrame({"n": nullable}))

@@ -156,6 +156,26 @@ def test_a_run_of_a_job_without_components_reads_its_stray_point_joined(store, r
     ]
 
 
+@postgresql_only()  # one run's points are read packed on PostgreSQL only
+def test_a_run_with_more_points_than_are_read_packed_reads_the_joined_statement(
+    store, runs, monkeypatch
+):
+    from etl_meta.analytics import _run_packed
+
+    first, _, _ = runs
+    shaped = metrics_shaped(store, run=first.id, attempts="all")
+    with store.transaction():
+        joined = metrics_frame(store, run=first.id, attempts="all")
+    points = len(joined)
+    assert points == 4
+    for most, packed in ((points, True), (points - 1, False)):
+        monkeypatch.setattr(_run_packed, "MOST_POINTS", most)
+        with read_connection(store, small=True) as connection:
+            read = _run_packed.read_run(connection, shaped.run_points, METRIC_COLUMNS)
+        assert (read is not None) is packed
+        pd.testing.assert_frame_equal(metrics_frame(store, run=first.id, attempts="all"), joined)
+
+
 def test_aggregates_and_latest_values_are_the_same_frame_either_way(store, runs):
     shaped = aggregate_shaped(store, job="sales", name=["rows", "zeta"], every="1d")
     assert shaped.small
@@ -269,7 +289,7 @@ def test_small_reads_reuse_one_cursor_per_connection_but_not_a_large_result(stor
         assert len(rows) == _KEPT_ROWS + 1 and cursor.closed
         assert _CURSOR_KEY not in connection.info
         assert connection.prepared_rows("SELECT %s::int", (3,)) == [(3,)]
-        # One row larger than a kept cursor may hold (a big run's points as arrays): the same.
+        # One row larger than a kept cursor may hold (a big run's points, packed): the same.
         cursor = connection.info[_CURSOR_KEY]
         (big,) = connection.prepared_rows("SELECT repeat('x', %s)", (_KEPT_BYTES + 1,))
         assert len(big[0]) == _KEPT_BYTES + 1 and cursor.closed
