@@ -11,13 +11,14 @@ every string again. So the read asks for two things:
    call's, nor, when the call names one metric, the name;
 2. the run's execution with its job's components and their job's name: a few rows.
 
-On PostgreSQL both are one statement, one snapshot and one round trip: the points packed
-in one ``bytea`` and the names as arrays, in one row (:mod:`._run_packed`). On SQLite, in process, they
-are two statements in one read transaction (:func:`read_run`). Each point's names are picked by
-its ``component_id``. A point whose component is not among the run's job's (a row written by
-hand: ``store.metrics.record`` resolves components within the run's job), or, on SQLite, a run
-deleted between the two statements, makes the read answer ``None``, and the caller reads the
-joined statement instead: the frame is always the joined statement's, which the tests check.
+On PostgreSQL both are one statement, one snapshot and one round trip: the points packed in
+one ``bytea`` and the names as arrays, in one row (:mod:`._run_packed`). On SQLite, in process,
+they are two statements in one read transaction (:func:`read_run`). Each point's names are
+picked by its ``component_id``. A point whose component is not among the run's job's (a row
+written by hand: ``store.metrics.record`` resolves components within the run's job), or, on
+SQLite, a run deleted between the two statements, makes the read answer ``None``, and the
+caller reads the joined statement instead: the frame is always the joined statement's, which
+the tests check.
 """
 
 from __future__ import annotations

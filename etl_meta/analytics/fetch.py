@@ -10,7 +10,8 @@ and by where it runs:
   driver's statement cache. Its rows become the frame column by column (:mod:`._frames`).
 * **One run's metric points** (``metrics_frame(run=…)``): the points with ids and the names of
   the run's job (:mod:`._run_points`), on PostgreSQL as one row, the points packed in one
-  ``bytea`` that numpy reads (:mod:`._run_packed`): the joined statement's frame, read faster (benchmark (a)).
+  ``bytea`` that numpy reads (:mod:`._run_packed`): the joined statement's frame, read faster
+  (benchmark (a)).
 * **Whole metric frames** (no ``run=``, ``limit`` or ``after_id``), on both backends: read as
   ids through ADBC and joined with their names in Arrow (:mod:`._narrow`, :mod:`._adbc`):
   2.2× faster than the joined statement through CSV ``COPY`` on PostgreSQL, 1.8× faster than
