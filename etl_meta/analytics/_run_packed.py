@@ -12,12 +12,12 @@ most of a 50-point call. So one statement answers with one row:
   names as two arrays (a ``LATERAL`` aggregate), without JSON to decode.
 
 numpy reads the records as one table; the four integer columns of the frame (id, run id,
-attempt, step) are the first four fields, so they become the frame's one integer block as they
-are. There is no per-point Python work but a metric name list when the call names no single
-metric. The aggregates have no ``ORDER BY`` (a sort per aggregate cost the server more than the
-rest of the query): PostgreSQL feeds every input row to all the aggregates of a query level in
-one pass, so the names line up with the records, and the frame is sorted by id here. The tests
-compare the frame with the joined statement's.
+attempt, step) are the first four fields, so they become the frame's one integer block
+(``._run_points.RUN_LAYOUT``) as they are. There is no per-point Python work but a metric name
+list when the call names no single metric. The aggregates have no ``ORDER BY`` (a sort per
+aggregate cost the server more than the rest of the query): PostgreSQL feeds every input row to
+all the aggregates of a query level in one pass, so the names line up with the records, and the
+frame is sorted by id here. The tests compare the frame with the joined statement's.
 
 A run of more than :data:`MOST_POINTS` points (an aggregate is one value, of at most 1 GB)
 answers ``None``, and the caller reads the joined statement.
@@ -37,7 +37,6 @@ from etl_meta.analytics._compiled import Shaped, param
 from etl_meta.analytics._connections import ReadConnection
 from etl_meta.analytics._frames import (
     Kind,
-    Layout,
     category_dtype,
     codes_dtype,
     column,
@@ -46,6 +45,7 @@ from etl_meta.analytics._frames import (
     repeated,
     utc_timestamps,
 )
+from etl_meta.analytics._run_points import RUN_LAYOUT
 from etl_meta.analytics._select import component, execution, job, metric
 
 #: The packed fields, in record order: the frame's integer columns first, in the frame's order.
@@ -59,34 +59,6 @@ _FIELDS: tuple[tuple[str, _pg_packed.Field], ...] = (
     ("component_id", "int"),
 )
 _VALUE, _RECORDED_AT, _COMPONENT = 4, 5, 6
-#: The frame's columns (``METRIC_COLUMNS``) and where the fields and names go in it.
-_COLUMNS = (
-    "metric_id",
-    "run_id",
-    "external_run_id",
-    "orchestrator",
-    "job",
-    "component",
-    "name",
-    "attempt",
-    "step",
-    "value",
-    "recorded_at",
-)
-#: The frame's blocks: metric_id, run_id, attempt and step are the first four fields.
-_LAYOUT = Layout(
-    _COLUMNS,
-    (
-        ("int", (0, 1, 7, 8)),
-        ("text", (2,)),
-        ("category", (3,)),
-        ("category", (4,)),
-        ("category", (5,)),
-        ("category", (6,)),
-        ("float", (9,)),
-        ("timestamp", (10,)),
-    ),
-)
 #: The most points one call reads packed: 48 MB of records, well under an aggregate's 1 GB.
 MOST_POINTS = 1_000_000
 
@@ -133,7 +105,7 @@ def read_run(
     """The frame of ``points`` (``._run_points.run_points_shaped``), or ``None`` when a point's
     component is not one of the run's job's, or the run has more than :data:`MOST_POINTS`
     points: then the caller reads the joined statement."""
-    if tuple(columns) != _COLUMNS:  # pragma: no cover (METRIC_COLUMNS and this must agree)
+    if tuple(columns) != RUN_LAYOUT.columns:  # pragma: no cover (METRIC_COLUMNS must agree)
         raise AssertionError("run metric columns differ from METRIC_COLUMNS")
     key = ("metrics-run-packed", *points.key)
     shaped = Shaped(key, lambda: _packed_statement(points.build()), points.values, True)
@@ -169,7 +141,7 @@ def read_run(
         _pg_packed.floats(fields[_VALUE]),
         utc_timestamps(_pg_packed.timestamps(fields[_RECORDED_AT])),
     ]
-    return _LAYOUT.frame(blocks, count)
+    return RUN_LAYOUT.frame(blocks, count)
 
 
 def _component_names(ids: np.ndarray, present: set[int], names: Mapping[int, str]) -> Any:

@@ -36,16 +36,45 @@ from etl_meta.analytics._compiled import Shaped, param
 from etl_meta.analytics._connections import ReadConnection
 from etl_meta.analytics._frames import (
     Kind,
+    Layout,
     category_dtype,
     codes_dtype,
     column,
-    frame,
     from_codes,
     from_rows,
     repeated,
 )
 from etl_meta.analytics._select import MetricShape, component, execution, job, metric
 from etl_meta.analytics._tables import rows_table
+
+#: A run's metric frame (``METRIC_COLUMNS``) as blocks: metric_id, run_id, attempt and step in
+#: one integer block, then a block per column. Both backends' run reads build it
+#: (:mod:`._run_packed` too).
+RUN_LAYOUT = Layout(
+    (
+        "metric_id",
+        "run_id",
+        "external_run_id",
+        "orchestrator",
+        "job",
+        "component",
+        "name",
+        "attempt",
+        "step",
+        "value",
+        "recorded_at",
+    ),
+    (
+        ("int", (0, 1, 7, 8)),
+        ("text", (2,)),
+        ("category", (3,)),
+        ("category", (4,)),
+        ("category", (5,)),
+        ("category", (6,)),
+        ("float", (9,)),
+        ("timestamp", (10,)),
+    ),
+)
 
 #: The points statement's columns and their kinds; ``name`` only when the call does not name
 #: exactly one metric.
@@ -182,32 +211,23 @@ def assemble(
     points.sort(key=itemgetter(_ID))
     count = len(points)
     values = list(zip(*points, strict=True))
+    if tuple(columns) != RUN_LAYOUT.columns:  # pragma: no cover (METRIC_COLUMNS must agree)
+        raise AssertionError("run metric columns differ from METRIC_COLUMNS")
     # One execution, and its job's components: the run id, orchestrator and job are one value.
     _, job_name, _, external_run_id, orchestrator, _ = by_component[points[0][_COMPONENT]]
-    built = {
-        "run_id": np.full(count, run, dtype=np.int64),
-        "external_run_id": repeated(external_run_id, count, "text"),
-        "orchestrator": repeated(orchestrator, count, "category"),
-        "job": repeated(job_name, count, "category"),
-        "component": _component_names(values[_COMPONENT], by_component),
-    }
-    if name is not None:
-        built["name"] = repeated(name, count, "category")
-    per_point = {
-        "metric_id": values[_ID],
-        "name": values[_NAME] if name is None else None,
-        "attempt": values[_ATTEMPT],
-        "step": values[_STEP],
-        "value": values[_VALUE],
-        "recorded_at": values[_RECORDED_AT],
-    }
-    if {*built, *per_point} != set(columns):  # pragma: no cover (METRIC_COLUMNS must agree)
-        raise AssertionError("run metric columns differ from METRIC_COLUMNS")
-    data = {
-        key: built[key] if key in built else column(per_point[key], kind)
-        for key, kind in columns.items()
-    }
-    return frame(data, count)
+    integers = np.array((values[_ID], values[_ID], values[_ATTEMPT], values[_STEP]), dtype=np.int64)
+    integers[1] = run  # run_id: the call's
+    blocks = [
+        integers,
+        repeated(external_run_id, count, "text"),
+        repeated(orchestrator, count, "category"),
+        repeated(job_name, count, "category"),
+        _component_names(values[_COMPONENT], by_component),
+        column(values[_NAME], "category") if name is None else repeated(name, count, "category"),
+        column(values[_VALUE], "float"),
+        column(values[_RECORDED_AT], "timestamp"),
+    ]
+    return RUN_LAYOUT.frame(blocks, count)
 
 
 def _component_names(ids: Sequence[int], by_component: Mapping[int, tuple[Any, ...]]) -> Any:
