@@ -295,7 +295,7 @@ RawRow = tuple[Any, ...]
 A_COLUMNS = {
     "metric_id": "int",
     "run_id": "int",
-    "external_run_id": "text",
+    "external_run_id": "category",
     "orchestrator": "category",
     "job": "category",
     "component": "category",
@@ -314,7 +314,7 @@ B_COLUMNS = {
 }
 C_COLUMNS = {
     "run_id": "int",
-    "external_run_id": "text",
+    "external_run_id": "category",
     "started_at": "timestamp",
     "status": "category",
     "component": "category",

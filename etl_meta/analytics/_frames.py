@@ -59,10 +59,12 @@ def from_codes(codes: np.ndarray, dtype: pd.CategoricalDtype) -> pd.Categorical:
     """``pd.Categorical.from_codes(codes, dtype=dtype, validate=False)``; codes already of
     :func:`codes_dtype` are wrapped as they are (from_codes checks the dtype and the codes' type
     again, a third of a small categorical's cost)."""
-    simple_new = getattr(pd.Categorical, "_simple_new", None)
-    if simple_new is not None and codes.dtype == codes_dtype(len(dtype.categories)):
-        return simple_new(codes, dtype)
+    if _SIMPLE_CATEGORICAL is not None and codes.dtype == codes_dtype(len(dtype.categories)):
+        return _SIMPLE_CATEGORICAL(codes, dtype)
     return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
+
+
+_SIMPLE_CATEGORICAL = getattr(pd.Categorical, "_simple_new", None)
 
 
 def categorical(codes: np.ndarray, categories: Sequence[str]) -> pd.Categorical:
@@ -319,7 +321,10 @@ def column(values: Sequence[Any], kind: Kind) -> Any:
 def repeated(value: str, count: int, kind: Literal["category", "text"]) -> Any:
     """A ``category`` or ``text`` column of ``count`` times ``value`` (no per-value work)."""
     if kind == "category":
-        return from_codes(np.zeros(count, dtype=np.int8), category_dtype((value,)))
+        codes, dtype = np.zeros(count, dtype=np.int8), category_dtype((value,))
+        if _SIMPLE_CATEGORICAL is not None:  # one category: int8 codes (from_codes' check)
+            return _SIMPLE_CATEGORICAL(codes, dtype)
+        return from_codes(codes, dtype)  # pragma: no cover (a pandas without _simple_new)
     import pyarrow as pa
 
     repeats = pa.repeat(pa.scalar(value, pa.large_string()), count)

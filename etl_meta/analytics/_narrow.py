@@ -151,11 +151,10 @@ def assemble(points: Any, components: Any, executions: Any, columns: Mapping[str
     executions = conform(executions, {"id": "int", "run": "text", "orchestrator": "text"})
     at_component = _positions(points.column(2), components.column(0), "component")
     at_execution = _positions(points.column(1), executions.column(0), "run")
-    run_ids = pc.take(executions.column(1).combine_chunks(), at_execution)
     data: dict[str, Any] = {
         "metric_id": points.column(0).to_numpy(),
         "run_id": points.column(1).to_numpy(),
-        "external_run_id": pa.chunked_array([run_ids]).to_pandas().array,
+        "external_run_id": _category(executions.column(1), at_execution),
         "orchestrator": _category(executions.column(2), at_execution),
         "job": _category(components.column(1), at_component),
         "component": _category(components.column(2), at_component),

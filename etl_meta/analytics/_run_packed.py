@@ -133,7 +133,7 @@ def read_run(
         metric_names = repeated(points.values["name"], count, "category")
     blocks = [
         fields[:4],
-        repeated(run, count, "text"),
+        repeated(run, count, "category"),
         repeated(orchestrator, count, "category"),
         repeated(job_name, count, "category"),
         _component_names(fields[_COMPONENT], present, components),

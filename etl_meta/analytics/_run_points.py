@@ -66,7 +66,7 @@ RUN_LAYOUT = Layout(
     ),
     (
         ("int", (0, 1, 7, 8)),
-        ("text", (2,)),
+        ("category", (2,)),
         ("category", (3,)),
         ("category", (4,)),
         ("category", (5,)),
@@ -219,7 +219,7 @@ def assemble(
     integers[1] = run  # run_id: the call's
     blocks = [
         integers,
-        repeated(external_run_id, count, "text"),
+        repeated(external_run_id, count, "category"),
         repeated(orchestrator, count, "category"),
         repeated(job_name, count, "category"),
         _component_names(values[_COMPONENT], by_component),

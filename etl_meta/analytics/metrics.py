@@ -43,7 +43,9 @@ __all__ = [
 METRIC_COLUMNS: Mapping[str, Kind] = {
     "metric_id": "int",
     "run_id": "int",
-    "external_run_id": "text",
+    # One value per run, repeated for each of its points: a categorical (codes and one string
+    # per run, not a string per point).
+    "external_run_id": "category",
     "orchestrator": "category",
     "job": "category",
     "component": "category",
@@ -119,7 +121,7 @@ def aggregate_metrics(
 
 LATEST_COLUMNS: Mapping[str, Kind] = {
     "run_id": "int",
-    "external_run_id": "text",
+    "external_run_id": "category",  # one value per run, repeated for each of its metrics
     "started_at": "timestamp",
     "status": "category",
     "component": "category",

@@ -128,7 +128,7 @@ def test_metrics_frame_has_typed_columns(store, latency_run):
     frame = metrics_frame(store, name="latency")
     assert len(frame) == len(LATENCY)
     assert frame["recorded_at"].dtype == pd.DatetimeTZDtype("us", "UTC")
-    for column in ("orchestrator", "job", "component", "name"):
+    for column in ("external_run_id", "orchestrator", "job", "component", "name"):
         assert isinstance(frame[column].dtype, pd.CategoricalDtype), column
     for column in ("metric_id", "run_id", "attempt", "step"):
         assert frame[column].dtype == np.int64, column
@@ -327,7 +327,8 @@ def test_latest_metrics_for_the_most_recent_runs(store, factory, sales):
         (runs[2].id, "extract", "rows"): (1, 2, 22.0),
     }
     assert frame["recorded_at"].dtype == pd.DatetimeTZDtype("us", "UTC")
-    assert isinstance(frame["status"].dtype, pd.CategoricalDtype)
+    for column in ("status", "external_run_id"):
+        assert isinstance(frame[column].dtype, pd.CategoricalDtype), column
 
 
 # --- runs --------------------------------------------------------------------------------------
