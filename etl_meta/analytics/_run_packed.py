@@ -66,7 +66,8 @@ MOST_POINTS = 1_000_000
 def _packed_statement(points: sa.Select) -> sa.Select:
     """One row: the points of ``points`` packed, then the run's and its components' names
     (no row when the run does not exist)."""
-    rows = points.add_columns(metric.c.execution_id).limit(param("most", sa.Integer)).subquery()
+    most = param("most_points", sa.Integer)  # MOST_POINTS + 1: more is the joined statement's
+    rows = points.add_columns(metric.c.execution_id).limit(most).subquery()
     aggregates = [
         _pg_packed.pack([(rows.c[key], kind) for key, kind in _FIELDS]),
         sa.func.count(),
@@ -110,7 +111,7 @@ def read_run(
     key = ("metrics-run-packed", *points.key)
     shaped = Shaped(key, lambda: _packed_statement(points.build()), points.values, True)
     compiled = shaped.compiled(connection.dialect)
-    params = compiled.bind({**shaped.values, "most": MOST_POINTS + 1})
+    params = compiled.bind({**shaped.values, "most_points": MOST_POINTS + 1})
     found = connection.prepared_rows(compiled.sql, params)
     if not found:  # no such run
         return from_rows([], columns)
