@@ -6,6 +6,7 @@ Each test EXPLAINs the very statement the API runs (``metrics_query``, ``aggrega
 ``metric_latest``:
 
 (a) one run's points of one metric      → ``uq_metric_execution_id_component_id_attempt_name_step``
+    (the joined statement, and the packed statement a run's read runs on PostgreSQL)
 (b) one metric of one job over time     → ``ix_metric_component_id_name_recorded_at``
 (c) latest values of a job's last runs  → ``pk_metric_latest``
 (d) a whole frame of a job (as ids)   → ``ix_metric_component_id_name_recorded_at``, one bitmap scan
@@ -151,6 +152,21 @@ def test_generated_data_reads_back(generated):
 
 def test_one_runs_points_use_the_unique_point_index(generated):
     root = plan(generated, metrics_query(generated, run=f"a-{RUNS_A // 2}", name="rows"))
+    metric = reads_of(root, "metric")
+    assert [n.get("Index Name") for n in metric] == [UNIQUE_POINT], describe(root)
+    assert "execution_id =" in metric[0]["Index Cond"], describe(root)
+    assert_final_attempt_probes_the_primary_key(root)
+
+
+def test_one_runs_points_read_packed_use_the_unique_point_index(generated):
+    """The statement a run's read runs on PostgreSQL (``etl_meta.analytics._run_packed``): the
+    points under one aggregate, with the run's names beside them."""
+    from etl_meta.analytics import _run_packed
+
+    points = metrics_shaped(generated, run=f"a-{RUNS_A // 2}", name="rows").run_points
+    assert points is not None
+    values = {**points.values, "most_points": _run_packed.MOST_POINTS + 1}
+    root = plan(generated, _run_packed._packed_statement(points.build()).params(values))
     metric = reads_of(root, "metric")
     assert [n.get("Index Name") for n in metric] == [UNIQUE_POINT], describe(root)
     assert "execution_id =" in metric[0]["Index Cond"], describe(root)
