@@ -156,14 +156,14 @@ def _two_dimensional(values: Any) -> Any:
 @dataclass(frozen=True)
 class Layout:
     """A frame whose columns and block kinds are known before its values: one run's points
-    (:mod:`._run_packed`) always make the same blocks.
+    (``._run_points.RUN_LAYOUT``) always make the same blocks.
 
     Each block is ``(kind, positions)``: an ``int``, ``float`` or ``bool`` block is a numpy
     array with a row per position (or 1-D, for one), any other kind one column's array as
     :func:`column` makes it. Their pandas block classes and placements are worked out once, so
-    a frame costs the blocks' construction only (:func:`blocks_frame` checks and classifies
-    every block again: a fifth of a 50-row frame). A value that is not of the type its kind
-    makes (a nullable ``Int64`` column, say) is built by :func:`blocks_frame` instead.
+    a frame costs the blocks' construction only: :func:`blocks_frame` checks and classifies
+    every block again (12.7 µs against 7.6 µs for a run's eight blocks of 54 rows). A value not
+    of the type its kind makes (a nullable ``Int64`` column, say) goes to :func:`blocks_frame`.
     """
 
     columns: tuple[str, ...]
