@@ -26,6 +26,8 @@ import numpy as np
 import pandas as pd
 from pandas.api.internals import create_dataframe_from_blocks
 
+from etl_meta.transpose import columns_of
+
 #: Column kinds a frame may hold; each maps to one pyarrow and one pandas type.
 Kind = Literal["int", "float", "text", "category", "timestamp", "bool"]
 
@@ -278,7 +280,7 @@ def from_rows(rows: list[tuple[Any, ...]], columns: Mapping[str, Kind]) -> Any:
     """A typed frame from driver rows: timestamps as naive UTC ``datetime`` s (PostgreSQL, see
     :mod:`.fetch`) or the stored UTC text (SQLite); booleans as ``bool`` or 0/1."""
     count = len(rows)
-    values = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
+    values = columns_of(rows, len(columns))
     data: dict[str, Any] = {}
     for (name, kind), each in zip(columns.items(), values, strict=True):
         data[name] = column(each, kind)

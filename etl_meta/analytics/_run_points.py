@@ -46,6 +46,7 @@ from etl_meta.analytics._frames import (
 )
 from etl_meta.analytics._select import MetricShape, component, execution, job, metric
 from etl_meta.analytics._tables import rows_table
+from etl_meta.transpose import columns_of
 
 #: A run's metric frame (``METRIC_COLUMNS``) as blocks: metric_id, run_id, attempt and step in
 #: one integer block, then a block per column. Both backends' run reads build it
@@ -210,7 +211,7 @@ def assemble(
         return from_rows([], columns)
     points.sort(key=itemgetter(_ID))
     count = len(points)
-    values = list(zip(*points, strict=True))
+    values = columns_of(points, len(points[0]))
     if tuple(columns) != RUN_LAYOUT.columns:  # pragma: no cover (METRIC_COLUMNS must agree)
         raise AssertionError("run metric columns differ from METRIC_COLUMNS")
     # One execution, and its job's components: the run id, orchestrator and job are one value.

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from etl_meta.models import Component, ComponentExecution, Execution, ExecutionStatus, Job, Metric
 from etl_meta.repository.dialect import dialect_name
+from etl_meta.transpose import columns_of
 
 TERMINAL_STATUSES = tuple(status for status in ExecutionStatus if status.is_terminal)
 UNFINISHED_STATUSES = tuple(status for status in ExecutionStatus if not status.is_terminal)
@@ -221,7 +222,7 @@ def archive_rows(
     # Core, not ORM, execution: plain columns need no ORM row loading, which only adds cost.
     query = _archive_query(table, ids).execution_options(yield_per=chunk_size)
     for partition in session.connection().execute(query).partitions():
-        columns = zip(*partition, strict=True)
+        columns = columns_of(partition, len(kinds))
         yield [_plain(kind, values) for kind, values in zip(kinds, columns, strict=True)]
 
 
