@@ -70,6 +70,9 @@ class Shaped:
     narrow: Shaped | None = None
     #: One run's points without their names, for a small read (see ``._run_points``).
     run_points: Shaped | None = None
+    #: A ``latest_metrics`` read: on SQLite, values with ids and names beside them (see
+    #: ``._latest_rows``); ``values`` are its ``job`` and ``runs``.
+    latest_rows: bool = False
 
     def statement(self) -> sa.Select:
         """The statement with this call's values bound (for ``EXPLAIN`` or further building)."""

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from etl_meta.analytics import _adbc, _run_packed, _run_points
+from etl_meta.analytics import _adbc, _latest_rows, _run_packed, _run_points
 from etl_meta.analytics._compiled import Shaped, compile_statement
 from etl_meta.analytics._connections import ReadConnection, read_connection
 from etl_meta.analytics._frames import Kind, from_arrow, from_rows
@@ -70,6 +70,10 @@ def read_frame(
                     found = _run_points.read_run(
                         connection, shaped.run_points, columns, ROWS_IN_PYTHON
                     )
+                if found is not None:
+                    return found
+            if shaped.latest_rows and dialect.name == "sqlite":
+                found = _latest_rows.read_latest(connection, shaped.values, columns)
                 if found is not None:
                     return found
         sort_by = None

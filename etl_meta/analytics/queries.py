@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from etl_meta.analytics._compiled import Shaped, param
+from etl_meta.analytics._latest_rows import recent_runs
 from etl_meta.analytics._narrow import narrow_shaped
 from etl_meta.analytics._run_points import run_points_shaped
 from etl_meta.analytics._select import (
@@ -316,7 +317,9 @@ def latest_shaped(job_name: str, *, runs: int = 10) -> Shaped:
     """
     values = {"job": job_name, "runs": runs}
     # A run has one row per component and metric name: tens to hundreds.
-    return Shaped(("latest",), _latest_statement, values, small=runs <= SMALL_RUNS)
+    return Shaped(
+        ("latest",), _latest_statement, values, small=runs <= SMALL_RUNS, latest_rows=True
+    )
 
 
 def latest_query(store: MetadataStore, job_name: str, *, runs: int = 10) -> sa.Select:
@@ -326,16 +329,9 @@ def latest_query(store: MetadataStore, job_name: str, *, runs: int = 10) -> sa.S
 
 
 def _latest_statement() -> sa.Select:
-    recent = (
-        sa.select(
-            execution.c.id, execution.c.external_run_id, execution.c.started_at, execution.c.status
-        )
-        .select_from(execution.join(job_table, job_table.c.id == execution.c.job_id))
-        .where(job_table.c.name == param("job", job_table.c.name.type))
-        .order_by(execution.c.id.desc())
-        .limit(param("runs", sa.Integer()))
-        .subquery("recent")
-    )
+    recent = recent_runs(
+        execution.c.id, execution.c.external_run_id, execution.c.started_at, execution.c.status
+    ).subquery("recent")
     return (
         sa.select(
             recent.c.id,

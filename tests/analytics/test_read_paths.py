@@ -28,7 +28,7 @@ from etl_meta.analytics._connections import (
     _KEPT_ROWS,
     read_connection,
 )
-from etl_meta.analytics._select import component, job, metric
+from etl_meta.analytics._select import component, job, metric, metric_latest
 from etl_meta.analytics._tables import sorted_by
 from etl_meta.analytics.fetch import read_frame
 from etl_meta.analytics.metrics import LATEST_COLUMNS, METRIC_COLUMNS
@@ -186,6 +186,64 @@ def test_aggregates_and_latest_values_are_the_same_frame_either_way(store, runs)
     small, large = _both_ways(store, latest, LATEST_COLUMNS)
     pd.testing.assert_frame_equal(small, large)
     pd.testing.assert_frame_equal(small, _reference(small))
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 10])
+def test_latest_values_read_as_ids_are_the_joined_statements_frame(store, runs, factory, count):
+    # A failed run that recorded nothing, and a queued one without a start: their run ids and
+    # statuses are no categories of a frame without them.
+    factory.execution("sales", run_id="paths-failed", status="failed", ended_at=AT)
+    factory.execution("sales", run_id="paths-queued", status="queued", started_at=None)
+    last = factory.finished_run("sales", run_id="paths-last")
+    store.metrics.record(sample_points(3, AT), execution_id=last.id)
+    read = latest_metrics(store, "sales", runs=count)
+    with store.transaction():  # inside a transaction: the joined statement
+        joined = latest_metrics(store, "sales", runs=count)
+    pd.testing.assert_frame_equal(read, joined)
+    pd.testing.assert_frame_equal(read, _reference(read))
+    assert read["status"].cat.categories.tolist() == ["success"]
+    assert read["run_id"].iloc[0] == last.id and read["run_id"].is_monotonic_decreasing
+    if store.dialect == "sqlite":  # read as ids with the names beside them, not joined
+        from etl_meta.analytics import _latest_rows
+
+        with read_connection(store) as connection:
+            values = latest_shaped("sales", runs=count).values
+            split = _latest_rows.read_latest(connection, values, LATEST_COLUMNS)
+        assert split is not None
+        pd.testing.assert_frame_equal(split, joined)
+
+
+def test_latest_values_of_a_component_outside_the_job_are_read_joined(store, runs):
+    from etl_meta.analytics import _latest_rows
+
+    first, _, _ = runs
+    with store.transaction() as session:  # a row written by hand, on another job's component
+        connection = session.connection()
+        owner = connection.execute(
+            sa.select(component.c.id)
+            .join(job, job.c.id == component.c.job_id)
+            .where(job.c.name == "other", component.c.name == "load")
+        ).scalar_one()
+        connection.execute(
+            metric_latest.insert().values(
+                execution_id=first.id,
+                component_id=owner,
+                name="stray",
+                attempt=1,
+                step=0,
+                value=1.0,
+                recorded_at=AT,
+            )
+        )
+    read = latest_metrics(store, "sales", runs=5)
+    with store.transaction():
+        joined = latest_metrics(store, "sales", runs=5)
+    pd.testing.assert_frame_equal(read, joined)
+    assert read.loc[read["name"] == "stray", "component"].tolist() == ["load"]
+    if store.dialect == "sqlite":  # the split read gives way to the joined statement
+        with read_connection(store) as connection:
+            values = latest_shaped("sales", runs=5).values
+            assert _latest_rows.read_latest(connection, values, LATEST_COLUMNS) is None
 
 
 def _aggregate_columns() -> dict:
