@@ -45,20 +45,6 @@ from etl_meta.analytics._frames import (
 from etl_meta.analytics._select import component, execution, job, metric_latest
 from etl_meta.transpose import columns_of
 
-#: The columns of ``latest_metrics`` frames, in order (``LATEST_COLUMNS`` must agree).
-COLUMNS = (
-    "run_id",
-    "external_run_id",
-    "started_at",
-    "status",
-    "component",
-    "name",
-    "attempt",
-    "step",
-    "value",
-    "recorded_at",
-)
-
 
 def recent_runs(*columns: sa.ColumnElement[Any]) -> sa.Select:
     """``columns`` of the job's (``job`` parameter) ``runs`` most recent runs, newest first."""
@@ -77,24 +63,31 @@ def _runs_statement() -> sa.Select:
     )
 
 
-def _values_statement() -> sa.Select:
-    recent = recent_runs(execution.c.id).subquery("recent")
+def latest_values(recent: sa.Subquery, *columns: sa.ColumnElement[Any]) -> sa.Select:
+    """``columns`` of the latest values of the runs in ``recent`` (:func:`recent_runs`, with
+    ``id``), newest run first, then by component name and metric name."""
     return (
-        sa.select(
-            metric_latest.c.execution_id,
-            metric_latest.c.component_id,
-            metric_latest.c.name,
-            metric_latest.c.attempt,
-            metric_latest.c.step,
-            metric_latest.c.value,
-            metric_latest.c.recorded_at,
-        )
+        sa.select(*columns)
         .select_from(
             recent.join(metric_latest, metric_latest.c.execution_id == recent.c.id).join(
                 component, component.c.id == metric_latest.c.component_id
             )
         )
         .order_by(recent.c.id.desc(), component.c.name, metric_latest.c.name)
+    )
+
+
+def _values_statement() -> sa.Select:
+    recent = recent_runs(execution.c.id).subquery("recent")
+    return latest_values(
+        recent,
+        metric_latest.c.execution_id,
+        metric_latest.c.component_id,
+        metric_latest.c.name,
+        metric_latest.c.attempt,
+        metric_latest.c.step,
+        metric_latest.c.value,
+        metric_latest.c.recorded_at,
     )
 
 
@@ -119,8 +112,6 @@ def read_latest(
 ) -> pd.DataFrame | None:
     """SQLite: the ``latest_metrics`` frame (``values``: ``job`` and ``runs``), or ``None``
     when a value's component is not the job's: then read the joined statement."""
-    if tuple(columns) != COLUMNS:  # pragma: no cover (LATEST_COLUMNS must agree)
-        raise AssertionError("latest metric columns differ from LATEST_COLUMNS")
     dialect, driver = connection.dialect, connection.driver
     # sqlite3 is in autocommit mode here (see etl_meta.db): a deferred BEGIN makes the
     # statements read one snapshot, and COMMIT ends the read.
@@ -155,6 +146,8 @@ def read_latest(
         "value": np.array(points[_VALUE], dtype=np.float64),
         "recorded_at": column(points[_RECORDED_AT], "timestamp"),
     }
+    if list(data) != list(columns):  # pragma: no cover (LATEST_COLUMNS and this must agree)
+        raise AssertionError("latest metric columns differ from LATEST_COLUMNS")
     return frame(data, len(rows))
 
 

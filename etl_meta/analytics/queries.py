@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from etl_meta.analytics._compiled import Shaped, param
-from etl_meta.analytics._latest_rows import recent_runs
+from etl_meta.analytics._latest_rows import latest_values, recent_runs
 from etl_meta.analytics._narrow import narrow_shaped
 from etl_meta.analytics._run_points import run_points_shaped
 from etl_meta.analytics._select import (
@@ -332,23 +332,16 @@ def _latest_statement() -> sa.Select:
     recent = recent_runs(
         execution.c.id, execution.c.external_run_id, execution.c.started_at, execution.c.status
     ).subquery("recent")
-    return (
-        sa.select(
-            recent.c.id,
-            recent.c.external_run_id,
-            recent.c.started_at,
-            recent.c.status,
-            component_table.c.name,
-            metric_latest.c.name,
-            metric_latest.c.attempt,
-            metric_latest.c.step,
-            metric_latest.c.value,
-            metric_latest.c.recorded_at,
-        )
-        .select_from(
-            recent.join(metric_latest, metric_latest.c.execution_id == recent.c.id).join(
-                component_table, component_table.c.id == metric_latest.c.component_id
-            )
-        )
-        .order_by(recent.c.id.desc(), component_table.c.name, metric_latest.c.name)
+    return latest_values(
+        recent,
+        recent.c.id,
+        recent.c.external_run_id,
+        recent.c.started_at,
+        recent.c.status,
+        component_table.c.name,
+        metric_latest.c.name,
+        metric_latest.c.attempt,
+        metric_latest.c.step,
+        metric_latest.c.value,
+        metric_latest.c.recorded_at,
     )
