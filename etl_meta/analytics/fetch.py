@@ -12,6 +12,9 @@ and by where it runs:
   the run's job (:mod:`._run_points`), on PostgreSQL as one row, the points packed in one
   ``bytea`` that numpy reads (:mod:`._run_packed`): the joined statement's frame, read faster
   (benchmark (a)).
+* **Latest values on SQLite** (``latest_metrics``): the recent runs, their values with ids and
+  the job's components, in one read transaction (:mod:`._latest_rows`): the joined statement's
+  frame without four strings per row (benchmark (c)).
 * **Whole metric frames** (no ``run=``, ``limit`` or ``after_id``), on both backends: read as
   ids through ADBC and joined with their names in Arrow (:mod:`._narrow`, :mod:`._adbc`):
   2.2× faster than the joined statement through CSV ``COPY`` on PostgreSQL, 1.8× faster than
