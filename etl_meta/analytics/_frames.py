@@ -126,10 +126,10 @@ def frame(data: dict[str, Any], rows: int) -> pd.DataFrame:
 def blocks_frame(columns: tuple[str, ...], blocks: list[Block], rows: int) -> pd.DataFrame:
     """A frame of ``columns`` from ready blocks (:data:`Block`), with a ``RangeIndex``.
 
-    A reader that holds same-typed columns as rows of one 2-D array (one run's integer
-    columns, :mod:`._run_packed`) hands them over as one block: fewer blocks to make, and the
-    layout pandas' own constructor gives a frame of numpy columns. The column index is cached
-    per column list.
+    A block may hold several same-typed columns as rows of one 2-D array (a :class:`Layout`'s
+    integer block, when the layout cannot build the frame itself): fewer blocks to make, and
+    the layout pandas' own constructor gives a frame of numpy columns. The column index is
+    cached per column list.
 
     The blocks are made by :func:`_blocks_frame` where pandas' internals are the ones it was
     written for, else by ``pandas.api.internals.create_dataframe_from_blocks``; the tests check
@@ -141,10 +141,7 @@ def blocks_frame(columns: tuple[str, ...], blocks: list[Block], rows: int) -> pd
     if _INTERNALS is not None and all(_plain(values) for values, _ in blocks):
         return _blocks_frame(blocks, rows, index)
     shaped = [
-        (
-            _two_dimensional(values),
-            np.array(positions, dtype=np.intp),
-        )
+        (_two_dimensional(values), np.array(positions, dtype=np.intp))
         for values, positions in blocks
     ]
     return create_dataframe_from_blocks(shaped, index=_range_index(rows), columns=index)
