@@ -12,13 +12,13 @@ from typing import Any, NamedTuple
 
 import dagster as dg
 
-from dagster_defs.resources import EtlMetaResource
+from dagster_defs.resources import JOB_METADATA_KEY, EtlMetaResource
+from etl_meta import outbox
 from etl_meta.catalog import DataclassSnapshot, JobSnapshot
 from etl_meta.components import ComponentFailed, get_component_type
-from etl_meta.components.runtime import RunIdentity, run_component, run_log_path
+from etl_meta.components.runtime import MetricRecorder, RunIdentity, run_component, run_log_path
 from etl_meta.errors import ValidationError
 
-JOB_METADATA_KEY = "etl_meta/job"
 INPUT = "upstream"
 OUTPUT = "result"
 
@@ -57,8 +57,36 @@ def _snapshot(context: dg.OpExecutionContext) -> tuple[JobSnapshot, dict[str, Da
     return job, dataclasses
 
 
-def _dagster_metadata(result_metadata: dict[str, Any], metrics: dict[str, float]) -> dict:
+def _handoff(recorder: MetricRecorder) -> dict[str, Any]:
+    """The recorder's points as event metadata (see etl_meta.outbox), or nothing if none."""
+    if not recorder.points:
+        return {}
+    return {outbox.DAGSTER_KEY: dg.MetadataValue.json(outbox.encode(recorder.points))}
+
+
+def _hand_off_on_failure(context: dg.OpExecutionContext, recorder: MetricRecorder) -> None:
+    """Put the points the store could not take on the step's own event log before it fails.
+
+    A failed or retried step emits no output, and Dagster keeps a Failure's metadata only on
+    the final failure, not on a retry; an expectation-result event is the one event an op can
+    log with free-form metadata, so the hand-off rides on one (reconciliation reads it back).
+    """
+    if recorder.unrecorded:
+        context.log_event(
+            dg.ExpectationResult(
+                success=True,
+                label=outbox.DAGSTER_KEY,
+                description="metric points etl-meta could not record yet (reconciliation will)",
+                metadata=_handoff(recorder),
+            )
+        )
+
+
+def _dagster_metadata(
+    result_metadata: dict[str, Any], metrics: dict[str, float], recorder: MetricRecorder
+) -> dict:
     metadata: dict[str, Any] = {name: float(value) for name, value in metrics.items()}
+    metadata.update(_handoff(recorder))
     if "row_count" in result_metadata:
         metadata["dagster/row_count"] = int(result_metadata["row_count"])
     columns = result_metadata.get("columns")
@@ -91,7 +119,7 @@ def op_for_type(component_type: str) -> dg.OpDefinition:
         name = context.op_handle.name
         component = next(c for c in job.components if c.name == name)
         log_path = (
-            str(run_log_path(etl_meta.store.settings.home, job.name, context.run_id))
+            str(run_log_path(etl_meta.settings.home, job.name, context.run_id))
             if job.file_logging
             else None
         )
@@ -103,6 +131,13 @@ def op_for_type(component_type: str) -> dg.OpDefinition:
             config_versions=job.config_versions,
             log_path=log_path,
         )
+        recorder = MetricRecorder(
+            lambda: etl_meta.open_store(etl_meta.record_timeout_seconds),
+            job,
+            name,
+            run,
+            wait_seconds=etl_meta.record_timeout_seconds,
+        )
         try:
             result = run_component(
                 etl_meta.store,
@@ -113,11 +148,14 @@ def op_for_type(component_type: str) -> dg.OpDefinition:
                 dataclasses=dataclasses,
                 overrides=context.op_config or {},
                 log=context.log,
+                recorder=recorder,
             )
         except ValidationError as exc:
+            _hand_off_on_failure(context, recorder)
             # Invalid configuration fails the same way on every attempt: don't retry it.
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
         except ComponentFailed as exc:
+            _hand_off_on_failure(context, recorder)
             if exc.retryable:
                 raise
             raise dg.Failure(
@@ -125,9 +163,12 @@ def op_for_type(component_type: str) -> dg.OpDefinition:
                 metadata={"checks": dg.MetadataValue.json(list(exc.checks))} if exc.checks else {},
                 allow_retries=False,
             ) from exc
+        except Exception:
+            _hand_off_on_failure(context, recorder)
+            raise
         return dg.Output(
             ComponentOutput(name, result.value),
-            metadata=_dagster_metadata(result.metadata, result.metrics),
+            metadata=_dagster_metadata(result.metadata, result.metrics, recorder),
         )
 
     return _component_op

@@ -7,36 +7,44 @@ since it last saw them; recording is idempotent, so overlap costs nothing.
 """
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import dagster as dg
 
 from dagster_defs.jobs import TAG_JOB
 from dagster_defs.recording import record_run
-from etl_meta.errors import EtlMetaError
+from etl_meta.errors import EtlMetaError, StoreUnavailableError
 from etl_meta.store import MetadataStore
 
 log = logging.getLogger(__name__)
 
 
+_TERMINAL = [
+    dg.DagsterRunStatus.SUCCESS,
+    dg.DagsterRunStatus.FAILURE,
+    dg.DagsterRunStatus.CANCELED,
+]
+
+
 @dataclass
 class ReconcileResult:
-    """What one pass did, and where the next one starts."""
+    """What one pass did, where the next one starts, and how far behind the store is."""
 
     cursor: float | None
     recorded: int = 0
     skipped: int = 0
     failed: list[str] = field(default_factory=list)
     remaining: int = 0
-
-    @property
-    def lag_seconds(self) -> float | None:
-        """How far behind the newest change the cursor is (0 when caught up)."""
-        if self.cursor is None:
-            return None
-        return 0.0 if not self.remaining else max(datetime.now(UTC).timestamp() - self.cursor, 0)
+    #: Age of the oldest finished run the store has not recorded as finished yet (0: none).
+    lag_seconds: float = 0.0
+    #: Longest delay seen this pass between a run's end and the store learning it ended.
+    max_delay_seconds: float = 0.0
+    #: Why the pass stopped early (``"store unavailable (timeout)"``, ``"time budget"``), if it did.
+    interrupted: str | None = None
 
 
 def reconcile(
@@ -46,8 +54,17 @@ def reconcile(
     cursor: float | None = None,
     limit: int = 100,
     progress: Callable[[int], None] | None = None,
+    budget_seconds: float | None = None,
+    write_seconds: float = 10.0,
 ) -> ReconcileResult:
-    """Record up to ``limit`` etl-meta runs updated after ``cursor`` (a POSIX timestamp)."""
+    """Record up to ``limit`` etl-meta runs updated after ``cursor`` (a POSIX timestamp).
+
+    Stops early, with the cursor on the last run it recorded, when ``budget_seconds`` run out
+    (a sensor tick must end well inside Dagster's 60 s) or the store becomes unavailable: a run
+    is never skipped because the store was down, the next pass starts with it.
+    """
+    started = time.monotonic()
+    started_at = time.time()
     updated_after = datetime.fromtimestamp(cursor, UTC) if cursor is not None else None
     filters = dg.RunsFilter(updated_after=updated_after)
     records = instance.get_run_records(
@@ -55,22 +72,64 @@ def reconcile(
     )
     result = ReconcileResult(cursor=cursor)
     for record in records:
+        if budget_seconds is not None and time.monotonic() - started > budget_seconds:
+            result.interrupted = "time budget"
+            break
         run_id = record.dagster_run.run_id
         if TAG_JOB not in record.dagster_run.tags:
             result.skipped += 1
         else:
             try:
-                record_run(store, instance, run_id, max_seconds=10, record=record)
-                result.recorded += 1
+                observed = record_run(
+                    store, instance, run_id, max_seconds=write_seconds, record=record
+                )
+            except StoreUnavailableError as exc:
+                result.interrupted = f"store unavailable ({exc.cause})"
+                log.warning("reconcile stopped at Dagster run %s: %s", run_id, exc)
+                break
             except EtlMetaError as exc:
                 # A permanent refusal (say, the job was deleted from the store): log it with the
                 # run id and move on, or one bad run would block every later one.
                 log.error("could not record Dagster run %s: %s", run_id, exc)
                 result.failed.append(run_id)
+            else:
+                result.recorded += 1
+                if observed is not None and observed.stored_updated_at is not None:
+                    _note_delay(result, record, observed.stored_updated_at.timestamp(), started_at)
         result.cursor = record.update_timestamp.timestamp()
         if progress is not None:
             progress(1)
-    if len(records) == limit and result.cursor is not None:
+    caught_up = result.interrupted is None and len(records) < limit
+    if not caught_up and result.cursor is not None:
         after = datetime.fromtimestamp(result.cursor, UTC)
         result.remaining = instance.get_runs_count(dg.RunsFilter(updated_after=after))
+    result.lag_seconds = 0.0 if caught_up else oldest_unrecorded_age(instance, result.cursor)
     return result
+
+
+def _note_delay(
+    result: ReconcileResult, record: Any, stored_changed_at: float, pass_started_at: float
+) -> None:
+    """Count how late this pass recorded the end of a run, if it was this pass that did."""
+    end = record.end_time
+    if end is None or record.dagster_run.status not in _TERMINAL:
+        return
+    if stored_changed_at < pass_started_at:
+        return  # the store already had it as it is (the status sensors were on time)
+    delay = max(stored_changed_at - end, 0.0)
+    if delay > result.max_delay_seconds:
+        result.max_delay_seconds = delay
+
+
+def oldest_unrecorded_age(instance: dg.DagsterInstance, cursor: float | None) -> float:
+    """Age of the oldest finished run updated after ``cursor`` (so not recorded by this pass)."""
+    after = datetime.fromtimestamp(cursor, UTC) if cursor is not None else None
+    ended = instance.get_run_records(
+        filters=dg.RunsFilter(updated_after=after, statuses=_TERMINAL),
+        order_by="update_timestamp",
+        ascending=True,
+        limit=1,
+    )
+    if not ended or ended[0].end_time is None:
+        return 0.0
+    return max(time.time() - ended[0].end_time, 0.0)

@@ -6,7 +6,8 @@ of times in any order.
 """
 
 import json
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,11 +15,16 @@ import dagster as dg
 
 from dagster_defs import _dagster_internal as internal
 from dagster_defs.jobs import TAG_CONFIG_VERSIONS, TAG_JOB, TAG_REVISION
+from etl_meta import outbox
+from etl_meta.errors import EtlMetaError, ValidationError
 from etl_meta.models import ExecutionStatus, RunRequestStatus, StepStatus
 from etl_meta.models.execution import MAX_ERROR_CHARS
+from etl_meta.outbox import PendingPoint
 from etl_meta.retry import retry_transient
 from etl_meta.store import MetadataStore
 from etl_meta.validation import clean_text
+
+log = logging.getLogger(__name__)
 
 TAG_RUN_REQUEST = "etl_meta/run_request_id"
 
@@ -50,6 +56,10 @@ class Observation:
     steps: list[dict[str, Any]]
     run_request_id: int | None
     status: ExecutionStatus
+    #: Metric points the run's ops handed off on their events (etl_meta.outbox).
+    points: list[PendingPoint] = field(default_factory=list)
+    #: When the store's row last changed, as the upsert left it (set by record_run).
+    stored_updated_at: datetime | None = None
 
 
 def _when(timestamp: float | None) -> datetime | None:
@@ -86,20 +96,55 @@ def _error_text(error: Any) -> str | None:
     return clean_text(text, max_chars=MAX_ERROR_CHARS)
 
 
-def _step_errors(instance: dg.DagsterInstance, run_id: str) -> dict[str, list[str | None]]:
-    """Per step, the error of each failed attempt in order (retries, then the final failure)."""
-    errors: dict[str, list[str | None]] = {}
-    kinds = {dg.DagsterEventType.STEP_UP_FOR_RETRY, dg.DagsterEventType.STEP_FAILURE}
-    for event in internal.events(instance, run_id, kinds):
-        errors.setdefault(event.step_key, []).append(_error_text(event.event_specific_data.error))
-    return errors
+_EVENT_TYPES = {
+    dg.DagsterEventType.STEP_UP_FOR_RETRY,
+    dg.DagsterEventType.STEP_FAILURE,
+    dg.DagsterEventType.RUN_FAILURE,
+    dg.DagsterEventType.STEP_OUTPUT,
+    dg.DagsterEventType.STEP_EXPECTATION_RESULT,
+}
 
 
-def _run_error(instance: dg.DagsterInstance, run_id: str, steps: list[dict]) -> str | None:
-    for event in internal.events(instance, run_id, {dg.DagsterEventType.RUN_FAILURE}):
+@dataclass
+class _RunEvents:
+    """What the store needs from a run's event log, read in one query."""
+
+    step_errors: dict[str, list[str | None]]  # per step, each failed attempt's error in order
+    run_error: str | None
+    points: list[PendingPoint]
+
+
+def _hand_off(metadata: Any) -> list[PendingPoint]:
+    entry = (metadata or {}).get(outbox.DAGSTER_KEY)
+    if entry is None:
+        return []
+    try:
+        return outbox.decode(entry.value)
+    except EtlMetaError as exc:  # not ours, or damaged: say so, record the rest of the run
+        log.warning("ignoring a malformed etl-meta metrics hand-off: %s", exc)
+        return []
+
+
+def _run_events(instance: dg.DagsterInstance, run_id: str) -> _RunEvents:
+    found = _RunEvents(step_errors={}, run_error=None, points=[])
+    for event in internal.events(instance, run_id, _EVENT_TYPES):
         data = event.event_specific_data
-        if data is not None and data.error is not None:
-            return _error_text(data.error)
+        kind = event.event_type
+        if kind in (dg.DagsterEventType.STEP_UP_FOR_RETRY, dg.DagsterEventType.STEP_FAILURE):
+            found.step_errors.setdefault(event.step_key, []).append(_error_text(data.error))
+        elif kind is dg.DagsterEventType.RUN_FAILURE:
+            if data is not None and data.error is not None and found.run_error is None:
+                found.run_error = _error_text(data.error)
+        elif kind is dg.DagsterEventType.STEP_OUTPUT:
+            found.points.extend(_hand_off(data.metadata))
+        else:  # an expectation result: the hand-off of a step that failed (dagster_defs.ops)
+            found.points.extend(_hand_off(data.metadata))
+    return found
+
+
+def _run_error(events: _RunEvents, steps: list[dict]) -> str | None:
+    if events.run_error is not None:
+        return events.run_error
     failed = [s for s in steps if s["status"] == StepStatus.FAILED and s.get("error")]
     if failed:
         last = failed[-1]
@@ -112,8 +157,8 @@ def _attempts(
     run_id: str,
     run_status: ExecutionStatus,
     config_versions: dict[str, int],
+    errors: dict[str, list[str | None]],
 ) -> list[dict[str, Any]]:
-    errors = _step_errors(instance, run_id)
     steps = []
     for stat in internal.step_stats(instance, run_id):
         markers = list(stat.attempts_list) or [None]
@@ -166,7 +211,8 @@ def observe_run(
         return None
     status = RUN_STATUS.get(run.status, ExecutionStatus.RUNNING)
     config_versions = _config_versions(run.tags.get(TAG_CONFIG_VERSIONS))
-    steps = _attempts(instance, run_id, status, config_versions)
+    events = _run_events(instance, run_id)
+    steps = _attempts(instance, run_id, status, config_versions, events.step_errors)
     execution = {
         "job": job,
         "orchestrator": "dagster",
@@ -179,7 +225,7 @@ def observe_run(
         "config_versions": config_versions or None,
         "parent_run_id": run.parent_run_id,
         "root_run_id": run.root_run_id,
-        "error": _run_error(instance, run_id, steps) if status is ExecutionStatus.FAILED else None,
+        "error": _run_error(events, steps) if status is ExecutionStatus.FAILED else None,
     }
     request = run.tags.get(TAG_RUN_REQUEST)
     return Observation(
@@ -187,6 +233,7 @@ def observe_run(
         steps=steps,
         run_request_id=int(request) if request and request.isdigit() else None,
         status=status,
+        points=events.points,
     )
 
 
@@ -204,13 +251,31 @@ def record_run(
         return None
     # The audit trail names the run, not the sensor or CLI that happened to observe it.
     with store.acting_as(f"dagster:{run_id}"):
-        retry_transient(
+        stored = retry_transient(
             lambda: store.executions.upsert(observed.execution, steps=observed.steps),
             max_seconds=max_seconds,
         )
+        if observed.points:  # idempotent: points the ops recorded themselves are skipped
+            _record_points(store, run_id, observed.points, max_seconds)
         if observed.run_request_id is not None:
             _track_request(store, observed, run_id, max_seconds)
-    return observed
+    return replace(observed, stored_updated_at=stored.updated_at)
+
+
+def _record_points(
+    store: MetadataStore, run_id: str, points: list[PendingPoint], limit: float
+) -> None:
+    try:
+        retry_transient(
+            lambda: store.metrics.record(
+                outbox.as_tuples(points), orchestrator="dagster", run_id=run_id
+            ),
+            max_seconds=limit,
+        )
+    except ValidationError as exc:
+        # A component renamed or removed since the run: the run itself is recorded; these
+        # points cannot be, and saying so beats blocking every later run behind them.
+        log.error("metrics handed off by Dagster run %s cannot be recorded: %s", run_id, exc)
 
 
 def _track_request(store: MetadataStore, observed: Observation, run_id: str, limit: float) -> None:

@@ -5,20 +5,25 @@ at definition time (notes/dagster.md).
 """
 
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
+from etl_meta import outbox
 from etl_meta.access import Role
 from etl_meta.catalog import JobSnapshot
 from etl_meta.components.runtime import MetricRecorder, RunIdentity, resolve_configuration
 from etl_meta.config import Settings
+from etl_meta.models import StrategyType
 from etl_meta.retry import retry_transient
 from etl_meta.store import MetadataStore, RecordResult
 
 DATABASE_URL_ENV = "ETL_META_DATABASE_URL"
+#: Job metadata key holding the loaded snapshot (written by dagster_defs.ops.job_metadata).
+JOB_METADATA_KEY = "etl_meta/job"
 
 
 class EtlMetaResource(dg.ConfigurableResource):
@@ -50,21 +55,35 @@ class EtlMetaResource(dg.ConfigurableResource):
     write_timeout_seconds: float = Field(
         default=60.0,
         description=(
-            "How long store writes retry transient database errors (capped, jittered backoff) "
-            "before the op fails and Dagster's retry policy takes over."
+            "How long opening the store and reading a component's configuration wait for an "
+            "unavailable store (retrying with capped, jittered backoff) before the op fails "
+            "with a retryable error, for the job's retry policy to take over."
+        ),
+    )
+    record_timeout_seconds: float = Field(
+        default=5.0,
+        description=(
+            "How long a metric write waits for an unavailable store. Then the op goes on: its "
+            "metrics travel on the op's Dagster event and reconciliation records them."
         ),
     )
 
+    _settings: Settings | None = PrivateAttr(default=None)
+    _actor: str = PrivateAttr(default="dagster")
     _store: MetadataStore | None = PrivateAttr(default=None)
     # One recorder per (run, op, attempt), so repeated names get increasing steps.
     _recorders: dict[tuple[str, str, int], MetricRecorder] = PrivateAttr(default_factory=dict)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # No connection here: an exception in setup fails the run before any op (or retry
+        # policy) runs, so the store is opened on first use, with retries (open_store).
         run = getattr(context, "run", None)  # None outside a run (sensors)
         run_id = run.run_id if run is not None else None
-        actor = self.actor or (f"dagster:{run_id}" if run_id else "dagster")
-        url = self.database_url or os.environ.get(DATABASE_URL_ENV) or None
-        self._store = MetadataStore(url, actor=actor, role=self.role, settings=Settings())
+        self._actor = self.actor or (f"dagster:{run_id}" if run_id else "dagster")
+        self._settings = Settings(
+            store_wait_seconds=self.write_timeout_seconds,
+            record_wait_seconds=self.record_timeout_seconds,
+        ).for_runs()
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._store is not None:
@@ -72,11 +91,31 @@ class EtlMetaResource(dg.ConfigurableResource):
             self._store = None
 
     @property
-    def store(self) -> MetadataStore:
-        """The open store (only between setup and teardown)."""
-        if self._store is None:
+    def settings(self) -> Settings:
+        """The settings ops and sensors use (the environment's, with this resource's waits)."""
+        if self._settings is None:
             raise dg.DagsterInvariantViolationError("EtlMetaResource used outside execution")
+        return self._settings
+
+    def open_store(self, max_seconds: float | None = None) -> MetadataStore:
+        """The store, opened on first use; waits up to ``max_seconds`` (default
+        ``write_timeout_seconds``) for an unavailable one, then raises
+        :class:`~etl_meta.errors.StoreUnavailableError` naming the cause.
+        """
+        if self._store is None:
+            settings = self.settings
+            url = self.database_url or os.environ.get(DATABASE_URL_ENV) or None
+            wait = self.write_timeout_seconds if max_seconds is None else max_seconds
+            self._store = retry_transient(
+                lambda: MetadataStore(url, actor=self._actor, role=self.role, settings=settings),
+                max_seconds=wait,
+            )
         return self._store
+
+    @property
+    def store(self) -> MetadataStore:
+        """The open store (only between setup and teardown); see :meth:`open_store`."""
+        return self.open_store()
 
     # -- for ops ---------------------------------------------------------------------------------
 
@@ -90,32 +129,73 @@ class EtlMetaResource(dg.ConfigurableResource):
         }
 
     def component_config(self, context: dg.OpExecutionContext) -> dict[str, Any]:
-        """The component's stored configuration, unmasked, with the op's run config merged in."""
+        """The component's stored configuration, unmasked, with the op's run config merged in.
+
+        Waits up to ``write_timeout_seconds`` for an unavailable store, then raises a retryable
+        :class:`~etl_meta.errors.StoreUnavailableError`.
+        """
         job, name = context.job_name, context.op_handle.name
+        deadline = time.monotonic() + self.write_timeout_seconds
+        store = self.open_store()
         stored = retry_transient(
-            lambda: self.store.components.configuration(job, name),
-            max_seconds=self.write_timeout_seconds,
+            lambda: store.components.configuration(job, name),
+            max_seconds=max(deadline - time.monotonic(), 0.0),
         )
         overrides = context.op_config if isinstance(context.op_config, Mapping) else {}
         return resolve_configuration(stored, overrides)
 
-    def log_metrics(
-        self, context: dg.OpExecutionContext, metrics: Mapping[str, float]
-    ) -> RecordResult:
-        """Record ``metrics`` for this run, component and attempt, and show them on the event."""
+    def recorder(self, context: dg.OpExecutionContext) -> MetricRecorder:
+        """The metric recorder of this run, op and attempt (its points are the hand-off)."""
         key = (context.run_id, context.op_handle.name, context.retry_number + 1)
         recorder = self._recorders.get(key)
         if recorder is None:
-            job = self.store.jobs.get(context.job_name)
-            snapshot = JobSnapshot(
-                name=job.name,
-                revision=job.revision,
-                num_of_retries=job.num_of_retries,
-                file_logging=job.file_logging,
-                strategy_type=job.strategy_type,
+            snapshot = _job_snapshot(context)
+            run = RunIdentity(
+                "dagster",
+                context.run_id,
+                attempt=key[2],
+                job_revision=snapshot.revision if snapshot.revision else None,
+                config_versions=dict(snapshot.config_versions),
             )
-            run = RunIdentity("dagster", context.run_id, attempt=key[2])
-            recorder = self._recorders[key] = MetricRecorder(self.store, snapshot, key[1], run)
+            recorder = self._recorders[key] = MetricRecorder(
+                lambda: self.open_store(self.record_timeout_seconds),
+                snapshot,
+                key[1],
+                run,
+                wait_seconds=self.record_timeout_seconds,
+            )
+        return recorder
+
+    def log_metrics(
+        self, context: dg.OpExecutionContext, metrics: Mapping[str, float]
+    ) -> RecordResult:
+        """Record ``metrics`` for this run, component and attempt, and show them on the event.
+
+        Never fails the op because of the store: points it cannot write within
+        ``record_timeout_seconds`` ride on the op's output event (``etl_meta/metrics``) and
+        reconciliation records them.
+        """
+        recorder = self.recorder(context)
         result = recorder.record(metrics)
-        context.add_output_metadata({name: float(value) for name, value in metrics.items()})
+        context.add_output_metadata(
+            {
+                **{name: float(value) for name, value in metrics.items()},
+                outbox.DAGSTER_KEY: dg.MetadataValue.json(outbox.encode(recorder.points)),
+            }
+        )
         return result
+
+
+def _job_snapshot(context: dg.OpExecutionContext) -> JobSnapshot:
+    """The job as the code location loaded it, or (a hand-written job) just its name."""
+    loaded = context.job_def.metadata.get(JOB_METADATA_KEY)
+    if loaded is not None:
+        return JobSnapshot.model_validate(loaded.value["job"])
+    # revision 0: unknown here; the store keeps whatever revision it already recorded.
+    return JobSnapshot(
+        name=context.job_name,
+        revision=0,
+        num_of_retries=0,
+        file_logging=False,
+        strategy_type=StrategyType.SEQUENTIAL,
+    )

@@ -6,6 +6,12 @@
 * ``etl_meta_run_requests``: turns pending ``run_request`` rows into exactly one run each.
 
 All run by default (``DefaultSensorStatus.RUNNING``) once a daemon runs (``dagster dev``).
+
+A tick never waits long on the store: Dagster kills a tick after 60 s and evaluates no other
+sensor of the location meanwhile. Status sensors give each run :data:`STATUS_WRITE_SECONDS` and
+stop trying for a while after a failure (a circuit breaker); the reconcile sensor stops after
+:data:`RECONCILE_TICK_SECONDS` and resumes from its cursor. What a tick skips, the next
+reconcile pass records.
 """
 
 import json
@@ -13,14 +19,26 @@ import logging
 from collections.abc import Sequence
 
 import dagster as dg
+import pybreaker
 
-from dagster_defs.reconcile import reconcile
+from dagster_defs.reconcile import oldest_unrecorded_age, reconcile
 from dagster_defs.recording import TAG_RUN_REQUEST, record_run
 from dagster_defs.resources import EtlMetaResource
+from etl_meta.errors import StoreUnavailableError
 from etl_meta.masking import mask_value
 from etl_meta.models import RunRequestStatus
+from etl_meta.retry import store_breaker
 
 log = logging.getLogger(__name__)
+
+#: How long a status sensor waits on the store for one run (then reconcile records it).
+STATUS_WRITE_SECONDS = 5.0
+#: How long one reconcile tick works before it saves its cursor and yields.
+RECONCILE_TICK_SECONDS = 20.0
+#: How long one run request tick may wait on the store.
+REQUEST_TICK_SECONDS = 10.0
+# One per code-server process: after a failure, status sensors skip the store for 30 s.
+_STATUS_BREAKER = store_breaker("etl_meta_status_sensors", reset_seconds=30.0)
 
 STATUSES = {
     "started": dg.DagsterRunStatus.STARTED,
@@ -39,7 +57,23 @@ def _status_sensor(label: str, status: dg.DagsterRunStatus) -> dg.SensorDefiniti
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
     def _record(context: dg.RunStatusSensorContext, etl_meta: EtlMetaResource) -> None:
-        observed = record_run(etl_meta.store, context.instance, context.dagster_run.run_id)
+        run_id = context.dagster_run.run_id
+        try:
+            observed = _STATUS_BREAKER.call(
+                lambda: record_run(
+                    etl_meta.open_store(STATUS_WRITE_SECONDS),
+                    context.instance,
+                    run_id,
+                    max_seconds=STATUS_WRITE_SECONDS,
+                )
+            )
+        except (StoreUnavailableError, pybreaker.CircuitBreakerError) as exc:
+            # Raising would not help: the sensor's cursor moves past the run either way.
+            reason = getattr(exc, "cause", None) or "store unavailable moments ago; not retried yet"
+            context.log.warning(
+                f"run {run_id} not recorded now ({reason}): etl_meta_reconcile records it later"
+            )
+            return
         if observed is not None:
             context.log.info(
                 f"recorded run {context.dagster_run.run_id} as {observed.status} "
@@ -64,19 +98,42 @@ def reconcile_sensor(
     context: dg.SensorEvaluationContext, etl_meta: EtlMetaResource
 ) -> dg.SensorResult:
     state = json.loads(context.cursor) if context.cursor else {}
-    result = reconcile(etl_meta.store, context.instance, cursor=state.get("updated_after"))
+    try:
+        store = etl_meta.open_store(RECONCILE_TICK_SECONDS / 4)
+    except StoreUnavailableError as exc:
+        lag = _lag_while_down(context.instance, state.get("updated_after"))
+        cursor = {**state, "lag_seconds": lag, "interrupted": f"store unavailable ({exc.cause})"}
+        message = f"store unavailable ({exc.cause}); lag {lag:.0f}s, resuming from the cursor"
+        context.log.warning(message)
+        return dg.SensorResult(cursor=json.dumps(cursor), skip_reason=dg.SkipReason(message))
+    result = reconcile(
+        store,
+        context.instance,
+        cursor=state.get("updated_after"),
+        budget_seconds=RECONCILE_TICK_SECONDS,
+        write_seconds=STATUS_WRITE_SECONDS,
+    )
     cursor = {
         "updated_after": result.cursor,
         "remaining": result.remaining,
-        "lag_seconds": result.lag_seconds,
+        "lag_seconds": round(result.lag_seconds, 1),
+        "max_delay_seconds": round(
+            max(result.max_delay_seconds, float(state.get("max_delay_seconds") or 0.0)), 1
+        ),
+        "interrupted": result.interrupted,
         "failed": result.failed[-20:],
     }
     message = (
         f"recorded {result.recorded} run(s), {result.remaining} still to go, "
-        f"lag {result.lag_seconds or 0:.0f}s"
+        f"lag {result.lag_seconds:.0f}s, longest delay {cursor['max_delay_seconds']:.0f}s"
+        + (f", stopped early: {result.interrupted}" if result.interrupted else "")
     )
     context.log.info(message)
     return dg.SensorResult(cursor=json.dumps(cursor), skip_reason=dg.SkipReason(message))
+
+
+def _lag_while_down(instance: dg.DagsterInstance, cursor: float | None) -> float:
+    return round(oldest_unrecorded_age(instance, cursor), 1)
 
 
 def run_request_sensor(jobs: Sequence[dg.JobDefinition]) -> dg.SensorDefinition:
@@ -91,7 +148,11 @@ def run_request_sensor(jobs: Sequence[dg.JobDefinition]) -> dg.SensorDefinition:
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
     def _launch(context: dg.SensorEvaluationContext, etl_meta: EtlMetaResource) -> dg.SensorResult:
-        store = etl_meta.store
+        try:
+            store = etl_meta.open_store(REQUEST_TICK_SECONDS)
+        except StoreUnavailableError as exc:
+            message = f"store unavailable ({exc.cause}); pending requests wait for the next tick"
+            return dg.SensorResult(skip_reason=dg.SkipReason(message))
         requests = []
         for pending in store.run_requests.list(
             status=RunRequestStatus.PENDING, orchestrator="dagster"

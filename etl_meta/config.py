@@ -7,6 +7,7 @@ yourself to override values in code and tests.
 from __future__ import annotations
 
 import getpass
+import math
 import socket
 from functools import lru_cache
 from pathlib import Path
@@ -101,6 +102,26 @@ class Settings(BaseSettings):
         default=0, ge=0, description="PostgreSQL statement_timeout; 0 leaves the server's value."
     )
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+    # The store is a dependency of observation, not of execution (docs/store.md, "Outages"):
+    # a run waits for it only where it must (its configuration), and briefly where it need not.
+    store_wait_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description=(
+            "How long a running component waits for an unavailable store to open it and read "
+            "its configuration before it fails (with a retryable error)."
+        ),
+    )
+    record_wait_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=600,
+        description=(
+            "How long recording from inside a run (metrics, outcomes) waits for the store; "
+            "then the record is left in the orchestrator's own storage for reconciliation."
+        ),
+    )
     max_json_bytes: int = Field(
         default=256 * 1024, ge=1024, description="Largest JSON document accepted, serialized."
     )
@@ -129,6 +150,26 @@ class Settings(BaseSettings):
     def sqlite_path(self) -> Path:
         """Where the embedded store lives when ``database_url`` is unset."""
         return self.home / SQLITE_FILE_NAME
+
+    def for_runs(self) -> Settings:
+        """These settings for a process inside a run (an op, a task, a sensor tick).
+
+        Every connect, SQLite lock wait and PostgreSQL statement is bounded by
+        ``record_wait_seconds``: a store that hangs (a held lock, a stalled server) costs a run
+        a bounded wait per call, never a stuck step. Longer waits, where a run must wait (its
+        configuration), are retries of bounded calls within ``store_wait_seconds``.
+        """
+        bound_ms = max(int(self.record_wait_seconds * 1000), 100)
+        statement_ms = self.statement_timeout_ms
+        return self.model_copy(
+            update={
+                "connect_timeout_seconds": max(
+                    min(self.connect_timeout_seconds, math.ceil(self.record_wait_seconds)), 1
+                ),
+                "sqlite_busy_timeout_ms": min(self.sqlite_busy_timeout_ms, bound_ms),
+                "statement_timeout_ms": min(statement_ms, bound_ms) if statement_ms else bound_ms,
+            }
+        )
 
     def resolved_database_url(self) -> str:
         """The URL to connect to: the configured one, or the embedded SQLite file."""

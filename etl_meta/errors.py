@@ -88,7 +88,18 @@ class IntegrityError(EtlMetaError):
 
 
 class StoreUnavailableError(EtlMetaError):
-    """The database could not be reached or dropped the connection. Usually transient."""
+    """The database could not be reached, dropped the connection, or did not answer in time.
+
+    ``cause`` names why in a few words (``"connection refused"``, ``"authentication failed"``,
+    ``"database does not exist"``, ``"timeout"``, ``"read-only"``, ``"locked"``, …) and
+    ``transient`` says whether waiting may help: a refused connection or a timeout usually
+    passes, a wrong password or a missing database does not, and is not retried.
+    """
+
+    def __init__(self, message: str, *, cause: str = "unreachable", transient: bool = True):
+        self.cause = cause
+        self.transient = transient
+        super().__init__(message)
 
 
 class SchemaError(EtlMetaError):

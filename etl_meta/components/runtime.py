@@ -9,6 +9,7 @@ plain values, and a masked value (``***``) always means "the stored one".
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,10 +18,17 @@ from typing import Any
 from etl_meta.catalog import ComponentSnapshot, DataclassSnapshot, JobSnapshot
 from etl_meta.components.base import ComponentContext, ComponentResult
 from etl_meta.components.registry import get_component_type
+from etl_meta.errors import EtlMetaError, ValidationError
 from etl_meta.masking import ENCRYPTED_PREFIX, MASK
 from etl_meta.models import ExecutionStatus
+from etl_meta.outbox import PendingPoint, as_tuples
 from etl_meta.retry import retry_transient
 from etl_meta.store import MetadataStore, RecordResult
+from etl_meta.store._errors import is_transient
+from etl_meta.store.metrics import check_point
+from etl_meta.types import utcnow
+
+_log = logging.getLogger(__name__)
 
 
 def resolve_configuration(stored: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict:
@@ -76,50 +84,134 @@ class RunIdentity:
 
 
 class MetricRecorder:
-    """Records a component's metrics in the store, numbering repeated names by step."""
+    """Records a component's metrics in the store, numbering repeated names by step.
 
-    def __init__(self, store: MetadataStore, job: JobSnapshot, component: str, run: RunIdentity):
-        self.store = store
+    Recording never fails or stalls the component because of the store: each write waits at
+    most ``wait_seconds`` (default ``Settings.record_wait_seconds``), and a point that could not
+    be written stays in :attr:`unrecorded`. Every point recorded — written or not — is kept in
+    :attr:`points`, which the orchestrator integration hands to its own durable storage (see
+    :mod:`etl_meta.outbox`) for reconciliation to record later. After a failed write the
+    recorder leaves the store alone for ``wait_seconds`` times :data:`BACKOFF_FACTOR`, so a
+    component logging in a loop does not wait on every call. Invalid points (NaN, a bad name)
+    still raise :class:`~etl_meta.errors.ValidationError` at once.
+
+    ``store`` may be a callable that opens the store, called on the first write.
+    """
+
+    #: After a failed write, skip the store for this many times ``wait_seconds``.
+    BACKOFF_FACTOR = 3.0
+
+    def __init__(
+        self,
+        store: MetadataStore | Callable[[], MetadataStore],
+        job: JobSnapshot,
+        component: str,
+        run: RunIdentity,
+        *,
+        wait_seconds: float | None = None,
+    ) -> None:
+        self._store = store
         self.job = job
         self.component = component
         self.run = run
+        self.wait_seconds = wait_seconds
+        self.points: list[PendingPoint] = []
+        self._written = 0  # points[:_written] are in the store
         self._steps: dict[str, int] = {}
         self._execution_known = False
+        self._quiet_until = 0.0
 
-    def ensure_execution(self) -> None:
+    @property
+    def unrecorded(self) -> list[PendingPoint]:
+        """Points not (yet) written to the store."""
+        return self.points[self._written :]
+
+    def _open(self) -> MetadataStore:
+        if not isinstance(self._store, MetadataStore):
+            self._store = self._store()
+        return self._store
+
+    def _budget(self, store: MetadataStore) -> float:
+        if self.wait_seconds is not None:
+            return self.wait_seconds
+        return store.settings.record_wait_seconds
+
+    def ensure_execution(self, store: MetadataStore, budget: float) -> None:
         """Make sure the run exists in the store (an op may log before any sensor saw the run)."""
         if self._execution_known:
             return
         retry_transient(
-            lambda: self.store.executions.upsert(
+            lambda: store.executions.upsert(
                 {
                     "job": self.job.name,
                     "orchestrator": self.run.orchestrator,
                     "external_run_id": self.run.run_id,
                     "status": ExecutionStatus.RUNNING,
-                    "job_revision": self.run.job_revision or self.job.revision,
+                    # 0: a job the orchestrator did not load from the store (revision unknown)
+                    "job_revision": self.run.job_revision or self.job.revision or None,
                     "config_versions": self.run.config_versions or self.job.config_versions or None,
                     "log_path": self.run.log_path,
                 }
-            )
+            ),
+            max_seconds=budget,
         )
         self._execution_known = True
 
     def record(self, metrics: Mapping[str, float]) -> RecordResult:
-        """Record ``{name: value}``; a name recorded again gets the next step."""
-        if not metrics:
-            return RecordResult(inserted=0, skipped=0)
-        self.ensure_execution()
+        """Record ``{name: value}``; a name recorded again gets the next step.
+
+        Returns how many points were written now (``inserted``) and how many the store already
+        held (``skipped``); points it could not write are counted in neither and stay in
+        :attr:`unrecorded`.
+        """
+        now = utcnow()
         points = []
-        for name, value in metrics.items():
-            step = self._steps.get(name, -1) + 1
-            self._steps[name] = step
-            points.append((self.component, name, value, step, self.run.attempt, None))
-        return retry_transient(
-            lambda: self.store.metrics.record(
-                points, orchestrator=self.run.orchestrator, run_id=self.run.run_id
+        steps = dict(self._steps)
+        for index, (name, value) in enumerate(metrics.items()):
+            step = steps.get(name, -1) + 1
+            point = (self.component, name, value, step, self.run.attempt, now)
+            try:
+                check_point(point)  # a bad point fails now, never later in reconciliation
+            except ValidationError as exc:
+                raise ValidationError.single(
+                    f"points.{index}.{exc.field}", exc.problems[0].message, entity="metric"
+                ) from None
+            steps[name] = step
+            points.append(PendingPoint(self.component, name, float(value), step, *point[4:]))
+        self._steps = steps  # only a call whose every point is valid takes steps
+        self.points.extend(points)
+        return self.flush()
+
+    def flush(self) -> RecordResult:
+        """Write every unrecorded point now, within the wait budget (never raising for outages)."""
+        pending = self.unrecorded
+        if not pending or time.monotonic() < self._quiet_until:
+            return RecordResult(inserted=0, skipped=0)
+        budget = self.wait_seconds if self.wait_seconds is not None else 5.0
+        try:
+            store = self._open()
+            budget = self._budget(store)
+            self.ensure_execution(store, budget)
+            result = retry_transient(
+                lambda: store.metrics.record(
+                    as_tuples(pending), orchestrator=self.run.orchestrator, run_id=self.run.run_id
+                ),
+                max_seconds=budget,
             )
-        )
+        except EtlMetaError as exc:
+            if not is_transient(exc):
+                raise
+            self._quiet_until = time.monotonic() + self.BACKOFF_FACTOR * max(budget, 1.0)
+            _log.warning(
+                "etl-meta: %d metric point(s) of %s not recorded yet (%s); they travel with "
+                "the orchestrator's record of this step and are recorded at reconciliation",
+                len(pending),
+                self.component,
+                exc,
+            )
+            return RecordResult(inserted=0, skipped=0)
+        self._written += len(pending)
+        return result
 
 
 def run_log_path(home: Path, job: str, run_id: str) -> Path:
@@ -138,16 +230,24 @@ def run_component(
     overrides: Mapping[str, Any] | None = None,
     base_dir: Path | None = None,
     log: logging.Logger | None = None,
+    recorder: MetricRecorder | None = None,
 ) -> ComponentResult:
-    """Run ``component`` of ``job`` once (one attempt) and record its metrics in the store."""
+    """Run ``component`` of ``job`` once (one attempt) and record its metrics in the store.
+
+    The configuration read waits for an unavailable store up to ``store_wait_seconds``, then
+    raises :class:`~etl_meta.errors.StoreUnavailableError` (retryable: the orchestrator's retry
+    policy applies). Metrics go through ``recorder`` (pass your own to hand its points off when
+    the store cannot take them, see :class:`MetricRecorder`).
+    """
     implementation = get_component_type(component.component_type)
     stored = retry_transient(
         lambda: store.components.configuration(
             job.name, component.name, version=component.config_version
-        )
+        ),
+        max_seconds=store.settings.store_wait_seconds,
     )
     config = implementation.parse_config(resolve_configuration(stored, overrides or {}))
-    recorder = MetricRecorder(store, job, component.name, run)
+    recorder = recorder or MetricRecorder(store, job, component.name, run)
     linked = {*component.inputs, *component.outputs}
     context = ComponentContext(
         job=job.name,

@@ -22,10 +22,14 @@ from etl_meta.errors import (
     StoreUnavailableError,
     ValidationError,
 )
+from etl_meta.store import _causes
 
 # SQLSTATE classes that mean "try again": connection failures, serialization failures,
 # deadlocks, lock timeouts, admin shutdowns, resource pressure.
-_TRANSIENT_SQLSTATE_PREFIXES = ("08", "40", "53", "57P", "55P03")
+_TRANSIENT_SQLSTATE_PREFIXES = ("08", "40", "53", "57P", "55P03", "57014", "25006", "55000")
+#: Failures that mean "the store cannot serve you now", retried or not: the transient ones, and
+#: a login the server refuses (wrong password, unknown role or database), which waiting won't fix.
+_UNAVAILABLE_SQLSTATE_PREFIXES = (*_TRANSIENT_SQLSTATE_PREFIXES, "28", "3D000")
 # SQLite reports nearly everything as OperationalError; only these mean "try again".
 _TRANSIENT_SQLITE_MESSAGES = (
     "database is locked",
@@ -49,7 +53,9 @@ def _diagnostics(error: sa_exc.DBAPIError) -> tuple[str, str | None, str | None]
     orig = error.orig
     diag = getattr(orig, "diag", None)
     if diag is not None:  # psycopg
-        message = diag.message_primary or type(orig).__name__
+        # A failed connection has no server message: libpq's text is the only account of why
+        # (it names host, port, database and user, never a password; describe() makes sure).
+        message = diag.message_primary or _causes.describe(str(orig)) or type(orig).__name__
         return message, diag.sqlstate, diag.constraint_name
     # sqlite3 messages name the constraint or columns but never the values.
     return str(orig).splitlines()[0] if orig else type(error).__name__, None, None
@@ -58,7 +64,7 @@ def _diagnostics(error: sa_exc.DBAPIError) -> tuple[str, str | None, str | None]
 def is_transient(error: BaseException) -> bool:
     """Whether retrying the same transaction may succeed (used by orchestrator writers)."""
     if isinstance(error, StoreUnavailableError):
-        return True
+        return error.transient
     if isinstance(error, DriverError):
         return bool(error.sqlstate and error.sqlstate.startswith(_TRANSIENT_SQLSTATE_PREFIXES))
     cause = error.__cause__
@@ -109,6 +115,12 @@ def translate_db_error(error: sa_exc.SQLAlchemyError) -> EtlMetaError:
             constraint=constraint,
             connection_failed=_unavailable(error, message, sqlstate),
         )
+    if isinstance(error, sa_exc.TimeoutError):
+        # The pool had no connection to hand out in time: every one is busy or being opened.
+        return StoreUnavailableError(
+            "the store is unavailable (timeout): no pooled connection became free in time",
+            cause=_causes.TIMEOUT.name,
+        )
     if isinstance(error, sa_exc.StatementError) and isinstance(error.orig, ValueError | TypeError):
         return ValidationError.single("?", str(error.orig))
     return EtlMetaError(f"database error: {type(error).__name__}")
@@ -135,9 +147,14 @@ def translate_driver_error(
     elif sqlstate == "42501":  # insufficient_privilege: the database role lacks a grant
         translated = PermissionDeniedError(f"the database refused: {message}", source="database")
     elif connection_failed or (
-        sqlstate is not None and sqlstate.startswith(_TRANSIENT_SQLSTATE_PREFIXES)
+        sqlstate is not None and sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES)
     ):
-        translated = StoreUnavailableError(f"the store is unavailable: {message}")
+        cause_of = _causes.classify(message, sqlstate)
+        translated = StoreUnavailableError(
+            f"the store is unavailable ({cause_of.name}): {message}",
+            cause=cause_of.name,
+            transient=cause_of.transient,
+        )
     else:
         translated = IntegrityError(f"the database rejected the statement: {message}")
     translated.__cause__ = cause

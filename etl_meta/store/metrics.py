@@ -64,7 +64,7 @@ class MetricsAPI(StoreAPI):
             ids = {name: c.id for name, c in components.items()}
             rows = _validate_points(points, execution.id, ids)
             inserted = repo.insert_points(session, rows)
-            if rows:
+            if inserted:  # a replay (nothing new) leaves no trace, not even in the audit trail
                 self._audit(
                     session,
                     action="record_metrics",
@@ -185,6 +185,27 @@ def _validate_points(
     if problems:
         raise ValidationError(problems, entity="metric")
     return rows
+
+
+def check_point(point: PointTuple) -> None:
+    """Raise the :class:`ValidationError` :meth:`MetricsAPI.record` would raise for ``point``,
+    without the store (the component is not checked: only the store knows the job's).
+
+    For writers that may have to hold a point until the store is back: a point they hand off
+    must be one the store will take.
+    """
+    try:
+        _check_point(point, _ANY_COMPONENT, utcnow())
+    except _Bad as bad:
+        raise ValidationError.single(bad.field, bad.message, entity="metric") from None
+
+
+class _AnyComponent(dict[str, int]):
+    def get(self, key: Any, default: Any = None) -> int:  # type: ignore[override]
+        return 0
+
+
+_ANY_COMPONENT = _AnyComponent()
 
 
 def _check_point(
