@@ -15,9 +15,17 @@ point). Where the hooks run, and what they write:
   ``dag.test()`` too): the execution, and at the end the last try of every task that ran, plus
   the run's error (the last failed step's).
 
-Every write is an idempotent upsert, so replays change nothing. The hooks are fast (one
-transaction; short connect and statement timeouts, see :mod:`etl_meta.airflow.stores`) and never
-raise into Airflow: a failure is logged with the DAG and run id, to be reconciled later.
+Every write is an idempotent upsert, so replays change nothing, and no hook ever raises into
+Airflow. What a hook may cost:
+
+* DAG-run hooks (the scheduler loop waits for them) never touch the store: they build the rows
+  from the objects Airflow passed and queue the write for this process's background writer
+  (:mod:`etl_meta.airflow.background`); a full queue drops the write, to be reconciled.
+* task hooks (a task process, or the API server) write synchronously, retrying transient errors
+  for at most ``ETL_META_RECORD_WAIT_SECONDS`` (5 s), and not at all while the process's circuit
+  breaker is open after a failure. What they miss, ``etl-meta airflow reconcile`` records from
+  Airflow's own record.
+
 DAGs without the ``etl-meta`` tag cost no store access at all.
 """
 
@@ -32,21 +40,25 @@ from typing import Any
 
 import pluggy
 from sqlalchemy.orm import object_session
+from sqlalchemy.orm.exc import UnmappedInstanceError
 
-from etl_meta.airflow import recording
+from etl_meta.airflow import background, recording
 from etl_meta.airflow.dags import DAG_TAG
 from etl_meta.airflow.handoff import safe_name
 from etl_meta.airflow.operator import EtlMetaComponentOperator
 from etl_meta.airflow.stores import airflow_actor, open_store
 from etl_meta.components.runtime import run_log_path
+from etl_meta.config import Settings
 from etl_meta.errors import NotFoundError
 from etl_meta.models import ExecutionStatus, StepStatus
+from etl_meta.retry import retry_transient
 from etl_meta.store import MetadataStore
+from etl_meta.store._errors import is_transient
 
 log = logging.getLogger(__name__)
 hookimpl = pluggy.HookimplMarker("airflow")
 
-#: A hook slower than this logs a warning (the scheduler loop waits for DAG-run hooks).
+#: A hook slower than this logs a warning.
 SLOW_HOOK_SECONDS = 1.0
 _OPERATOR_NAME = EtlMetaComponentOperator.__name__
 _MARKED_FAILED = "marked failed in Airflow (no error raised)"
@@ -54,12 +66,34 @@ _MARKED_FAILED = "marked failed in Airflow (no error raised)"
 _RUNTIME_TI = "RuntimeTaskInstance"
 
 
+def _record_wait_seconds() -> float:
+    return Settings().record_wait_seconds
+
+
 def _guarded(what: str, dag_id: Any, run_id: Any, record: Callable[[], None]) -> None:
-    """Run ``record``; log (never raise) any failure, naming the run for reconciliation."""
+    """Run ``record`` within the recording budget; log (never raise) any failure.
+
+    Transient failures are retried for ``record_wait_seconds`` and open the process's circuit
+    breaker, so the next hooks of this process skip the store for a while instead of waiting.
+    """
+    breaker = background.breaker()
+    if not breaker.allows():
+        log.warning(
+            "etl-meta skipped recording %s of DAG %s run %s: the store failed moments ago "
+            "(retrying in %.0f s); it is left to `etl-meta airflow reconcile`",
+            what,
+            dag_id,
+            run_id,
+            breaker.remaining(),
+        )
+        return
     started = time.monotonic()
     try:
-        record()
-    except Exception:
+        retry_transient(record, max_seconds=_record_wait_seconds(), max_wait=1.0)
+        breaker.succeeded()
+    except Exception as exc:
+        if is_transient(exc):
+            breaker.failed()
         log.exception(
             "etl-meta could not record %s of DAG %s run %s; the store misses it until it is "
             "reconciled",
@@ -189,27 +223,55 @@ def _tags(dag_run: Any) -> set[str] | None:
 
 
 def _task_instances(dag_run: Any) -> list[Any]:
-    session = object_session(dag_run)
+    try:
+        session = object_session(dag_run)
+    except UnmappedInstanceError:  # not an ORM DagRun (an API model, a test double)
+        session = None
     if session is not None:
         return list(dag_run.get_task_instances(session=session))
     return list(dag_run.get_task_instances())
 
 
-def _record_dag_run(dag_run: Any, status: ExecutionStatus) -> None:
+def _dag_run_write(dag_run: Any, status: ExecutionStatus) -> background.Write | None:
+    """What to record for ``dag_run`` reaching ``status``, built without touching the store.
+
+    Reads only the objects Airflow passed (and the run's task instances from Airflow's own
+    session): the write itself happens on the background writer, off the scheduler loop.
+    """
     tags = _tags(dag_run)
     if tags is not None and DAG_TAG not in tags:
-        return
-    store = open_store("listener", actor=airflow_actor(dag_run.dag_id, dag_run.run_id))
-    if tags is None:  # no DAG attached to the run object: only runs the store already knows
-        if status is ExecutionStatus.RUNNING:
-            return
-        if store.executions.find(recording.ORCHESTRATOR, dag_run.run_id) is None:
-            return
+        return None
+    # No DAG attached to the run object: only a run the store already knows is recorded.
+    known_only = tags is None
+    if known_only and status is ExecutionStatus.RUNNING:
+        return None
     execution = recording.execution_for_dag_run(dag_run, status)
     steps = recording.final_attempts(_task_instances(dag_run), status) if status.is_terminal else []
+    return background.Write(
+        what=f"DAG run {status}",
+        run_id=dag_run.run_id,
+        call=functools.partial(
+            _write_dag_run, dag_run.dag_id, execution, steps, status, known_only=known_only
+        ),
+    )
+
+
+def _write_dag_run(
+    dag_id: str,
+    execution: dict[str, Any],
+    steps: list[dict[str, Any]],
+    status: ExecutionStatus,
+    *,
+    known_only: bool,
+) -> None:
+    """On the background writer: the execution, the tries the task hooks missed, the error."""
+    run_id = execution["external_run_id"]
+    store = open_store("listener", actor=airflow_actor(dag_id, run_id))
+    if known_only and store.executions.find(recording.ORCHESTRATOR, run_id) is None:
+        return
     with store.transaction():
         if steps:  # only what the task hooks missed: theirs are the times the task measured
-            known = store.executions.find(recording.ORCHESTRATOR, dag_run.run_id, with_steps=True)
+            known = store.executions.find(recording.ORCHESTRATOR, run_id, with_steps=True)
             done = {
                 (s.component_name, s.attempt)
                 for s in (known.steps or [] if known else [])
@@ -221,7 +283,7 @@ def _record_dag_run(dag_run: Any, status: ExecutionStatus) -> None:
         except NotFoundError:  # a task whose component is gone from the store since the export
             if not steps:
                 raise
-            log.warning("etl-meta: run %s has tasks unknown to the store", dag_run.run_id)
+            log.warning("etl-meta: run %s has tasks unknown to the store", run_id)
             recorded = store.executions.upsert(execution)
         if status is ExecutionStatus.FAILED and not recorded.error:
             _record_run_error(store, execution)
@@ -237,12 +299,29 @@ def _record_run_error(store: MetadataStore, execution: dict[str, Any]) -> None:
 
 
 def _on_dag_run(dag_run: Any, status: ExecutionStatus) -> None:
-    _guarded(
-        f"DAG run {status}",
-        getattr(dag_run, "dag_id", None),
-        getattr(dag_run, "run_id", None),
-        functools.partial(_record_dag_run, dag_run, status),
-    )
+    """Queue the run's write; never waits for the store, never raises."""
+    started = time.monotonic()
+    try:
+        write = _dag_run_write(dag_run, status)
+        if write is not None:
+            background.writer().submit(write)
+    except Exception:
+        log.exception(
+            "etl-meta could not read DAG %s run %s (%s); it is left to `etl-meta airflow "
+            "reconcile`",
+            getattr(dag_run, "dag_id", None),
+            getattr(dag_run, "run_id", None),
+            status,
+        )
+    finally:
+        elapsed = time.monotonic() - started
+        if elapsed > SLOW_HOOK_SECONDS:
+            log.warning(
+                "etl-meta: the %s hook of run %s took %.1f s",
+                status,
+                getattr(dag_run, "run_id", None),
+                elapsed,
+            )
 
 
 @hookimpl

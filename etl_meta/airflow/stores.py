@@ -11,8 +11,9 @@ short timeouts (overridable through the environment)::
     ETL_META_AIRFLOW_LISTENER_CONNECT_TIMEOUT_SECONDS    3
     ETL_META_AIRFLOW_LISTENER_STATEMENT_TIMEOUT_MS       5000
 
-Tasks use the store's normal settings (a task may wait for a busy store; Airflow's retries take
-over when it stays down) with a pool of at most two connections.
+Tasks use the store's normal settings with a pool of at most two connections; opening the store
+retries transient errors for ``ETL_META_STORE_WAIT_SECONDS`` (60 s), then Airflow's own retries
+take over.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from sqlalchemy.engine import Engine
 from etl_meta.access import Role
 from etl_meta.config import Settings
 from etl_meta.db import create_engine
+from etl_meta.retry import retry_transient
 from etl_meta.store import MetadataStore
 from etl_meta.validation import ACTOR_MAX
 
@@ -43,7 +45,7 @@ LISTENER_TIMEOUTS: dict[str, tuple[str, int]] = {
 
 _lock = threading.Lock()
 _engines: dict[tuple[int, Purpose, str], Engine] = {}
-_checked: set[tuple[int, Purpose, str]] = set()
+_checked: set[tuple[int, str]] = set()
 
 
 def _env_int(name: str, default: int) -> int:
@@ -83,28 +85,43 @@ def task_settings(base: Settings | None = None) -> Settings:
 def open_store(purpose: Purpose, *, actor: str, settings: Settings | None = None) -> MetadataStore:
     """A store on this process's shared engine for ``purpose``, naming ``actor`` in the audit.
 
-    Cheap after the first call in a process: the engine (and its pool) is reused and the schema
-    is checked once. Keyed by process id, so a forked child never shares its parent's connections.
+    Cheap after the first call in a process: the engine (and its pool) is reused, and the schema
+    is checked once per process and database, whichever purpose opened it first (a task try used
+    to pay the check twice: once in the listener's ``running`` hook, once in the task). Keyed by
+    process id, so a forked child never shares its parent's connections.
+
+    A task's open (``purpose="task"``) retries transient errors for ``store_wait_seconds``
+    (``ETL_META_STORE_WAIT_SECONDS``, 60 s), so a task starting during a short outage waits
+    instead of failing; past that it raises :class:`~etl_meta.errors.StoreUnavailableError`,
+    which Airflow retries like any task error. The listener's open is tried once: its callers
+    have their own budget.
     """
     base = settings or Settings()
     configured = listener_settings(base) if purpose == "listener" else task_settings(base)
     url = configured.resolved_database_url()
     key = (os.getpid(), purpose, url)
+    checked = (os.getpid(), url)
     with _lock:
         engine = _engines.get(key)
         if engine is None:
             engine = _engines[key] = create_engine(url, settings=configured)
     # Workers record runs and read secrets; they never change definitions (docs/security.md).
     role = Role.READER if configured.role is Role.READER else Role.WRITER
-    store = MetadataStore(
-        engine=engine,
-        settings=configured,
-        actor=actor,
-        role=role,
-        check_schema=key not in _checked,
-    )
-    _checked.add(key)
-    return store
+
+    def attempt() -> MetadataStore:
+        store = MetadataStore(
+            engine=engine,
+            settings=configured,
+            actor=actor,
+            role=role,
+            check_schema=checked not in _checked,
+        )
+        _checked.add(checked)
+        return store
+
+    if purpose == "listener":
+        return attempt()
+    return retry_transient(attempt, max_seconds=configured.store_wait_seconds)
 
 
 def airflow_actor(

@@ -73,8 +73,11 @@ def component_config(context: Mapping[str, Any] | None = None) -> dict[str, Any]
     task = ctx.get("task")
     version = task.component.config_version if isinstance(task, EtlMetaComponentOperator) else None
     store = _store(ti)
+    # Within the store wait window; past it the StoreUnavailableError fails this try, and
+    # Airflow retries it (a retryable error, unlike AirflowFailException).
     stored = retry_transient(
-        lambda: store.components.configuration(ti.dag_id, ti.task_id, version=version)
+        lambda: store.components.configuration(ti.dag_id, ti.task_id, version=version),
+        max_seconds=store.settings.store_wait_seconds,
     )
     conf = getattr(ctx.get("dag_run"), "conf", None)
     return resolve_configuration(stored, run_overrides(conf, ti.task_id))
@@ -92,7 +95,9 @@ def log_metrics(context: Mapping[str, Any] | None, metrics: Mapping[str, float])
         if isinstance(task, EtlMetaComponentOperator):
             job = task.job
         else:
-            stored = retry_transient(lambda: store.jobs.get(ti.dag_id))
+            stored = retry_transient(
+                lambda: store.jobs.get(ti.dag_id), max_seconds=store.settings.store_wait_seconds
+            )
             job = JobSnapshot(
                 name=stored.name,
                 revision=stored.revision,

@@ -57,11 +57,17 @@ def airflow_db() -> Iterator[Path]:
 
 @pytest.fixture
 def airflow_env(monkeypatch: pytest.MonkeyPatch, store_url: str, tmp_path: Path) -> Iterator[Path]:
-    """The environment tasks and the listener read: this test's store and home."""
-    from etl_meta.airflow import stores
+    """The environment tasks and the listener read: this test's store and home.
+
+    The listener's background writer and circuit breaker are per process: each test starts
+    with fresh ones, so nothing one test queued lands in another's store.
+    """
+    from etl_meta.airflow import background, stores
 
     monkeypatch.setenv("ETL_META_DATABASE_URL", store_url)
     monkeypatch.setenv("ETL_META_HOME", str(tmp_path))
     monkeypatch.delenv("ETL_META_AIRFLOW_DATA_DIR", raising=False)
+    background.reset()
     yield tmp_path
+    background.reset()
     stores.dispose_all()

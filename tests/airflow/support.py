@@ -85,9 +85,18 @@ def exported_dags(store: MetadataStore) -> dict[str, Any]:
     return {name: dag for name, dag in namespace.items() if isinstance(dag, DAG)}
 
 
+def drain() -> None:
+    """Wait for the writes the DAG-run hooks queued (they land on a background thread)."""
+    from etl_meta.airflow import background
+
+    assert background.writer().flush(timeout=30), "the listener's queued writes did not land"
+
+
 def run_dag(dag: Any, **kwargs: Any) -> Any:
-    """``dag.test()`` in this process; returns Airflow's DagRun."""
-    return dag.test(**kwargs)
+    """``dag.test()`` in this process, once the DAG-run hooks' queued writes are done."""
+    dag_run = dag.test(**kwargs)
+    drain()
+    return dag_run
 
 
 def attempts(store: MetadataStore, run_id: str) -> dict[tuple[str, int], tuple[str, str | None]]:
