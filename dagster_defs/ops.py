@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 import dagster as dg
 
+from dagster_defs import _dagster_internal as internal
 from dagster_defs.resources import JOB_METADATA_KEY, EtlMetaResource
 from etl_meta import outbox
 from etl_meta.catalog import DataclassSnapshot, JobSnapshot
@@ -67,17 +68,15 @@ def _handoff(recorder: MetricRecorder) -> dict[str, Any]:
 def _hand_off_on_failure(context: dg.OpExecutionContext, recorder: MetricRecorder) -> None:
     """Put the points the store could not take on the step's own event log before it fails.
 
-    A failed or retried step emits no output, and Dagster keeps a Failure's metadata only on
-    the final failure, not on a retry; an expectation-result event is the one event an op can
-    log with free-form metadata, so the hand-off rides on one (reconciliation reads it back).
+    A failed or retried step emits no output, so the hand-off rides on an event of its own
+    (see ``_dagster_internal.failure_note``); reconciliation reads it back.
     """
     if recorder.unrecorded:
         context.log_event(
-            dg.ExpectationResult(
-                success=True,
-                label=outbox.DAGSTER_KEY,
-                description="metric points etl-meta could not record yet (reconciliation will)",
-                metadata=_handoff(recorder),
+            internal.failure_note(
+                outbox.DAGSTER_KEY,
+                "metric points etl-meta could not record yet (reconciliation will)",
+                _handoff(recorder),
             )
         )
 
@@ -131,12 +130,9 @@ def op_for_type(component_type: str) -> dg.OpDefinition:
             config_versions=job.config_versions,
             log_path=log_path,
         )
+        wait = etl_meta.settings.record_wait_seconds
         recorder = MetricRecorder(
-            lambda: etl_meta.open_store(etl_meta.record_timeout_seconds),
-            job,
-            name,
-            run,
-            wait_seconds=etl_meta.record_timeout_seconds,
+            lambda: etl_meta.open_store(wait), job, name, run, wait_seconds=wait
         )
         try:
             result = run_component(

@@ -137,8 +137,8 @@ def _run_events(instance: dg.DagsterInstance, run_id: str) -> _RunEvents:
                 found.run_error = _error_text(data.error)
         elif kind is dg.DagsterEventType.STEP_OUTPUT:
             found.points.extend(_hand_off(data.metadata))
-        else:  # an expectation result: the hand-off of a step that failed (dagster_defs.ops)
-            found.points.extend(_hand_off(data.metadata))
+        else:  # the hand-off of a step that failed (dagster_defs.ops)
+            found.points.extend(_hand_off(internal.failure_note_metadata(data)))
     return found
 
 

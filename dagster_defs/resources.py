@@ -52,19 +52,21 @@ class EtlMetaResource(dg.ConfigurableResource):
             "definitions: the built-in ones never do."
         ),
     )
-    write_timeout_seconds: float = Field(
-        default=60.0,
+    write_timeout_seconds: float | None = Field(
+        default=None,
         description=(
             "How long opening the store and reading a component's configuration wait for an "
             "unavailable store (retrying with capped, jittered backoff) before the op fails "
-            "with a retryable error, for the job's retry policy to take over."
+            "with a retryable error, for the job's retry policy to take over. Default: "
+            "ETL_META_STORE_WAIT_SECONDS (60)."
         ),
     )
-    record_timeout_seconds: float = Field(
-        default=5.0,
+    record_timeout_seconds: float | None = Field(
+        default=None,
         description=(
             "How long a metric write waits for an unavailable store. Then the op goes on: its "
-            "metrics travel on the op's Dagster event and reconciliation records them."
+            "metrics travel on the op's Dagster event and reconciliation records them. "
+            "Default: ETL_META_RECORD_WAIT_SECONDS (5)."
         ),
     )
 
@@ -80,9 +82,13 @@ class EtlMetaResource(dg.ConfigurableResource):
         run = getattr(context, "run", None)  # None outside a run (sensors)
         run_id = run.run_id if run is not None else None
         self._actor = self.actor or (f"dagster:{run_id}" if run_id else "dagster")
-        self._settings = Settings(
-            store_wait_seconds=self.write_timeout_seconds,
-            record_wait_seconds=self.record_timeout_seconds,
+        waits = {
+            "store_wait_seconds": self.write_timeout_seconds,
+            "record_wait_seconds": self.record_timeout_seconds,
+        }
+        settings = Settings()
+        self._settings = settings.model_copy(
+            update={k: v for k, v in waits.items() if v is not None}
         ).for_runs()
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
@@ -105,7 +111,7 @@ class EtlMetaResource(dg.ConfigurableResource):
         if self._store is None:
             settings = self.settings
             url = self.database_url or os.environ.get(DATABASE_URL_ENV) or None
-            wait = self.write_timeout_seconds if max_seconds is None else max_seconds
+            wait = settings.store_wait_seconds if max_seconds is None else max_seconds
             self._store = retry_transient(
                 lambda: MetadataStore(url, actor=self._actor, role=self.role, settings=settings),
                 max_seconds=wait,
@@ -135,7 +141,7 @@ class EtlMetaResource(dg.ConfigurableResource):
         :class:`~etl_meta.errors.StoreUnavailableError`.
         """
         job, name = context.job_name, context.op_handle.name
-        deadline = time.monotonic() + self.write_timeout_seconds
+        deadline = time.monotonic() + self.settings.store_wait_seconds
         store = self.open_store()
         stored = retry_transient(
             lambda: store.components.configuration(job, name),
@@ -158,11 +164,11 @@ class EtlMetaResource(dg.ConfigurableResource):
                 config_versions=dict(snapshot.config_versions),
             )
             recorder = self._recorders[key] = MetricRecorder(
-                lambda: self.open_store(self.record_timeout_seconds),
+                lambda: self.open_store(self.settings.record_wait_seconds),
                 snapshot,
                 key[1],
                 run,
-                wait_seconds=self.record_timeout_seconds,
+                wait_seconds=self.settings.record_wait_seconds,
             )
         return recorder
 

@@ -112,7 +112,8 @@ class MigratedDatabase:
         finally:
             engine.dispose()
         self._reset_engine = (
-            sa.create_engine(self.url, isolation_level="AUTOCOMMIT")
+            # pre-ping: outage tests terminate every backend of the database, this one's too
+            sa.create_engine(self.url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
             if backend == "postgresql"
             else None
         )
