@@ -76,21 +76,27 @@ def _loaded_revisions(url: str) -> dict[str, dict[str, str]]:
 @app.command()
 def status(
     url: UrlOption = "http://127.0.0.1:3000",
+    recent: Annotated[
+        int, typer.Option(min=1, max=10_000, help="Finished runs to check for recording lag.")
+    ] = 500,
     database_url: DatabaseUrlOption = None,
     output: FormatOption = OutputFormat.table,
 ) -> None:
-    """Compare the store's definitions with what the Dagster location has loaded."""
+    """Compare the store's definitions with what the Dagster location has loaded, and (with
+    DAGSTER_HOME set) how far the store is behind Dagster's finished runs."""
     from dagster_defs.jobs import build_jobs
     from etl_meta.catalog import take_snapshot
     from etl_meta.store import MetadataStore
 
     with handle_errors(), MetadataStore(settings=settings_for(database_url)) as store:
         snapshot = take_snapshot(store)
+        recording = _recording_lag(store, recent)
     _, errors = build_jobs(snapshot)
     report: dict[str, Any] = {
         "store_catalog_revision": snapshot.revision,
         "jobs_not_loadable": [str(e) for e in errors],
         "webserver": url,
+        "recording": recording,
     }
     try:
         loaded = _loaded_revisions(url)
@@ -111,6 +117,13 @@ def status(
         print_json(report)
         return
     console.print(f"store catalog revision:  {snapshot.revision}", highlight=False)
+    if recording is not None:
+        console.print(
+            f"recording lag:           {recording['lag_seconds']:.0f}s "
+            f"({recording['finished_runs_not_recorded']} of the last "
+            f"{recording['finished_runs_checked']} finished run(s) not recorded yet)",
+            highlight=False,
+        )
     if loaded is None:
         console.print(f"dagster webserver:       not reachable at {url}", highlight=False)
     else:
@@ -125,6 +138,51 @@ def status(
             console.print(f"[yellow]stale:[/yellow] {stale} — run `etl-meta dagster reload`")
     for error in errors:
         err_console.print(f"[red]not loadable:[/red] {error}", highlight=False)
+
+
+def _recording_lag(store: Any, recent: int) -> dict[str, Any] | None:
+    """How far the store is behind the Dagster instance (DAGSTER_HOME) on finished runs."""
+    import os
+    import time
+
+    import dagster as dg
+
+    from dagster_defs.jobs import TAG_JOB
+    from etl_meta.models import ExecutionStatus
+
+    if not os.environ.get("DAGSTER_HOME"):
+        return None
+    instance = dg.DagsterInstance.get()
+    finished = [
+        record
+        for record in instance.get_run_records(
+            filters=dg.RunsFilter(
+                statuses=[
+                    dg.DagsterRunStatus.SUCCESS,
+                    dg.DagsterRunStatus.FAILURE,
+                    dg.DagsterRunStatus.CANCELED,
+                ]
+            ),
+            limit=recent,
+        )
+        if TAG_JOB in record.dagster_run.tags
+    ]
+    stored = {
+        e.external_run_id: e.status
+        for e in store.executions.list(orchestrator="dagster", limit=max(recent * 2, 100))
+    }
+    behind = [
+        r
+        for r in finished
+        if stored.get(r.dagster_run.run_id, ExecutionStatus.RUNNING)
+        in (ExecutionStatus.RUNNING, ExecutionStatus.QUEUED)
+    ]
+    ends = [r.end_time for r in behind if r.end_time is not None]
+    return {
+        "finished_runs_checked": len(finished),
+        "finished_runs_not_recorded": len(behind),
+        "lag_seconds": round(max(time.time() - min(ends), 0.0), 1) if ends else 0.0,
+    }
 
 
 @app.command()

@@ -85,3 +85,30 @@ def test_runs_request_creates_one_request_per_key(cli, store, tmp_path):
     bad.write_text("- not\n- a mapping\n")
     refused = cli("runs", "request", "chain", "--config", str(bad))
     assert refused.exit_code == 2 and "expected {component" in refused.output
+
+
+def test_dagster_status_reports_finished_runs_the_store_has_not_recorded(
+    cli, store, tmp_path, monkeypatch
+):
+    chain_job(store, num_of_retries=0)
+    store.components.update("chain", "b", {"configuration": {"n": 1}})
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    job = definitions(store).resolve_job_def("chain")
+    with dg.DagsterInstance.get() as instance:
+        ids = [job.execute_in_process(instance=instance).run_id for _ in range(2)]
+    # The ops recorded their runs as running; no sensor saw them end.
+    args = ("dagster", "status", "--url", "http://127.0.0.1:9", "--format", "json")
+    behind = json.loads(cli(*args).output)["recording"]
+    assert behind["finished_runs_checked"] == 2 and behind["finished_runs_not_recorded"] == 2
+    assert behind["lag_seconds"] >= 0
+    assert cli("dagster", "reconcile").exit_code == 0
+    caught_up = json.loads(cli(*args).output)["recording"]
+    assert caught_up == {
+        "finished_runs_checked": 2,
+        "finished_runs_not_recorded": 0,
+        "lag_seconds": 0.0,
+    }
+    assert {store.executions.find("dagster", r).status for r in ids} == {"success"}
