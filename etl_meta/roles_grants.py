@@ -47,6 +47,7 @@ WRITER_RECORDS: tuple[str, ...] = (
     "metric",
     "metric_latest",
     "run_request",
+    "sync_cursor",
 )
 
 #: Append-only for every role, admin included: a trail its writers could rewrite proves nothing.

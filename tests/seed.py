@@ -64,3 +64,4 @@ def seed_every_table(store: MetadataStore) -> None:
         run_id="run-1",
     )
     store.run_requests.create({"job": "daily_sales", "request_key": "seed"})
+    store.sync_cursors.set("airflow.reconcile", {"updated_at_gte": T0.isoformat()})

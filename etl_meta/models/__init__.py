@@ -41,6 +41,7 @@ from etl_meta.models.job import Job, JobBase, JobCreate, JobPublic, JobTag, JobU
 from etl_meta.models.metric import Metric, MetricLatest, MetricPoint, MetricPublic
 from etl_meta.models.relationships import configure as _configure_relationships
 from etl_meta.models.run_request import RunRequest, RunRequestCreate, RunRequestPublic
+from etl_meta.models.sync_cursor import SyncCursor, SyncCursorPublic
 
 # Resolve forward references between the Public schemas of different modules.
 JobPublic.model_rebuild()
@@ -93,6 +94,8 @@ __all__ = [
     "StepAttemptUpsert",
     "StepStatus",
     "StrategyType",
+    "SyncCursor",
+    "SyncCursorPublic",
     "Tag",
     "metadata",
 ]

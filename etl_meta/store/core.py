@@ -48,6 +48,7 @@ from etl_meta.store.maintenance import MaintenanceAPI
 from etl_meta.store.metrics import MetricsAPI
 from etl_meta.store.run_requests import RunRequestsAPI
 from etl_meta.store.secrets import SecretsAPI
+from etl_meta.store.sync_cursors import SyncCursorsAPI
 from etl_meta.types import coerce_enum
 from etl_meta.validation import check_actor
 
@@ -103,6 +104,7 @@ class MetadataStore:
         self.audit = AuditAPI(self)
         self.maintenance = MaintenanceAPI(self)
         self.secrets = SecretsAPI(self)
+        self.sync_cursors = SyncCursorsAPI(self)
 
     @cached_property
     def cipher(self) -> Cipher:

@@ -62,6 +62,7 @@ def test_downgrade_to_base_and_back_up_with_data_in_every_table(engine, settings
     before = _snapshot(engine)
     empty = sorted(name for name in ETL_TABLES if not before.get(name))
     assert empty == [], f"seed_every_table leaves these tables empty: {empty}"
+    seeded = {k: len(v) for k, v in before.items()}
 
     # Step down one revision at a time; tables that survive a step keep their rows.
     revisions = [r.revision for r in schema_mod._script().walk_revisions()]  # newest first
@@ -85,9 +86,7 @@ def test_downgrade_to_base_and_back_up_with_data_in_every_table(engine, settings
     assert schema_mod.schema_drift(engine) == []
     with MetadataStore(engine=engine, settings=settings) as store:
         seed_every_table(store)  # the rebuilt schema takes the same data again
-    assert {k: len(v) for k, v in _snapshot(engine).items()} == {
-        k: len(v) for k, v in before.items()
-    }
+    assert {k: len(v) for k, v in _snapshot(engine).items()} == seeded
 
 
 def test_constraint_and_index_names_are_unique_and_fit_postgresql(engine):
