@@ -8,7 +8,9 @@ from the exported catalog. When it runs it:
 2. calls :func:`etl_meta.components.runtime.run_component` — the code path Dagster ops use — which
    reads the real configuration of that exact version from the store, merges the DAG run's
    overrides (``conf={"components": {"<component>": {...}}}``; ``***`` means "the stored value"),
-   runs the component type and records its metrics keyed by run, component and try;
+   runs the component type and records its metrics keyed by run, component and try (metrics
+   the store could not take within ``ETL_META_RECORD_WAIT_SECONDS`` go to XCom, see
+   :mod:`etl_meta.airflow.xcom`);
 3. writes the output to a run-scoped file and returns its path (the task's XCom).
 
 Failures a retry cannot fix (invalid configuration, failed data checks, wrong wiring) raise
@@ -25,11 +27,16 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from etl_meta.airflow import handoff
+from etl_meta.airflow import handoff, xcom
 from etl_meta.airflow.stores import airflow_actor, open_store
 from etl_meta.catalog import ComponentSnapshot, DataclassSnapshot, JobSnapshot
 from etl_meta.components import ComponentFailed
-from etl_meta.components.runtime import RunIdentity, run_component, run_log_path
+from etl_meta.components.runtime import (
+    MetricRecorder,
+    RunIdentity,
+    run_component,
+    run_log_path,
+)
 from etl_meta.errors import ValidationError
 
 #: Key of the DAG run ``conf`` holding per-component configuration overrides.
@@ -124,6 +131,7 @@ class EtlMetaComponentOperator(BaseOperator):
             config_versions=self.job.config_versions,
             log_path=log_path,
         )
+        recorder = MetricRecorder(store, self.job, self.component.name, run)
         try:
             result = run_component(
                 store,
@@ -136,6 +144,7 @@ class EtlMetaComponentOperator(BaseOperator):
                     self.component.configuration, run_overrides(conf, self.component.name)
                 ),
                 log=component_log,
+                recorder=recorder,
             )
         except ValidationError as exc:
             # Invalid configuration fails the same way on every try: don't retry it.
@@ -145,6 +154,8 @@ class EtlMetaComponentOperator(BaseOperator):
                 raise
             raise AirflowFailException(str(exc)) from exc
         finally:
+            # Succeeded or failed: what the store missed survives the try in XCom.
+            xcom.hand_off(ti, recorder)
             if handler is not None:
                 component_log.removeHandler(handler)
                 handler.close()

@@ -82,7 +82,13 @@ def task_settings(base: Settings | None = None) -> Settings:
     )
 
 
-def open_store(purpose: Purpose, *, actor: str, settings: Settings | None = None) -> MetadataStore:
+def open_store(
+    purpose: Purpose,
+    *,
+    actor: str,
+    settings: Settings | None = None,
+    wait_seconds: float | None = None,
+) -> MetadataStore:
     """A store on this process's shared engine for ``purpose``, naming ``actor`` in the audit.
 
     Cheap after the first call in a process: the engine (and its pool) is reused, and the schema
@@ -94,7 +100,8 @@ def open_store(purpose: Purpose, *, actor: str, settings: Settings | None = None
     (``ETL_META_STORE_WAIT_SECONDS``, 60 s), so a task starting during a short outage waits
     instead of failing; past that it raises :class:`~etl_meta.errors.StoreUnavailableError`,
     which Airflow retries like any task error. The listener's open is tried once: its callers
-    have their own budget.
+    have their own budget. ``wait_seconds`` replaces the purpose's wait (recording from a task
+    waits ``record_wait_seconds`` only).
     """
     base = settings or Settings()
     configured = listener_settings(base) if purpose == "listener" else task_settings(base)
@@ -119,9 +126,9 @@ def open_store(purpose: Purpose, *, actor: str, settings: Settings | None = None
         _checked.add(checked)
         return store
 
-    if purpose == "listener":
-        return attempt()
-    return retry_transient(attempt, max_seconds=configured.store_wait_seconds)
+    if wait_seconds is None:
+        wait_seconds = 0.0 if purpose == "listener" else configured.store_wait_seconds
+    return retry_transient(attempt, max_seconds=wait_seconds)
 
 
 def airflow_actor(

@@ -21,15 +21,18 @@ usual ``ETL_META_DATABASE_URL`` (or the SQLite file under ``ETL_META_HOME``) of 
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from typing import Any
 
+from etl_meta.airflow import xcom
 from etl_meta.airflow.operator import EtlMetaComponentOperator, run_overrides
 from etl_meta.airflow.recording import ORCHESTRATOR
 from etl_meta.airflow.stores import airflow_actor, open_store
 from etl_meta.catalog import JobSnapshot
 from etl_meta.components.runtime import MetricRecorder, RunIdentity, resolve_configuration
+from etl_meta.config import Settings
 from etl_meta.retry import retry_transient
 from etl_meta.store import MetadataStore, RecordResult
 
@@ -56,8 +59,14 @@ def component(context: Mapping[str, Any] | None = None) -> dict[str, Any]:
     }
 
 
-def _store(ti: Any) -> MetadataStore:
+def _store(ti: Any, *, wait: bool = False) -> MetadataStore:
+    """The task's store; ``wait``: opened within the recording budget, not the store wait."""
     actor = airflow_actor(ti.dag_id, ti.run_id, ti.task_id, int(ti.try_number))
+    if wait:
+        settings = Settings()
+        return open_store(
+            "task", actor=actor, settings=settings, wait_seconds=settings.record_wait_seconds
+        )
     return open_store("task", actor=actor)
 
 
@@ -84,27 +93,34 @@ def component_config(context: Mapping[str, Any] | None = None) -> dict[str, Any]
 
 
 def log_metrics(context: Mapping[str, Any] | None, metrics: Mapping[str, float]) -> RecordResult:
-    """Record ``metrics`` for this run, component and try (replays are skipped by the store)."""
+    """Record ``metrics`` for this run, component and try (replays are skipped by the store).
+
+    Never fails or waits past ``ETL_META_RECORD_WAIT_SECONDS`` because of the store: points it
+    cannot write go to XCom (:mod:`etl_meta.airflow.xcom`) for ``etl-meta airflow reconcile``.
+    """
     ctx = _context(context)
     ti = ctx["ti"]
     key = (os.getpid(), ti.run_id, ti.task_id, int(ti.try_number))
     recorder = _recorders.get(key)
     if recorder is None:
-        store = _store(ti)
         task = ctx.get("task")
-        if isinstance(task, EtlMetaComponentOperator):
-            job = task.job
-        else:
-            stored = retry_transient(
-                lambda: store.jobs.get(ti.dag_id), max_seconds=store.settings.store_wait_seconds
+        # Your own DAG's job: the run is recorded with its name only (revision unknown, 0), so
+        # logging never has to read the store first.
+        job = (
+            task.job
+            if isinstance(task, EtlMetaComponentOperator)
+            else JobSnapshot(
+                name=ti.dag_id,
+                revision=0,
+                num_of_retries=0,
+                file_logging=False,
+                strategy_type="sequential",
             )
-            job = JobSnapshot(
-                name=stored.name,
-                revision=stored.revision,
-                num_of_retries=stored.num_of_retries,
-                file_logging=stored.file_logging,
-                strategy_type=stored.strategy_type,
-            )
+        )
         run = RunIdentity(ORCHESTRATOR, ti.run_id, attempt=key[3])
-        recorder = _recorders[key] = MetricRecorder(store, job, ti.task_id, run)
-    return recorder.record(metrics)
+        opener = functools.partial(_store, ti, wait=True)
+        recorder = _recorders[key] = MetricRecorder(opener, job, ti.task_id, run)
+    try:
+        return recorder.record(metrics)
+    finally:
+        xcom.hand_off(ti, recorder)

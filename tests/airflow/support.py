@@ -104,3 +104,18 @@ def attempts(store: MetadataStore, run_id: str) -> dict[tuple[str, int], tuple[s
     execution = store.executions.find("airflow", run_id, with_steps=True)
     assert execution is not None, f"run {run_id} not recorded"
     return {(s.component_name, s.attempt): (s.status.value, s.error) for s in execution.steps}
+
+
+def handed_off(run_id: str) -> dict[str, list[Any]]:
+    """``{task_id: points}`` the tries of run ``run_id`` left in XCom for reconciliation."""
+    import sqlalchemy as sa
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    from etl_meta import outbox
+
+    with create_session() as session:
+        rows = session.scalars(
+            sa.select(XComModel).where(XComModel.run_id == run_id, XComModel.key == outbox.XCOM_KEY)
+        ).all()
+        return {row.task_id: outbox.decode(XComModel.deserialize_value(row)) for row in rows}

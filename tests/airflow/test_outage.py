@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from etl_meta import schema
 from etl_meta.airflow import background, listener, stores
 from etl_meta.errors import StoreUnavailableError
-from tests.airflow.support import attempts, chain_job, drain, exported_dags
+from tests.airflow.support import attempts, chain_job, drain, exported_dags, handed_off
 
 UNREACHABLE = "postgresql://nobody@127.0.0.1:1/none"
 
@@ -283,6 +283,15 @@ def test_a_run_the_listener_could_not_record_is_recorded_once_the_store_is_back(
     with store_locked_for_writes(store_url):
         run = dags["chain"].test()
     assert run.state == "success"
+    # Every try's metrics wait in Airflow's own database, with nothing but names and numbers.
+    points = handed_off(run.run_id)
+    assert {
+        task: sorted((p.name, p.value, p.attempt) for p in found) for task, found in points.items()
+    } == {
+        "a": [("inputs", 0.0, 1), ("total", 1.0, 1)],
+        "c": [("inputs", 0.0, 1), ("total", 10.0, 1)],
+        "b": [("inputs", 2.0, 1), ("total", 12.0, 1)],
+    }
     drain()  # the DAG-run hook's write waited in the queue for the lock to go
     execution = store.executions.find("airflow", run.run_id, with_steps=True)
     assert execution.status == "success"
