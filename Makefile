@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 EXAMPLES := examples/pipeline.yaml
 
-.PHONY: install demo test lint format bench lock clean
+.PHONY: install demo test test-deployment lint format bench lock clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "etl-meta needs Python 3.11+"'
@@ -35,6 +35,12 @@ demo: install
 ## test: lint, then the whole suite (PostgreSQL too when ETL_META_TEST_POSTGRES_URL is set).
 test: install lint
 	$(BIN)/pytest
+
+## test-deployment: real `dagster dev` and Airflow deployments while the store refuses, hangs or
+## is locked, and kill -9 of workers (tests/deployment; docs/internals/deployment-tests.md).
+## PostgreSQL too when ETL_META_TEST_POSTGRES_URL is set. Not part of `make test`.
+test-deployment: install
+	$(BIN)/pytest -m deployment tests/deployment
 
 lint: install
 	$(BIN)/ruff check .
