@@ -248,6 +248,8 @@ def reconcile(
                 recorded += result.recorded
                 skipped += result.skipped
                 failed += result.failed
+                if result.interrupted is not None:
+                    break  # the store went away mid-pass: say where, exit non-zero
                 if result.cursor == cursor or not result.remaining:
                     break
                 cursor = result.cursor
@@ -256,7 +258,13 @@ def reconcile(
         + (f", {len(failed)} failed: {json.dumps(failed[:10])}" if failed else ""),
         highlight=False,
     )
-    if failed:
+    if result.interrupted is not None:
+        err_console.print(
+            f"[red]stopped:[/red] {result.interrupted}; run it again once the store is back "
+            "(recording is idempotent)",
+            highlight=False,
+        )
+    if failed or result.interrupted is not None:
         raise typer.Exit(1)
 
 

@@ -199,3 +199,36 @@ def test_the_reconcile_sensor_yields_at_once_while_the_store_is_down_and_reports
     assert state["max_delay_seconds"] >= 1.0
     execution = store.executions.find("dagster", result.run_id)
     assert execution.status is ExecutionStatus.SUCCESS
+
+
+def test_status_sensors_leave_a_run_to_reconcile_while_the_store_is_down(
+    store, store_url, instance
+):
+    from dagster_defs import sensors
+
+    chain_job(store)
+    result = run(definitions(store).resolve_job_def("chain"), instance)
+    sensor = next(s for s in sensors.status_sensors() if s.name == "etl_meta_on_run_success")
+
+    def fire() -> None:
+        with dg.build_run_status_sensor_context(
+            sensor_name=sensor.name,
+            dagster_instance=instance,
+            dagster_run=result.dagster_run,
+            dagster_event=result.get_run_success_event(),
+            resources={"etl_meta": EtlMetaResource()},
+        ) as context:
+            sensor(context)  # never raises for an outage: raising would lose the run anyway
+
+    try:
+        with outage("refuse", store_url):
+            fire()
+            assert sensors._STATUS_BREAKER.current_state == "open"
+            started = time.monotonic()
+            fire()  # the breaker is open: no second wait on the store
+            assert time.monotonic() - started < 1.0
+        assert store.executions.find("dagster", result.run_id).status is ExecutionStatus.RUNNING
+    finally:
+        sensors._STATUS_BREAKER.close()
+    reconcile(store, instance)
+    assert store.executions.find("dagster", result.run_id).status is ExecutionStatus.SUCCESS
