@@ -168,3 +168,13 @@ def test_unknown_component_type_does_not_break_the_location(
     (reason,) = not_loaded
     assert reason.startswith("broken_job.mystery_step: "), reason
     assert "no_such_type" in reason
+
+
+def test_the_example_dagster_yaml_turns_run_monitoring_on(tmp_path):
+    import shutil
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    shutil.copy(examples / "dagster.yaml", tmp_path / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert instance.run_monitoring_enabled
+        assert instance.run_monitoring_max_resume_run_attempts == 0
