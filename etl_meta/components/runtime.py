@@ -25,7 +25,7 @@ from etl_meta.outbox import PendingPoint, as_tuples
 from etl_meta.retry import retry_transient
 from etl_meta.store import MetadataStore, RecordResult
 from etl_meta.store._errors import is_transient
-from etl_meta.store.metrics import check_point
+from etl_meta.store.metrics import MetricTarget, check_point
 from etl_meta.types import utcnow
 
 _log = logging.getLogger(__name__)
@@ -119,6 +119,7 @@ class MetricRecorder:
         self._written = 0  # points[:_written] are in the store
         self._steps: dict[str, int] = {}
         self._execution_known = False
+        self._target_ids: MetricTarget | None = None
         self._quiet_until = 0.0
 
     @property
@@ -136,26 +137,63 @@ class MetricRecorder:
             return self.wait_seconds
         return store.settings.record_wait_seconds
 
+    def _execution_values(self) -> dict[str, Any]:
+        return {
+            "job": self.job.name,
+            "orchestrator": self.run.orchestrator,
+            "external_run_id": self.run.run_id,
+            "status": ExecutionStatus.RUNNING,
+            # 0: a job the orchestrator did not load from the store (revision unknown)
+            "job_revision": self.run.job_revision or self.job.revision or None,
+            "config_versions": self.run.config_versions or self.job.config_versions or None,
+            "log_path": self.run.log_path,
+        }
+
     def ensure_execution(self, store: MetadataStore, budget: float) -> None:
         """Make sure the run exists in the store (an op may log before any sensor saw the run)."""
         if self._execution_known:
             return
-        retry_transient(
-            lambda: store.executions.upsert(
-                {
-                    "job": self.job.name,
-                    "orchestrator": self.run.orchestrator,
-                    "external_run_id": self.run.run_id,
-                    "status": ExecutionStatus.RUNNING,
-                    # 0: a job the orchestrator did not load from the store (revision unknown)
-                    "job_revision": self.run.job_revision or self.job.revision or None,
-                    "config_versions": self.run.config_versions or self.job.config_versions or None,
-                    "log_path": self.run.log_path,
-                }
-            ),
-            max_seconds=budget,
-        )
+        values = self._execution_values()
+        retry_transient(lambda: store.executions.upsert(values), max_seconds=budget)
         self._execution_known = True
+
+    def _adds_to(self, target: MetricTarget) -> bool:
+        """Whether ensure_execution's upsert would change the run the store holds."""
+        values = self._execution_values()
+        if target.status.rank < ExecutionStatus.RUNNING.rank:
+            return True
+        stored = {
+            "job_revision": target.job_revision,
+            "config_versions": target.config_versions,
+            "log_path": target.log_path,
+        }
+        return any(values[k] is not None and values[k] != v for k, v in stored.items())
+
+    def _target(self, store: MetadataStore, deadline: float) -> MetricTarget | None:
+        """The ids to record under, looked up once per recorder (then every write is one
+        statement); ``None`` when the store has no such component for the run's job.
+
+        The run is upserted first only when the store lacks it or it would change: an op of a
+        run whose record is current (the usual case after its first op) skips that write.
+        """
+        if self._target_ids is not None:
+            return self._target_ids
+
+        def lookup() -> MetricTarget | None:
+            return retry_transient(
+                lambda: store.metrics.target(
+                    self.component, orchestrator=self.run.orchestrator, run_id=self.run.run_id
+                ),
+                max_seconds=_left(deadline),
+            )
+
+        target = None if self._execution_known else lookup()
+        if target is None or self._adds_to(target):
+            self.ensure_execution(store, _left(deadline))
+            target = lookup()
+        self._execution_known = True
+        self._target_ids = target
+        return target
 
     def record(self, metrics: Mapping[str, float]) -> RecordResult:
         """Record ``{name: value}``; a name recorded again gets the next step.
@@ -191,13 +229,18 @@ class MetricRecorder:
         try:
             store = self._open()
             budget = self._budget(store)
-            self.ensure_execution(store, budget)
-            result = retry_transient(
-                lambda: store.metrics.record(
+            # One budget for the whole write (lookups included): the wait stays bounded.
+            deadline = time.monotonic() + budget
+            target = self._target(store, deadline)
+            if target is not None:
+                result = retry_transient(
+                    lambda: store.metrics.record_to(target, as_tuples(pending)),
+                    max_seconds=_left(deadline),
+                )
+            else:  # no such component in the run's job: the full call raises the usual error
+                result = store.metrics.record(
                     as_tuples(pending), orchestrator=self.run.orchestrator, run_id=self.run.run_id
-                ),
-                max_seconds=budget,
-            )
+                )
         except EtlMetaError as exc:
             if not is_transient(exc):
                 raise
@@ -212,6 +255,10 @@ class MetricRecorder:
             return RecordResult(inserted=0, skipped=0)
         self._written += len(pending)
         return result
+
+
+def _left(deadline: float) -> float:
+    return max(deadline - time.monotonic(), 0.0)
 
 
 def run_log_path(home: Path, job: str, run_id: str) -> Path:

@@ -3,9 +3,14 @@
 Going row by row through the ORM was 2.5–3× slower than Core ``executemany`` here, which is
 itself 4–6× slower than the driver's bulk path. So points skip the ORM entirely:
 
-* SQLite: one ``INSERT … ON CONFLICT DO NOTHING`` through the driver's ``executemany``.
-* PostgreSQL: binary ``COPY`` into a session-local staging table, then one
-  ``INSERT … SELECT … ON CONFLICT DO NOTHING`` — COPY speed, with replays ignored.
+* SQLite: one ``INSERT … ON CONFLICT DO NOTHING`` through the driver's ``executemany``, then
+  the ``metric_latest`` upsert (in-process statements cost microseconds; the commit dominates).
+* PostgreSQL, up to :data:`COPY_ABOVE` points (an op's call): one statement, one round trip —
+  the points as arrays through ``unnest``, inserted with ``ON CONFLICT DO NOTHING``, and the
+  inserted ones carried on to ``metric_latest`` in the same statement.
+* PostgreSQL, larger batches: binary ``COPY`` into a session-local staging table, then one
+  ``INSERT … SELECT … ON CONFLICT DO NOTHING`` — COPY speed, with replays ignored. Its four
+  extra round trips (stage, copy, insert, empty) only pay off for big batches.
 
 Rows arrive validated (finite values, aware timestamps) from the store.
 """
@@ -20,7 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
-from etl_meta.models import Component, Metric
+from etl_meta.models import Component, Execution, Metric, Orchestrator
 from etl_meta.validation import storable
 
 #: Column order of the tuples :func:`insert_points` takes.
@@ -66,28 +71,97 @@ _PG_UPSERT_LATEST = (
     "VALUES (%s, %s, %s, %s, %s, %s, %s) " + _UPSERT_LATEST_TAIL
 )
 
+#: PostgreSQL batches larger than this take the COPY path; smaller ones one array statement.
+COPY_ABOVE = 1000
+# One round trip for a small batch: points in, replays skipped, the inserted ones' latest values
+# upserted (the ON CONFLICT clause is _UPSERT_LATEST_TAIL's, spelled out). DISTINCT ON keeps
+# one candidate per key: ON CONFLICT DO UPDATE may not touch a row twice in one statement. Only
+# inserted points are candidates: a skipped one is stored, so metric_latest accounts for it.
+_PG_INSERT_ARRAYS = (
+    "WITH new AS ("
+    "INSERT INTO metric (execution_id, component_id, attempt, name, step, value, recorded_at) "
+    "SELECT * FROM unnest(%s::int4[], %s::int4[], %s::int4[], %s::varchar[], %s::int8[], "
+    "%s::float8[], %s::timestamptz[]) ON CONFLICT DO NOTHING "
+    "RETURNING execution_id, component_id, attempt, name, step, value, recorded_at), "
+    "latest AS (INSERT INTO metric_latest "
+    "(execution_id, component_id, attempt, name, step, value, recorded_at) "
+    "SELECT DISTINCT ON (execution_id, component_id, name) * FROM new "
+    "ORDER BY execution_id, component_id, name, attempt DESC, step DESC "
+    "ON CONFLICT (execution_id, component_id, name) DO UPDATE SET attempt = excluded.attempt, "
+    "step = excluded.step, value = excluded.value, recorded_at = excluded.recorded_at "
+    "WHERE excluded.attempt > metric_latest.attempt OR "
+    "(excluded.attempt = metric_latest.attempt AND excluded.step > metric_latest.step)"
+    ") SELECT count(*) FROM new"
+)
+
 PointRow = tuple[int, int, int, str, int, float, datetime]
 
 
-def insert_points(session: Session, rows: Sequence[PointRow]) -> int:
+def insert_points(connection: sa.Connection, rows: Sequence[PointRow]) -> int:
     """Insert ``rows``, skipping any whose natural key exists; returns how many were new.
 
-    ``metric_latest`` is brought up to date in the same transaction.
+    ``metric_latest`` is brought up to date in the same transaction (``connection``'s).
     """
+    return write_points(connection.connection.driver_connection, connection.dialect, rows)
+
+
+def write_points(driver: Any, dialect: sa.Dialect, rows: Sequence[PointRow]) -> int:
+    """:func:`insert_points` on the driver's own connection, inside its open transaction."""
     if not rows:
         return 0
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        inserted = _insert_postgresql(connection, rows)
+    if dialect.name == "postgresql":
+        if len(rows) <= COPY_ABOVE:
+            return _insert_postgresql_arrays(driver, dialect, rows)
+        inserted = _insert_postgresql(driver, dialect, rows)
     else:
-        inserted = _insert_sqlite(connection, rows)
-    _upsert_latest(connection, rows)
+        rows = _sqlite_rows(dialect, rows)  # same layout, timestamps as SQLite's text
+        with _driver_errors(dialect, _SQLITE_INSERT):
+            inserted = max(driver.executemany(_SQLITE_INSERT, rows).rowcount, 0)
+    if inserted:  # a replay changes nothing, so metric_latest has nothing to learn from it
+        _upsert_latest(driver, dialect, rows)
     return inserted
 
 
-def _latest_of(rows: Sequence[PointRow]) -> list[PointRow]:
+@contextmanager
+def driver_transaction(engine: sa.Engine) -> Iterator[Any]:
+    """One write transaction on a pooled connection's driver, without SQLAlchemy's layers.
+
+    For an op's small metric batch: a SQLAlchemy session or Core transaction around one
+    statement costs 4–15 times what the driver's own ``BEGIN``/``COMMIT`` does on SQLite. Driver
+    errors come out as SQLAlchemy's ``DBAPIError`` (so the store translates them as usual), and
+    a connection the error says is dead is invalidated rather than returned to the pool.
+    """
+    dialect = engine.dialect
+    pooled = engine.raw_connection()  # pool errors already come out as SQLAlchemy's
+    driver: Any = pooled.driver_connection
+    sqlite = dialect.name == "sqlite"
+    try:
+        with _driver_errors(dialect, "BEGIN"):
+            try:
+                if sqlite:  # autocommit-mode pysqlite (etl_meta.db): we open it, for the write lock
+                    driver.execute("BEGIN IMMEDIATE")
+                yield driver
+                if sqlite:
+                    driver.execute("COMMIT")
+                else:
+                    driver.commit()
+            except BaseException:
+                if not sqlite:
+                    driver.rollback()
+                elif driver.in_transaction:
+                    driver.execute("ROLLBACK")
+                raise
+    except sa.exc.DBAPIError as exc:
+        if exc.connection_invalidated or dialect.is_disconnect(exc.orig, driver, None):
+            pooled.invalidate(exc.orig)
+        raise
+    finally:
+        pooled.close()
+
+
+def _latest_of(rows: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
     """Per (execution, component, name), the row with the highest (attempt, step)."""
-    latest: dict[tuple[int, int, str], PointRow] = {}
+    latest: dict[tuple[int, int, str], Sequence[Any]] = {}
     for row in rows:
         key = (row[0], row[1], row[3])
         best = latest.get(key)
@@ -96,34 +170,28 @@ def _latest_of(rows: Sequence[PointRow]) -> list[PointRow]:
     return list(latest.values())
 
 
-def _upsert_latest(connection: sa.Connection, rows: Sequence[PointRow]) -> None:
+def _upsert_latest(driver: Any, dialect: sa.Dialect, rows: Sequence[Sequence[Any]]) -> None:
     # Only a strictly newer (attempt, step) replaces the stored row, so a replayed point —
     # even one carrying a different value, which the metric table also ignored — changes
     # nothing, and the two tables always agree.
     candidates = _latest_of(rows)
-    if connection.dialect.name == "postgresql":
-        driver: Any = connection.connection.driver_connection
-        with _driver_errors(connection, _PG_UPSERT_LATEST), driver.cursor() as cursor:
+    if dialect.name == "postgresql":
+        with _driver_errors(dialect, _PG_UPSERT_LATEST), driver.cursor() as cursor:
             cursor.executemany(_PG_UPSERT_LATEST, candidates)
         return
-    to_db = Metric.__table__.c.recorded_at.type.dialect_impl(connection.dialect).bind_processor(
-        connection.dialect
-    )
-    connection.exec_driver_sql(
-        _SQLITE_UPSERT_LATEST, [(*row[:6], to_db(row[6])) for row in candidates]
-    )
+    with _driver_errors(dialect, _SQLITE_UPSERT_LATEST):
+        driver.executemany(_SQLITE_UPSERT_LATEST, candidates)
 
 
-def _insert_sqlite(connection: sa.Connection, rows: Sequence[PointRow]) -> int:
+def _sqlite_rows(dialect: sa.Dialect, rows: Sequence[PointRow]) -> Sequence[tuple[Any, ...]]:
     # Bulk rows must be stored exactly like ORM rows: the column type's full bind processing
     # (UTCDateTime, then SQLite's DATETIME text format), not the sqlite3 module's datetime
     # adapter, which drops ".000000" from whole seconds. Plain UTC datetimes, the usual case,
     # are formatted inline with that same format at a fraction of the cost.
-    dialect = connection.dialect
     to_db = Metric.__table__.c.recorded_at.type.dialect_impl(dialect).bind_processor(dialect)
     assert to_db is not None
     utc, plain, text = UTC, datetime, _SQLITE_DATETIME
-    params = [
+    return [
         (
             execution_id,
             component_id,
@@ -137,13 +205,18 @@ def _insert_sqlite(connection: sa.Connection, rows: Sequence[PointRow]) -> int:
         )
         for execution_id, component_id, attempt, name, step, value, at in rows
     ]
-    cursor = connection.exec_driver_sql(_SQLITE_INSERT, params)
-    return max(cursor.rowcount, 0)
 
 
-def _insert_postgresql(connection: sa.Connection, rows: Sequence[PointRow]) -> int:
-    driver: Any = connection.connection.driver_connection  # psycopg.Connection
-    with _driver_errors(connection, _PG_COPY_STAGE), driver.cursor() as cursor:
+def _insert_postgresql_arrays(driver: Any, dialect: sa.Dialect, rows: Sequence[PointRow]) -> int:
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    with _driver_errors(dialect, _PG_INSERT_ARRAYS), driver.cursor() as cursor:
+        cursor.execute(_PG_INSERT_ARRAYS, columns)
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+def _insert_postgresql(driver: Any, dialect: sa.Dialect, rows: Sequence[PointRow]) -> int:
+    with _driver_errors(dialect, _PG_COPY_STAGE), driver.cursor() as cursor:
         cursor.execute(_PG_CREATE_STAGE)
         with cursor.copy(_PG_COPY_STAGE) as copy:
             copy.set_types(_PG_COPY_TYPES)
@@ -157,21 +230,46 @@ def _insert_postgresql(connection: sa.Connection, rows: Sequence[PointRow]) -> i
 
 
 @contextmanager
-def _driver_errors(connection: sa.Connection, statement: str) -> Iterator[None]:
-    """Raise psycopg errors from the raw cursor as the ``DBAPIError`` SQLAlchemy would.
+def _driver_errors(dialect: sa.Dialect, statement: str) -> Iterator[None]:
+    """Raise driver errors from the raw connection as the ``DBAPIError`` SQLAlchemy would.
 
-    Work done on the driver's own cursor (COPY, ``executemany``) bypasses SQLAlchemy's error
-    wrapping; without this the store could not translate a refused privilege (a database role
-    without TEMPORARY) or a lost connection into its typed errors.
+    Work done on the driver's own connection (COPY, ``executemany``, our own transactions)
+    bypasses SQLAlchemy's error wrapping; without this the store could not translate a refused
+    privilege (a database role without TEMPORARY) or a lost connection into its typed errors.
     """
-    import psycopg
-
+    dbapi = dialect.loaded_dbapi
     try:
         yield
-    except psycopg.Error as exc:
+    except dbapi.Error as exc:
         raise sa.exc.DBAPIError.instance(
-            statement, None, exc, psycopg.Error, hide_parameters=True, dialect=connection.dialect
+            statement, None, exc, dbapi.Error, hide_parameters=True, dialect=dialect
         ) from exc
+
+
+def find_target(
+    session: Session, orchestrator: Orchestrator, run_id: str, component: str
+) -> sa.Row[Any] | None:
+    """The ids a run's component records under, and the run's recorded identity, in one query:
+    ``(execution_id, component_id, status, log_path, job_revision, config_versions)``.
+    """
+    if not storable(run_id) or not storable(component):
+        return None
+    return session.execute(
+        sa.select(
+            Execution.id,
+            Component.id,
+            Execution.status,
+            Execution.log_path,
+            Execution.job_revision,
+            Execution.config_versions,
+        )
+        .join(Component, Component.job_id == Execution.job_id)
+        .where(
+            Execution.orchestrator == orchestrator,
+            Execution.external_run_id == run_id,
+            Component.name == component,
+        )
+    ).first()
 
 
 def list_points(

@@ -1,4 +1,10 @@
-"""``store.metrics``: record and read metric points, in bulk and idempotently."""
+"""``store.metrics``: record and read metric points, in bulk and idempotently.
+
+Recording points is not audited: the audit trail is for definitions and run records, which
+people change and need to account for. Points are append-only facts keyed by their run,
+component, attempt, name and step; a replay changes nothing, and their run's own audit row says
+who ran it. An audit row per batch would double an op's write for nothing a reader could use.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +14,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy.exc as sa_exc
 from sqlalchemy.orm import Session
 
 from etl_meta.access import Role, requires
 from etl_meta.errors import FieldProblem, NotFoundError, ValidationError
-from etl_meta.models import Execution, MetricPoint, MetricPublic, Orchestrator
+from etl_meta.models import Execution, ExecutionStatus, MetricPoint, MetricPublic, Orchestrator
 from etl_meta.models.metric import METRIC_NAME_MAX
 from etl_meta.repository import components as components_repo
 from etl_meta.repository import executions as executions_repo
 from etl_meta.repository import jobs as jobs_repo
 from etl_meta.repository import metrics as repo
 from etl_meta.store._base import StoreAPI
+from etl_meta.store._errors import translate_db_error
 from etl_meta.types import coerce_enum, utcnow
 
 #: A point as a tuple: ``(component, name, value[, step[, attempt[, recorded_at]]])``.
@@ -32,6 +40,23 @@ class RecordResult:
 
     inserted: int
     skipped: int
+
+
+@dataclass(frozen=True)
+class MetricTarget:
+    """Where one run's component records points: the store's ids, looked up once.
+
+    Also the run as the store held it then, so a writer can tell whether it has anything to add
+    to the run's record (see :meth:`MetricsAPI.target`).
+    """
+
+    execution_id: int
+    component: str
+    component_id: int
+    status: ExecutionStatus
+    log_path: str | None
+    job_revision: int | None
+    config_versions: dict[str, Any] | None
 
 
 class MetricsAPI(StoreAPI):
@@ -63,17 +88,58 @@ class MetricsAPI(StoreAPI):
             components = components_repo.components_by_name(session, execution.job_id)
             ids = {name: c.id for name, c in components.items()}
             rows = _validate_points(points, execution.id, ids)
-            inserted = repo.insert_points(session, rows)
-            if inserted:  # a replay (nothing new) leaves no trace, not even in the audit trail
-                self._audit(
-                    session,
-                    action="record_metrics",
-                    entity_type="execution",
-                    entity_key=f"{execution.orchestrator}:{execution.external_run_id}",
-                    entity_id=execution.id,
-                    after={"points": len(rows), "inserted": inserted},
-                )
+            inserted = repo.insert_points(session.connection(), rows)
             return RecordResult(inserted=inserted, skipped=len(rows) - inserted)
+
+    @requires(Role.WRITER)
+    def target(
+        self, component: str, *, orchestrator: Orchestrator | str, run_id: str
+    ) -> MetricTarget | None:
+        """The ids ``component`` of run ``run_id`` records under, or ``None`` if the store does
+        not know the run (or its job has no such component). One read, for :meth:`record_to`.
+        """
+        orch = coerce_enum(Orchestrator, orchestrator)
+        with self._tx(readonly=True) as session:
+            row = repo.find_target(session, orch, run_id, component)
+        if row is None:
+            return None
+        execution_id, component_id, status, log_path, job_revision, config_versions = row
+        return MetricTarget(
+            execution_id=execution_id,
+            component=component,
+            component_id=component_id,
+            status=coerce_enum(ExecutionStatus, status),
+            log_path=log_path,
+            job_revision=job_revision,
+            config_versions=config_versions,
+        )
+
+    @requires(Role.WRITER)
+    def record_to(
+        self,
+        target: MetricTarget,
+        points: Iterable[MetricPoint | Mapping[str, Any] | PointTuple],
+    ) -> RecordResult:
+        """:meth:`record` for points of one component whose ids :meth:`target` resolved: the
+        same checks and errors, then one transaction with no lookups (an op's hot path).
+
+        Points of any other component are refused like unknown components.
+        """
+        rows = _validate_points(
+            points, target.execution_id, {target.component: target.component_id}
+        )
+        if self._store.in_transaction():  # join the caller's transaction, as every call does
+            with self._tx() as session:
+                inserted = repo.insert_points(session.connection(), rows)
+        else:
+            try:
+                with repo.driver_transaction(self._store.engine) as driver:
+                    inserted = repo.write_points(driver, self._store.engine.dialect, rows)
+            except sa_exc.SQLAlchemyError as exc:
+                translated = translate_db_error(exc)
+                # Chain to the sanitized driver error only, as store.transaction() does.
+                raise translated from translated.__cause__
+        return RecordResult(inserted=inserted, skipped=len(rows) - inserted)
 
     @requires(Role.READER)
     def list(
@@ -150,7 +216,9 @@ def _validate_points(
                 type(component) is str
                 and (component_id := component_id_of(component)) is not None
                 and type(name) is str
-                and name in known_names
+                and (
+                    name in known_names or (0 < len(name) <= METRIC_NAME_MAX and name.isprintable())
+                )
                 and ((value_type is float and isfinite(value)) or value_type is int)
                 and type(step) is int
                 and 0 <= step < 2**63

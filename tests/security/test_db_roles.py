@@ -26,6 +26,7 @@ from etl_meta.cli import app
 from etl_meta.config import get_settings
 from etl_meta.errors import PermissionDeniedError
 from etl_meta.models import metadata
+from etl_meta.repository.metrics import COPY_ABOVE
 from etl_meta.roles import ADMIN_ROLE, READER_ROLE, READER_VIEWS, WRITER_ROLE, ensure_roles
 from etl_meta.roles_grants import definition_tables
 from etl_meta.types import utcnow
@@ -276,17 +277,19 @@ def test_metric_points_need_the_temporary_grant(roles_url, tmp_path):
                 f"REVOKE TEMPORARY ON DATABASE {owner.url.database} FROM PUBLIC, {WRITER_ROLE}"
             )
         with _store(roles_url, WRITER_ROLE, "writer", tmp_path) as store:
+            # An op's few points go in one statement, no staging table: no TEMPORARY needed.
+            small = store.metrics.record(
+                [("load", "few", 1.0)], orchestrator="dagster", run_id="run-1"
+            )
+            assert small.inserted == 1
+            bulk = [("load", "bulk", 1.0, step) for step in range(COPY_ABOVE + 1)]
             with pytest.raises(PermissionDeniedError) as refused:
-                store.metrics.record(
-                    [("load", "rows", 1.0)], orchestrator="dagster", run_id="run-1"
-                )
+                store.metrics.record(bulk, orchestrator="dagster", run_id="run-1")
             assert refused.value.source == "database"
             assert _roles(roles_url, "--role", "writer").exit_code == 0
             assert (
-                store.metrics.record(
-                    [("load", "rows", 1.0, 7)], orchestrator="dagster", run_id="run-1"
-                ).inserted
-                == 1
+                store.metrics.record(bulk, orchestrator="dagster", run_id="run-1").inserted
+                == COPY_ABOVE + 1
             )
     finally:
         owner.dispose()

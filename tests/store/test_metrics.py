@@ -159,3 +159,66 @@ def test_the_backfill_migration_rebuilds_the_latest_value_table(store, run):
     schema.downgrade(store.engine, "0003")
     schema.upgrade(store.engine)
     assert _latest_rows(store) == expected == [(expected[0][0], "rows", 3, 3, 11.0)]
+
+
+def test_a_known_target_records_like_record_and_a_replay_changes_nothing(store, run):
+    target = store.metrics.target("extract", orchestrator="dagster", run_id="metrics-run")
+    assert (target.execution_id, target.component) == (run.id, "extract")
+    audited = len(store.audit.list(limit=1000))
+    batch = [("extract", "rows", 1.0, 0), ("extract", "rows", 2.0, 1, 1, T0)]
+    first = store.metrics.record_to(target, batch)
+    again = store.metrics.record_to(target, batch)
+    assert (first.inserted, first.skipped, again.inserted, again.skipped) == (2, 0, 0, 2)
+    points = store.metrics.list(execution_id=run.id)
+    assert [(p.step, p.value) for p in points] == [(0, 1.0), (1, 2.0)]
+    assert points[1].recorded_at == T0
+    assert [row[1:] for row in _latest_rows(store)] == [("rows", 1, 1, 2.0)]
+    # Points are not audited (their run is): recording leaves the audit trail as it was.
+    assert len(store.audit.list(limit=1000)) == audited
+
+
+def test_a_known_target_refuses_bad_points_with_the_errors_record_gives(store, run):
+    target = store.metrics.target("extract", orchestrator="dagster", run_id="metrics-run")
+    bad = [("extract", "rows", math.nan), ("load", "rows", 1.0), ("extract", "", 1.0)]
+    with pytest.raises(ValidationError) as direct:
+        store.metrics.record_to(target, bad)
+    fields = [p.field for p in direct.value.problems]
+    assert fields == ["points.0.value", "points.1.component", "points.2.name"]
+    with pytest.raises(ValidationError) as full:
+        store.metrics.record([bad[0], bad[2]], execution_id=run.id)
+    assert [p.message for p in full.value.problems] == [
+        p.message for p in direct.value.problems if p.field != "points.1.component"
+    ]
+    assert store.metrics.list(execution_id=run.id) == []
+
+
+def test_a_target_inside_a_store_transaction_commits_and_rolls_back_with_it(store, run):
+    target = store.metrics.target("extract", orchestrator="dagster", run_id="metrics-run")
+    with pytest.raises(RuntimeError), store.transaction():
+        store.metrics.record_to(target, [("extract", "rows", 1.0)])
+        raise RuntimeError("the caller's transaction fails")
+    assert store.metrics.list(execution_id=run.id) == []
+    with store.transaction():
+        store.metrics.record_to(target, [("extract", "rows", 1.0)])
+    assert len(store.metrics.list(execution_id=run.id)) == 1
+
+
+def test_an_unknown_run_or_component_has_no_target(store, run):
+    assert store.metrics.target("extract", orchestrator="dagster", run_id="nope") is None
+    assert store.metrics.target("nope", orchestrator="dagster", run_id="metrics-run") is None
+
+
+def test_small_and_copied_batches_store_the_same_rows(store, run, monkeypatch):
+    from etl_meta.repository import metrics as repo
+
+    now = datetime.now(UTC)
+    small = [("extract", "rows", float(i), i, 1, now) for i in range(30)]
+    store.metrics.record(small, execution_id=run.id)
+    monkeypatch.setattr(repo, "COPY_ABOVE", 0)  # every batch takes the bulk path now
+    copied = [("load", "rows", float(i), i, 1, now) for i in range(30)]
+    assert store.metrics.record(copied + small, execution_id=run.id).inserted == 30
+    by_component = {}
+    for p in store.metrics.list(execution_id=run.id):
+        by_component.setdefault(p.component_name, []).append((p.step, p.value, p.recorded_at))
+    assert by_component["extract"] == by_component["load"]
+    assert {row[1:] for row in _latest_rows(store)} == {("rows", 1, 29, 29.0)}
