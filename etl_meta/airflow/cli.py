@@ -1,7 +1,8 @@
 """``etl-meta airflow``: publish stored jobs to an Airflow dags folder, and keep it tidy.
 
 Plugged into ``etl-meta`` through the ``etl_meta.cli`` entry point. None of these commands
-imports Airflow: exporting is writing two files, and the status check only compares revisions.
+imports Airflow: exporting is writing files, the status check only compares revisions, and
+``reconcile`` talks to Airflow's REST API over HTTP.
 """
 
 from __future__ import annotations
@@ -138,3 +139,70 @@ def clean(
     root = handoff.data_dir(settings_for(None))
     removed = handoff.clean(age, root=root)
     console.print(f"removed {len(removed)} run director(ies) under {root}", highlight=False)
+
+
+@app.command()
+def reconcile(
+    since: Annotated[
+        datetime | None,
+        typer.Option(
+            "--since",
+            parser=parse_since,
+            metavar="AGE|TIME",
+            help="Re-read runs changed since: 7d, 12h, or an ISO time (default: the cursor).",
+        ),
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option("--url", help="Airflow's API server (default: ETL_META_AIRFLOW_API_URL)."),
+    ] = None,
+    username: Annotated[
+        str | None,
+        typer.Option("--username", help="Airflow user (default: ETL_META_AIRFLOW_USERNAME)."),
+    ] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(
+            "--password",
+            help="Its password (default: ETL_META_AIRFLOW_PASSWORD; prefer the variable).",
+        ),
+    ] = None,
+    database_url: DatabaseUrlOption = None,
+    output: FormatOption = OutputFormat.table,
+) -> None:
+    """Record what the store misses of etl-meta DAG runs, from Airflow's REST API (exactly once).
+
+    A bearer token may be given in ETL_META_AIRFLOW_TOKEN instead of a user and password.
+    """
+    from etl_meta.airflow.connection import api_access
+    from etl_meta.airflow.reconcile import reconcile as reconcile_pass
+    from etl_meta.store import MetadataStore
+
+    with handle_errors():
+        access = api_access(url=url, username=username, password=password)
+        with (
+            MetadataStore(settings=settings_for(database_url), role="writer") as store,
+            access.client() as client,
+        ):
+            result = reconcile_pass(store, client, since=since)
+    if output is OutputFormat.json:
+        print_json(
+            {
+                "runs_read": result.runs_read,
+                "runs_written": result.runs_written,
+                "attempts_written": result.attempts_written,
+                "points_written": result.points_written,
+                "skipped": result.skipped,
+                "cursor": result.cursor,
+                "seconds": round(result.seconds, 3),
+            }
+        )
+    else:
+        console.print(
+            f"read {result.runs_read} run(s); wrote {result.runs_written} run(s), "
+            f"{result.attempts_written} attempt(s), {result.points_written} metric point(s) "
+            f"in {result.seconds:.2f} s; cursor {result.cursor or '-'}",
+            highlight=False,
+        )
+    for run_id, problem in result.skipped.items():
+        err_console.print(f"[yellow]not recorded:[/yellow] {run_id}: {problem}", highlight=False)

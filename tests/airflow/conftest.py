@@ -14,6 +14,7 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,3 +72,13 @@ def airflow_env(monkeypatch: pytest.MonkeyPatch, store_url: str, tmp_path: Path)
     yield tmp_path
     background.reset()
     stores.dispose_all()
+
+
+@pytest.fixture(scope="session")
+def api_server(airflow_db: Path) -> Iterator[Any]:
+    """A real ``airflow api-server`` on this session's Airflow database (see api_server.py)."""
+    from tests.airflow import api_server as server_module
+
+    server = server_module.start(airflow_db)
+    yield server
+    server.stop()
