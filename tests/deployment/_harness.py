@@ -22,6 +22,7 @@ __all__ = [
     "REPO_ROOT",
     "ProcessGroup",
     "command_line",
+    "descendants",
     "free_port",
     "log_tail",
     "process_group_of",
@@ -107,10 +108,15 @@ class ProcessGroup:
         return log_tail(self.log_path, chars)
 
     def stop(self, *, grace: float = 10.0) -> None:
-        """SIGTERM the process group, SIGKILL whatever is left after ``grace`` seconds."""
+        """SIGTERM the process group, SIGKILL whatever is left after ``grace`` seconds.
+
+        Descendants that left the group (Airflow runs each task process in a session of its own)
+        are found first, while their parents still live, and killed too.
+        """
         proc, self.proc = self.proc, None
         if proc is None:
             return
+        strays = [pid for pid in descendants(proc.pid) if process_group_of(pid) != proc.pid]
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -118,7 +124,27 @@ class ProcessGroup:
         # Children may outlive the leader (task processes, code servers): kill the group.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
+        for pid in strays:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
         proc.wait(timeout=grace)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` in the process tree (from the process table)."""
+    table = subprocess.run(
+        ["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True, check=False
+    ).stdout
+    children: dict[int, list[int]] = {}
+    for line in table.splitlines():
+        child, parent = (int(field) for field in line.split())
+        children.setdefault(parent, []).append(child)
+    found, todo = [], list(children.get(pid, []))
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
 
 
 def process_group_of(pid: int) -> int | None:

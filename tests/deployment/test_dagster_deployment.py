@@ -227,9 +227,11 @@ def killed_run(dagster: DagsterDeployment, dagster_store: DeploymentStore) -> It
     run_id = dagster.launch(KILLED_JOB)
     pid = dagster.wait_for_pid_file(run_id)
     # The step runs in the run worker (in-process executor): one of the deployment's processes.
-    command = command_line(pid)
-    assert process_group_of(pid) == dagster.process_group, (pid, command)
-    os.kill(pid, signal.SIGKILL)
+    try:
+        command = command_line(pid)
+        assert process_group_of(pid) == dagster.process_group, (pid, command)
+    finally:
+        os.kill(pid, signal.SIGKILL)
     ended = dagster.wait_until_ended([run_id], timeout=120)[run_id]
     ended_at = time.time()
     deadline = ended_at + RECORDED_WITHIN_SECONDS
