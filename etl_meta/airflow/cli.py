@@ -46,20 +46,38 @@ def export(
         float,
         typer.Option("--retry-delay", min=0, help="Seconds between a failed try and the next one."),
     ] = 30.0,
+    reconcile_every: Annotated[
+        float,
+        typer.Option(
+            "--reconcile-every",
+            min=0,
+            metavar="MINUTES",
+            help="Interval of the etl_meta_reconcile maintenance DAG (0: no maintenance DAG).",
+        ),
+    ] = 5.0,
     database_url: DatabaseUrlOption = None,
     output: FormatOption = OutputFormat.table,
 ) -> None:
-    """Write the store's jobs into DAGS_FOLDER: etl_meta_catalog.json and etl_meta_dags.py."""
+    """Write the store's jobs into DAGS_FOLDER: etl_meta_catalog.json, etl_meta_dags.py and the
+    etl_meta_reconcile maintenance DAG (etl_meta_maintenance.py)."""
     from etl_meta.airflow.export import export_dags
     from etl_meta.store import MetadataStore
 
     with handle_errors(), MetadataStore(settings=settings_for(database_url)) as store:
-        result = export_dags(store, dags_folder, retry_delay_seconds=retry_delay)
+        result = export_dags(
+            store,
+            dags_folder,
+            retry_delay_seconds=retry_delay,
+            reconcile_minutes=reconcile_every,
+        )
     if output is OutputFormat.json:
         print_json(
             {
                 "catalog": str(result.catalog_path),
                 "dag_file": str(result.dag_file),
+                "maintenance_file": str(result.maintenance_file)
+                if result.maintenance_file
+                else None,
                 "catalog_revision": result.revision,
                 "dags": list(result.jobs),
                 "jobs_not_exported": result.problems,
