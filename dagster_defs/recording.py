@@ -251,51 +251,43 @@ def record_run(
         return None
     # The audit trail names the run, not the sensor or CLI that happened to observe it.
     with store.acting_as(f"dagster:{run_id}"):
-        stored = retry_transient(
-            lambda: store.executions.upsert(observed.execution, steps=observed.steps),
-            max_seconds=max_seconds,
-        )
-        if observed.points:  # idempotent: points the ops recorded themselves are skipped
-            _record_points(store, run_id, observed.points, max_seconds)
-        if observed.run_request_id is not None:
-            _track_request(store, observed, run_id, max_seconds)
+        stored = retry_transient(lambda: _write(store, observed, run_id), max_seconds=max_seconds)
     return replace(observed, stored_updated_at=stored.updated_at)
 
 
-def _record_points(
-    store: MetadataStore, run_id: str, points: list[PendingPoint], limit: float
-) -> None:
+def _write(store: MetadataStore, observed: Observation, run_id: str) -> Any:
+    """The run, its attempts, its handed-off points and its request, in one transaction.
+
+    All of it lands or none of it: so a store that holds a run's final status holds everything
+    else Dagster had for it (reconcile relies on that to skip such runs), and one commit costs
+    less than four. A transient failure retries the whole, never half of it.
+    """
+    with store.transaction():
+        stored = store.executions.upsert(observed.execution, steps=observed.steps)
+        if observed.points:  # idempotent: points the ops recorded themselves are skipped
+            _record_points(store, run_id, observed.points)
+        if observed.run_request_id is not None:
+            _track_request(store, observed, run_id)
+    return stored
+
+
+def _record_points(store: MetadataStore, run_id: str, points: list[PendingPoint]) -> None:
     try:
-        retry_transient(
-            lambda: store.metrics.record(
-                outbox.as_tuples(points), orchestrator="dagster", run_id=run_id
-            ),
-            max_seconds=limit,
-        )
+        store.metrics.record(outbox.as_tuples(points), orchestrator="dagster", run_id=run_id)
     except ValidationError as exc:
         # A component renamed or removed since the run: the run itself is recorded; these
         # points cannot be, and saying so beats blocking every later run behind them.
         log.error("metrics handed off by Dagster run %s cannot be recorded: %s", run_id, exc)
 
 
-def _track_request(store: MetadataStore, observed: Observation, run_id: str, limit: float) -> None:
+def _track_request(store: MetadataStore, observed: Observation, run_id: str) -> None:
     request_id = observed.run_request_id
     assert request_id is not None
-    retry_transient(
-        lambda: store.run_requests.mark_launched(
-            request_id, orchestrator="dagster", external_run_id=run_id
-        ),
-        max_seconds=limit,
-    )
+    store.run_requests.mark_launched(request_id, orchestrator="dagster", external_run_id=run_id)
     if observed.status.is_terminal:
         final = {
             ExecutionStatus.SUCCESS: RunRequestStatus.SUCCESS,
             ExecutionStatus.FAILED: RunRequestStatus.FAILED,
             ExecutionStatus.CANCELED: RunRequestStatus.CANCELED,
         }[observed.status]
-        retry_transient(
-            lambda: store.run_requests.mark_finished(
-                request_id, final, error=observed.execution.get("error")
-            ),
-            max_seconds=limit,
-        )
+        store.run_requests.mark_finished(request_id, final, error=observed.execution.get("error"))

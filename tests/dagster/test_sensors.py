@@ -4,11 +4,14 @@ import json
 
 import dagster as dg
 import pytest
+import sqlalchemy as sa
 
 from dagster_defs.recording import TAG_RUN_REQUEST
 from dagster_defs.resources import EtlMetaResource
 from dagster_defs.sensors import reconcile_sensor, run_request_sensor, status_sensors
 from etl_meta import ExecutionStatus, RunRequestStatus, SchemaNotInitializedError, StepStatus
+from etl_meta.errors import StoreUnavailableError
+from etl_meta.models import Execution, Metric
 from tests.dagster.support import chain_job, dagster_env, definitions, run
 
 
@@ -182,3 +185,63 @@ def test_stored_attempts_carry_the_configuration_version_they_ran(store, instanc
         ("b", 3),
         ("c", 1),
     }
+
+
+def test_a_full_rewalk_of_a_store_that_has_everything_writes_nothing(store, instance):
+    from dagster_defs.reconcile import reconcile
+
+    chain_job(store, num_of_retries=0)
+    job = definitions(store).resolve_job_def("chain")
+    run_ids = [run(job, instance).run_id for _ in range(3)]
+    first = reconcile(store, instance)
+    assert first.recorded == 3
+    audited = len(store.audit.list(limit=1000))
+    stored = {r: store.executions.find("dagster", r, with_steps=True) for r in run_ids}
+    again = reconcile(store, instance)  # cursor None: every run again
+    assert (again.recorded, again.unchanged, again.failed) == (3, 3, [])
+    assert {r: store.executions.find("dagster", r, with_steps=True) for r in run_ids} == stored
+    assert len(store.audit.list(limit=1000)) == audited
+
+
+def test_a_full_rewalk_fixes_a_run_the_store_holds_stale(store, instance):
+    from dagster_defs.reconcile import reconcile
+
+    chain_job(store, num_of_retries=0)
+    job = definitions(store).resolve_job_def("chain")
+    stale, fresh = run(job, instance).run_id, run(job, instance).run_id
+    reconcile(store, instance)
+    ended = store.executions.find("dagster", stale).status
+    assert ended.is_terminal
+    with store.transaction() as session:  # the store lost the end of one run (say, a restore)
+        row = session.query(Execution).filter_by(external_run_id=stale).one()
+        row.status, row.ended_at = ExecutionStatus.RUNNING, None
+    again = reconcile(store, instance)
+    assert (again.recorded, again.unchanged) == (2, 1)
+    assert store.executions.find("dagster", stale).status is ended
+    assert store.executions.find("dagster", fresh).status.is_terminal
+
+
+def test_a_run_is_recorded_whole_or_not_at_all(store, instance, monkeypatch):
+    from dagster_defs.reconcile import reconcile
+    from etl_meta.store.metrics import MetricsAPI
+
+    chain_job(store, num_of_retries=0)
+    job = definitions(store).resolve_job_def("chain")
+    run_id = run(job, instance).run_id
+    handed_off = len(store.metrics.list(execution_id=store.executions.find("dagster", run_id).id))
+
+    def unavailable(*_args, **_kwargs):
+        raise StoreUnavailableError("the store is unavailable: connection reset")
+
+    with store.transaction() as session:  # as if the ops' own writes never reached the store
+        session.execute(sa.delete(Metric))
+    monkeypatch.setattr(MetricsAPI, "record", unavailable)
+    stopped = reconcile(store, instance, write_seconds=0)
+    assert stopped.interrupted and stopped.recorded == 0
+    # The run's end was not stored without its points, so the next pass still records both.
+    assert store.executions.find("dagster", run_id).status is ExecutionStatus.RUNNING
+    monkeypatch.undo()
+    assert reconcile(store, instance).recorded == 1
+    execution = store.executions.find("dagster", run_id)
+    assert execution.status.is_terminal
+    assert len(store.metrics.list(execution_id=execution.id)) == handed_off > 0
