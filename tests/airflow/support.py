@@ -119,3 +119,56 @@ def handed_off(run_id: str) -> dict[str, list[Any]]:
             sa.select(XComModel).where(XComModel.run_id == run_id, XComModel.key == outbox.XCOM_KEY)
         ).all()
         return {row.task_id: outbox.decode(XComModel.deserialize_value(row)) for row in rows}
+
+
+def reset_airflow_db() -> None:
+    """Create Airflow's metadata database afresh (benchmarks; the tests' conftest does it too)."""
+    from airflow.utils import db
+
+    db.resetdb()
+
+
+def copy_runs(template_run_id: str, count: int) -> None:
+    """``count`` copies of one finished run (and its task instances) in Airflow's database.
+
+    Copy ``n`` happened ``n + 1`` minutes before the template, as a day of real runs would.
+    """
+    import uuid
+    from datetime import datetime, timedelta
+
+    import sqlalchemy as sa
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
+
+    def earlier(row: Any, minutes: int, **fields: Any) -> dict[str, Any]:
+        moved = {
+            key: value - timedelta(minutes=minutes) if isinstance(value, datetime) else value
+            for key, value in row.items()
+        }
+        return {**moved, **fields}
+
+    # Airflow's own table objects, so its column types (UUIDs, JSON) bind the copies.
+    dag_run, task_instance = DagRun.__table__, TaskInstance.__table__
+    engine = sa.create_engine(os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    with engine.begin() as connection:
+        run = (
+            connection.execute(sa.select(dag_run).where(dag_run.c.run_id == template_run_id))
+            .mappings()
+            .one()
+        )
+        tis = (
+            connection.execute(
+                sa.select(task_instance).where(task_instance.c.run_id == template_run_id)
+            )
+            .mappings()
+            .all()
+        )
+        runs, instances = [], []
+        for index in range(count):
+            run_id = f"bench__{index:06d}"
+            fields = {k: v for k, v in run.items() if k != "id"}
+            runs.append(earlier(fields, index + 1, run_id=run_id, logical_date=None))
+            instances += [earlier(ti, index + 1, id=uuid.uuid4(), run_id=run_id) for ti in tis]
+        connection.execute(dag_run.insert(), runs)
+        connection.execute(task_instance.insert(), instances)
+    engine.dispose()
