@@ -47,6 +47,7 @@ USER = "admin"
 TERMINAL = {"success", "failed"}
 #: The maintenance DAG ``etl-meta airflow export`` writes (issue 16), when it exists.
 RECONCILE_DAG = "etl_meta_reconcile"
+MAINTENANCE_FILE = "etl_meta_maintenance.py"
 PROCESSES = ("api-server", "scheduler", "dag-processor", "triggerer")
 
 
@@ -106,6 +107,10 @@ class AirflowDeployment:
             ETL_META_HOME=str(self.store.home),
             ETL_META_BASE_DIR=str(self.store.project),
             ETL_META_SECRET_KEYS=TEST_SECRET_KEY,
+            # Where the etl_meta_reconcile maintenance DAG reads Airflow's REST API.
+            ETL_META_AIRFLOW_API_URL=f"http://127.0.0.1:{self.port}",
+            ETL_META_AIRFLOW_USERNAME=USER,
+            ETL_META_AIRFLOW_PASSWORD=self.password,
             PYTHONUNBUFFERED="1",
         )
         return env
@@ -143,6 +148,8 @@ class AirflowDeployment:
                 )
                 self.processes.append(group.start())
             wait_for("the api-server", self._healthy, timeout=120, on_timeout=self.log_tails)
+            if (self.dags / MAINTENANCE_FILE).exists():
+                dags = (*dags, RECONCILE_DAG)
             for dag in dags:
                 wait_for(
                     f"DAG {dag} to be parsed",
