@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from etl_meta.airflow import background, reconcile, stores
 from etl_meta.airflow.rest import AirflowAuthError, AirflowClient
 from etl_meta.cli import app
+from etl_meta.errors import StoreUnavailableError
 from etl_meta.models import ComponentExecution, Execution, ExecutionStatus
 from tests.airflow.api_server import PASSWORD, USERNAME
 from tests.airflow.support import chain_job, drain, exported_dags, handed_off
@@ -196,10 +197,11 @@ def test_a_pass_after_the_cursor_reads_only_runs_changed_since(store, airflow_en
 
 
 class OneDagClient:
-    """Airflow as the REST client reports it: two finished runs of one DAG, nothing else."""
+    """Airflow as the REST client reports it: finished runs of one DAG, nothing else."""
 
-    def __init__(self, dag_id: str) -> None:
+    def __init__(self, dag_id: str, runs: int = 2) -> None:
         self.dag_id = dag_id
+        self.runs = runs
 
     def dag_ids(self, tag: str) -> set[str]:
         return {self.dag_id}
@@ -208,14 +210,14 @@ class OneDagClient:
         return [
             {
                 "dag_id": self.dag_id,
-                "dag_run_id": f"manual__{index}",
+                "dag_run_id": f"{self.dag_id}__{index}",
                 "state": "success",
                 "run_after": "2026-01-01T00:00:00Z",
                 "start_date": "2026-01-01T00:00:00Z",
                 "end_date": "2026-01-01T00:01:00Z",
                 "conf": {},
             }
-            for index in range(2)
+            for index in range(self.runs)
         ]
 
     def task_instances(self, runs: Any) -> list[dict[str, Any]]:
@@ -262,3 +264,42 @@ def test_a_wrong_password_is_a_typed_error(api_server):
         pytest.raises(AirflowAuthError),
     ):
         client.dag_ids("etl-meta")
+
+
+def test_a_run_the_store_refuses_is_reported_and_the_rest_of_its_batch_is_written(
+    store, airflow_env
+):
+    chain_job(store, name="batch")
+    chain_job(store, name="other")
+    # The store already holds run batch__3 for another job: it must refuse to move it.
+    store.executions.upsert(
+        {
+            "job": "other",
+            "orchestrator": "airflow",
+            "external_run_id": "batch__3",
+            "status": "running",
+        }
+    )
+    result = reconcile.reconcile(store, OneDagClient("batch", runs=5))
+    assert set(result.skipped) == {"batch__3"} and "another job" in result.skipped["batch__3"]
+    assert result.runs_written == 4
+    recorded = {e.external_run_id for e in store.executions.list(job="batch")}
+    assert recorded == {"batch__0", "batch__1", "batch__2", "batch__4"}
+
+
+def test_a_store_outage_stops_the_pass_and_leaves_the_cursor_where_it_was(
+    store, airflow_env, monkeypatch
+):
+    chain_job(store, name="down")
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise StoreUnavailableError("the store is unavailable (connection refused): test")
+
+    upsert = store.executions.upsert
+    monkeypatch.setattr(store.executions, "upsert", refuse)
+    with pytest.raises(StoreUnavailableError, match="connection refused"):
+        reconcile.reconcile(store, OneDagClient("down"))
+    assert store.sync_cursors.get(reconcile.CURSOR_NAME) is None
+    monkeypatch.setattr(store.executions, "upsert", upsert)  # the store is back
+    assert reconcile.reconcile(store, OneDagClient("down")).runs_written == 2
+    assert store.sync_cursors.get(reconcile.CURSOR_NAME) is not None
