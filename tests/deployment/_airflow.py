@@ -261,6 +261,19 @@ class AirflowDeployment:
             found[task] = sorted(listed, key=lambda t: t["try_number"]) or [instance]
         return found
 
+    def failure_text(self, dag: str, run_id: str, tries: dict[str, list[dict[str, Any]]]) -> str:
+        """The error lines of the failed tries' task logs (Airflow's record of the failure)."""
+        lines = []
+        for task, listed in tries.items():
+            for number, attempt in enumerate(listed, start=1):
+                if attempt.get("state") != "failed":
+                    continue
+                path = self.logs / f"dag_id={dag}" / f"run_id={run_id}" / f"task_id={task}"
+                log = path / f"attempt={attempt.get('try_number', number)}.log"
+                text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
+                lines += [line for line in text.splitlines() if "error" in line.lower()]
+        return "\n".join(lines)
+
     def heartbeat_age(self) -> float | None:
         """Seconds since the scheduler's latest heartbeat (``/api/v2/monitor/health``)."""
         health = self.request("GET", "/api/v2/monitor/health", auth=False, timeout=5)

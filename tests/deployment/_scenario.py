@@ -8,8 +8,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.deployment._outages import OutageWindow
-from tests.deployment._pipeline import FAILING_JOB, JOBS
+from tests.deployment._outages import (
+    OutageWindow,
+    lines_naming,
+    lines_without_cause,
+    store_error_lines,
+)
+from tests.deployment._pipeline import DESIGNED_FAILURE, FAILING_JOB, JOBS
 from tests.deployment._store import DeploymentStore, RunRecord
 
 #: Issue 16's bound: every run, attempt and metric recorded within this long after recovery
@@ -179,3 +184,57 @@ def summarize(scenario: OutageScenario) -> str:
         line += f", scheduler heartbeat age max {scenario.max_heartbeat_age:.1f}s"
     FIGURES.append(line)
     return line
+
+
+def report(scenario: OutageScenario, problems: list[str]) -> str:
+    """``problems`` of ``scenario``, with its notes, as one assertion message."""
+    notes = "".join(f"\n  note: {note}" for note in scenario.notes)
+    return f"{scenario.name}:\n  " + "\n  ".join(problems) + notes
+
+
+def recording_problems(scenarios: list[OutageScenario]) -> list[str]:
+    """Runs not recorded exactly as they ran, or recorded later than the bound after recovery."""
+    failures = []
+    for scenario in scenarios:
+        for run in scenario.runs:
+            problems = run.problems()
+            if problems:
+                failures.append(report(scenario, [f"{run.explain()}: {'; '.join(problems)}"]))
+                continue
+            lag = run.lag(scenario.window.ended_at)
+            if lag is None or lag > RECORDED_WITHIN_SECONDS:
+                failures.append(report(scenario, [f"{run.explain()}: recorded {lag}s late"]))
+    return failures
+
+
+def cause_problems(scenarios: list[OutageScenario]) -> list[str]:
+    """Outages no logged store error names, and store errors that name no cause at all."""
+    failures = []
+    for scenario in scenarios:
+        lines = store_error_lines(scenario.log_text)
+        if not lines_naming(lines, scenario.kind):
+            failures.append(
+                report(
+                    scenario,
+                    [f"no logged store error names the {scenario.kind} outage; saw {lines[:5]}"],
+                )
+            )
+        vague = lines_without_cause(lines)
+        if vague:
+            failures.append(report(scenario, [f"store errors without a cause: {vague[:5]}"]))
+    return failures
+
+
+def designed_failure_problems(scenarios: list[OutageScenario]) -> list[str]:
+    """Failed runs whose failure (in the orchestrator and in the store) is not the designed one."""
+    failures = []
+    for scenario in scenarios:
+        for run in scenario.runs:
+            if run.status != "failed":
+                continue
+            if DESIGNED_FAILURE not in (run.failure or ""):
+                failures.append(report(scenario, [f"{run.explain()}: not the designed failure"]))
+            stored = run.record.error if run.record is not None else None
+            if DESIGNED_FAILURE not in (stored or ""):
+                failures.append(report(scenario, [f"{run.explain()}: store error {stored!r}"]))
+    return failures

@@ -39,15 +39,11 @@ from tests.deployment._harness import command_line
 from tests.deployment._outages import (
     OUTAGE_SECONDS,
     OUTAGES,
-    lines_naming,
-    lines_without_cause,
     password_leaks,
-    store_error_lines,
     store_outage,
 )
 from tests.deployment._pipeline import (
     AT_OUTAGE_START,
-    DESIGNED_FAILURE,
     JOBS,
     KILLED_JOB,
     KILLED_STEP,
@@ -59,6 +55,10 @@ from tests.deployment._scenario import (
     RECORDED_WITHIN_SECONDS,
     OutageScenario,
     RunOutcome,
+    cause_problems,
+    designed_failure_problems,
+    recording_problems,
+    report,
     summarize,
     wait_until_recorded,
 )
@@ -107,7 +107,7 @@ def _outcome(airflow: AirflowDeployment, dag: str, run_id: str) -> RunOutcome:
             task: TRY_STATUS.get(listed[-1]["state"], str(listed[-1]["state"]))
             for task, listed in tries.items()
         },
-        failure=run.get("note"),
+        failure=airflow.failure_text(dag, run_id, tries) if run["state"] == "failed" else None,
     )
 
 
@@ -176,20 +176,15 @@ def outages(
     return [_run_outage(airflow, airflow_store, backend, kind) for kind in OUTAGES[backend]]
 
 
-def _report(scenario: OutageScenario, problems: list[str]) -> str:
-    notes = "".join(f"\n  note: {note}" for note in scenario.notes)
-    return f"{scenario.name}:\n  " + "\n  ".join(problems) + notes
-
-
 def test_no_run_triggered_during_a_store_outage_fails_because_of_the_store(
     outages: list[OutageScenario],
 ) -> None:
-    failures = [_report(s, bad) for s in outages if (bad := s.failed_because_of_the_store())]
+    failures = [report(s, bad) for s in outages if (bad := s.failed_because_of_the_store())]
     assert not failures, "\n".join(failures)
 
 
 def test_no_task_try_fails_because_of_the_store(outages: list[OutageScenario]) -> None:
-    failures = [_report(s, bad) for s in outages if (bad := s.attempts_not_as_designed())]
+    failures = [report(s, bad) for s in outages if (bad := s.attempts_not_as_designed())]
     assert not failures, "\n".join(failures)
 
 
@@ -198,8 +193,8 @@ def test_the_scheduler_heartbeat_is_never_older_than_5_seconds_during_the_outage
 ) -> None:
     for scenario in outages:
         age = scenario.max_heartbeat_age
-        assert age is not None, _report(scenario, ["the heartbeat was never read"])
-        assert age <= MAX_HEARTBEAT_AGE_SECONDS, _report(
+        assert age is not None, report(scenario, ["the heartbeat was never read"])
+        assert age <= MAX_HEARTBEAT_AGE_SECONDS, report(
             scenario, [f"the scheduler's heartbeat was {age:.1f}s old"]
         )
 
@@ -207,46 +202,21 @@ def test_the_scheduler_heartbeat_is_never_older_than_5_seconds_during_the_outage
 def test_every_run_try_and_metric_is_recorded_exactly_once_soon_after_recovery(
     outages: list[OutageScenario],
 ) -> None:
-    failures = []
-    for scenario in outages:
-        for run in scenario.runs:
-            problems = run.problems()
-            if problems:
-                failures.append(_report(scenario, [f"{run.explain()}: {'; '.join(problems)}"]))
-                continue
-            lag = run.lag(scenario.window.ended_at)
-            assert lag is not None
-            if lag > RECORDED_WITHIN_SECONDS:
-                failures.append(_report(scenario, [f"{run.explain()}: recorded {lag:.0f}s late"]))
+    failures = recording_problems(outages)
     assert not failures, "\n".join(failures)
 
 
-def test_the_run_designed_to_fail_is_recorded_with_its_own_error(
+def test_the_run_designed_to_fail_fails_with_its_own_error_in_airflow_and_in_the_store(
     outages: list[OutageScenario],
 ) -> None:
-    for scenario in outages:
-        for run in scenario.runs:
-            if run.status == "failed" and run.record is not None:
-                error = run.record.error or ""
-                assert DESIGNED_FAILURE in error, (scenario.name, run.explain(), error)
+    failures = designed_failure_problems(outages)
+    assert not failures, "\n".join(failures)
 
 
 def test_store_errors_logged_during_the_outage_name_the_cause(
     outages: list[OutageScenario],
 ) -> None:
-    failures = []
-    for scenario in outages:
-        lines = store_error_lines(scenario.log_text)
-        if not lines_naming(lines, scenario.kind):
-            failures.append(
-                _report(
-                    scenario,
-                    [f"no logged store error names the {scenario.kind} outage; saw {lines[:5]}"],
-                )
-            )
-        vague = lines_without_cause(lines)
-        if vague:
-            failures.append(_report(scenario, [f"store errors without a cause: {vague[:5]}"]))
+    failures = cause_problems(outages)
     assert not failures, "\n".join(failures)
 
 
