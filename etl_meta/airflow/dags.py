@@ -31,12 +31,11 @@ from airflow.sdk import DAG
 
 from etl_meta.airflow.export import DEFAULT_RETRY_DELAY_SECONDS, job_problem, read_catalog
 from etl_meta.airflow.operator import EtlMetaComponentOperator
+from etl_meta.airflow.recording import DAG_TAG
 from etl_meta.catalog import CatalogSnapshot, JobSnapshot
 
 log = logging.getLogger(__name__)
 
-#: Tag on every DAG built here; the listener ignores DAGs without it.
-DAG_TAG = "etl-meta"
 _MAX_TAG = 100  # Airflow's limit on a tag's length
 
 

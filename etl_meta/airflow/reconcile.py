@@ -34,8 +34,8 @@ from typing import Any
 from etl_meta import outbox
 from etl_meta.airflow import reconcile_rows as rows
 from etl_meta.airflow import recording
-from etl_meta.airflow.dags import DAG_TAG
 from etl_meta.airflow.reconcile_rows import UNRECORDED_ERROR
+from etl_meta.airflow.recording import DAG_TAG
 from etl_meta.airflow.rest import AirflowClient, run_id_of
 from etl_meta.errors import EtlMetaError, NotFoundError, ValidationError
 from etl_meta.models import ExecutionStatus, StepStatus

@@ -28,6 +28,8 @@ from etl_meta.models import ExecutionStatus, StepStatus
 from etl_meta.models.execution import MAX_ERROR_CHARS
 
 ORCHESTRATOR = "airflow"
+#: Tag on every DAG of an etl-meta job; the listener and reconciliation ignore DAGs without it.
+DAG_TAG = "etl-meta"
 #: What a task instance's final state means for the attempt of its last try (at DAG-run end).
 _FINAL_TI_STATE = {
     "success": StepStatus.SUCCESS,

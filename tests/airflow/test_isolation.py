@@ -26,10 +26,12 @@ def test_nothing_outside_etl_meta_airflow_imports_airflow():
     assert offenders == []
 
 
-def test_the_cli_plugin_export_and_hand_off_modules_load_without_airflow():
+def test_the_cli_export_hand_off_and_reconcile_modules_load_without_airflow():
     code = (
         "import sys, etl_meta.cli, etl_meta.airflow.cli, etl_meta.airflow.export,"
-        " etl_meta.airflow.handoff, etl_meta.airflow.recording, etl_meta.airflow.stores;"
+        " etl_meta.airflow.handoff, etl_meta.airflow.recording, etl_meta.airflow.stores,"
+        " etl_meta.airflow.background, etl_meta.airflow.xcom, etl_meta.airflow.rest,"
+        " etl_meta.airflow.connection, etl_meta.airflow.reconcile;"
         "print(','.join(m for m in sys.modules if m == 'airflow' or m.startswith('airflow.')))"
     )
     result = subprocess.run(
