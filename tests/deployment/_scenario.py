@@ -20,6 +20,9 @@ from tests.deployment._store import DeploymentStore, RunRecord
 #: Issue 16's bound: every run, attempt and metric recorded within this long after recovery
 #: (or after the run ended, when it ended later).
 RECORDED_WITHIN_SECONDS = 120.0
+#: How long after recovery the runs launched during an outage may take to end. They are a few
+#: seconds of work; one still going after this waited on the store (reported, run by run).
+RUNS_END_WITHIN_SECONDS = 120.0
 
 
 @dataclass

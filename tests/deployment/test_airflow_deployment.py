@@ -53,6 +53,7 @@ from tests.deployment._pipeline import (
 from tests.deployment._scenario import (
     FIGURES,
     RECORDED_WITHIN_SECONDS,
+    RUNS_END_WITHIN_SECONDS,
     OutageScenario,
     RunOutcome,
     cause_problems,
@@ -68,7 +69,6 @@ pytestmark = pytest.mark.deployment
 
 #: Issue 16: the scheduler's heartbeat is never older than this during an outage.
 MAX_HEARTBEAT_AGE_SECONDS = 5.0
-RUNS_END_WITHIN_SECONDS = 240.0
 #: How often the test starts the maintenance DAG while it waits for the store to catch up.
 RECONCILE_EVERY_SECONDS = 30.0
 #: Airflow's task states in the store's words (anything else is kept as Airflow says it).

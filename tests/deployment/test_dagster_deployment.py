@@ -45,6 +45,7 @@ from tests.deployment._pipeline import (
 from tests.deployment._scenario import (
     FIGURES,
     RECORDED_WITHIN_SECONDS,
+    RUNS_END_WITHIN_SECONDS,
     OutageScenario,
     RunOutcome,
     cause_problems,
@@ -60,8 +61,6 @@ pytestmark = pytest.mark.deployment
 
 RUN_STATUS = {"SUCCESS": "success", "FAILURE": "failed", "CANCELED": "canceled"}
 STEP_STATUS = {"SUCCESS": "success", "FAILURE": "failed", "SKIPPED": "skipped"}
-#: How long runs may take to end once launched (30 s of outage included).
-RUNS_END_WITHIN_SECONDS = 240.0
 
 
 @pytest.fixture(scope="module")
