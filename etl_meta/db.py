@@ -19,7 +19,9 @@ Both
 
 from __future__ import annotations
 
+import os
 import select
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -206,6 +208,65 @@ def _has_pending_input(fileno: int) -> bool:
         return bool(poller.poll(0))
     readable, _, _ = select.select([fileno], [], [], 0)  # Windows: no poll, and no such limit
     return bool(readable)
+
+
+class HeldConnection:
+    """One SQLite driver connection taken out of an engine's pool and kept by a store, for the
+    metric write an op makes many times over (:meth:`MetricsAPI.record_to
+    <etl_meta.store.metrics.MetricsAPI.record_to>`).
+
+    A pool checkout and return cost a third of what a one-row SQLite transaction does
+    (benchmarks/README.md); a connection of its own costs nothing per call. It is configured
+    like every pooled one (the engine's ``connect`` events ran on it). Only SQLite gets one:
+    on PostgreSQL a checkout is a small share of a network round trip, and the pool's checkout
+    check is what replaces a connection a server restart killed.
+
+    One thread uses it at a time: :meth:`acquire` gives ``None`` while another thread holds it,
+    or in a forked child (the parent's connection is not the child's to use), and the caller
+    takes a pooled connection instead. The owner closes it (``store.close()``).
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._lock = threading.Lock()
+        self._pooled: Any = None
+        self._driver: Any = None
+        self._pid = os.getpid()
+
+    def acquire(self) -> Any | None:
+        """The connection, this thread's until :meth:`release`; ``None``: use the pool instead."""
+        if self._pid != os.getpid() or not self._lock.acquire(blocking=False):
+            return None
+        try:
+            if self._pooled is None:
+                pooled = self._engine.raw_connection()
+                self._driver = pooled.driver_connection  # detached, the proxy no longer says
+                # detach(): the pool forgets it (and opens another when it needs one); closing it
+                # later closes the driver connection instead of returning it.
+                pooled.detach()
+                self._pooled = pooled
+            return self._driver
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def release(self, *, discard: bool = False) -> None:
+        """Give the connection back; ``discard`` closes it (an error said it may be broken)."""
+        try:
+            if discard:
+                self._close()
+        finally:
+            self._lock.release()
+
+    def close(self) -> None:
+        """Close the connection (a later :meth:`acquire` opens a new one)."""
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        pooled, self._pooled, self._driver = self._pooled, None, None
+        if pooled is not None and self._pid == os.getpid():
+            pooled.close()
 
 
 def render_url(url: str | URL) -> str:

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from etl_meta import schema
 from etl_meta.access import Role
 from etl_meta.config import Settings, get_settings
-from etl_meta.db import create_engine, readonly, render_url
+from etl_meta.db import HeldConnection, create_engine, readonly, render_url
 from etl_meta.errors import (
     EtlMetaError,
     PermissionDeniedError,
@@ -90,6 +90,8 @@ class MetadataStore:
         self._acting_as: ContextVar[str | None] = ContextVar(f"etl_meta_actor_{id(self)}")
         self.role = _role(role) if role else self.settings.role
         self._session: ContextVar[Session | None] = ContextVar(f"etl_meta_session_{id(self)}")
+        # SQLite: the metric write's own connection (opened on first use; see HeldConnection).
+        self.held_connection = HeldConnection(self.engine) if self.dialect == "sqlite" else None
         if check_schema:
             try:
                 schema.check_schema(self.engine)
@@ -203,7 +205,10 @@ class MetadataStore:
             _raise_translated(exc)
 
     def close(self) -> None:
-        """Release pooled connections (only when the store created its engine)."""
+        """Close the store's own connection and release pooled ones (those only when the store
+        created its engine)."""
+        if self.held_connection is not None:
+            self.held_connection.close()
         if self._owns_engine:
             self.engine.dispose()
 

@@ -133,8 +133,7 @@ class MetricsAPI(StoreAPI):
                 inserted = repo.insert_points(session.connection(), rows)
         else:
             try:
-                with repo.driver_transaction(self._store.engine) as driver:
-                    inserted = repo.write_points(driver, self._store.engine.dialect, rows)
+                inserted = repo.commit_points(self._store.engine, rows, self._store.held_connection)
             except sa_exc.SQLAlchemyError as exc:
                 translated = translate_db_error(exc)
                 # Chain to the sanitized driver error only, as store.transaction() does.

@@ -222,3 +222,18 @@ def test_small_and_copied_batches_store_the_same_rows(store, run, monkeypatch):
         by_component.setdefault(p.component_name, []).append((p.step, p.value, p.recorded_at))
     assert by_component["extract"] == by_component["load"]
     assert {row[1:] for row in _latest_rows(store)} == {("rows", 1, 29, 29.0)}
+
+
+def test_a_known_target_writes_from_several_threads_and_after_the_store_is_closed(store, run):
+    from concurrent.futures import ThreadPoolExecutor
+
+    target = store.metrics.target("extract", orchestrator="dagster", run_id="metrics-run")
+
+    def write(step: int) -> int:
+        return store.metrics.record_to(target, [("extract", "rows", 1.0, step)]).inserted
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert sum(pool.map(write, range(40))) == 40
+    store.close()  # closes the store's own connection too; the next write opens another
+    assert write(40) == 1
+    assert len(store.metrics.list(execution_id=run.id)) == 41
