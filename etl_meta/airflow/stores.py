@@ -72,14 +72,16 @@ def listener_settings(base: Settings | None = None) -> Settings:
 
 
 def task_settings(base: Settings | None = None) -> Settings:
-    """``base`` (default: the environment's settings) with a pool sized for one task."""
+    """``base`` (default: the environment's settings) with a pool sized for one task, and every
+    connect, lock wait and statement bounded by ``record_wait_seconds`` (``Settings.for_runs``):
+    a store that hangs on a lock must cost a task a bounded wait, never a stuck try."""
     settings = base or Settings()
     return settings.model_copy(
         update={
             "pool_size": min(settings.pool_size, 2),
             "max_overflow": min(settings.max_overflow, 2),
         }
-    )
+    ).for_runs()
 
 
 def open_store(

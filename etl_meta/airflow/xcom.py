@@ -10,40 +10,130 @@ lacks; the store's metric key (run, component, attempt, name, step) makes that e
 A try whose points all reached the store pushes nothing: the listing then names exactly the tries
 reconciliation has to read. The hand-off holds names, numbers and times only, never
 configuration, so never a secret.
+
+Airflow clears a task's XCom when its next try starts, so a try that hands points off also
+leaves them in the run's hand-off directory (:mod:`etl_meta.airflow.handoff`, which every worker
+of the DAG already shares). The next try of the task carries them: it records them if the store
+answers (then deletes the files), and otherwise pushes them to its own XCom with its points, so
+the last try's XCom holds every point the store still lacks.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from etl_meta import outbox
+from etl_meta.airflow import handoff
 from etl_meta.components.runtime import MetricRecorder
+from etl_meta.errors import EtlMetaError
+from etl_meta.outbox import PendingPoint
+from etl_meta.retry import retry_transient
 
 log = logging.getLogger(__name__)
+
+
+def _spool_dir(ti: Any) -> Path:
+    return handoff.run_dir(str(ti.dag_id), str(ti.run_id))
+
+
+def _spool_stem(ti: Any) -> str:
+    index = int(getattr(ti, "map_index", -1) or -1)
+    mapped = f".{index}" if index >= 0 else ""
+    return f".{handoff.safe_name(str(ti.task_id))}{mapped}.metrics.try-"
+
+
+def _earlier_tries(ti: Any) -> list[tuple[Path, list[PendingPoint]]]:
+    """Spooled hand-offs of this task's earlier tries (unreadable ones are logged, skipped)."""
+    directory, stem = _spool_dir(ti), _spool_stem(ti)
+    this_try = int(ti.try_number)
+    found = []
+    if not directory.is_dir():
+        return found
+    for path in sorted(directory.glob(f"{stem}*.json")):
+        number = path.name[len(stem) : -len(".json")]
+        if not number.isdigit() or int(number) >= this_try:
+            continue
+        try:
+            found.append((path, outbox.decode(json.loads(path.read_text(encoding="utf-8")))))
+        except (OSError, ValueError, EtlMetaError) as exc:
+            log.warning("etl-meta: ignoring unreadable metrics hand-off %s: %s", path, exc)
+    return found
+
+
+def _spool(ti: Any, points: list[PendingPoint]) -> None:
+    """Leave this try's points where the next try of the task finds them (atomically)."""
+    directory = _spool_dir(ti)
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / f"{_spool_stem(ti)}{int(ti.try_number)}.json"
+    descriptor, temporary = tempfile.mkstemp(prefix=".spool.", dir=directory)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            json.dump(outbox.encode(points), handle)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _record_carried(recorder: MetricRecorder, carried: list[PendingPoint]) -> bool:
+    """Record earlier tries' points now if the store answers within the recorder's budget."""
+    try:
+        store = recorder.open_store()
+        budget = recorder.budget(store)
+        recorder.ensure_execution(store, budget)
+        retry_transient(
+            lambda: store.metrics.record(
+                outbox.as_tuples(carried),
+                orchestrator=recorder.run.orchestrator,
+                run_id=recorder.run.run_id,
+            ),
+            max_seconds=budget,
+        )
+    except EtlMetaError as exc:
+        log.warning("etl-meta: earlier tries' metric points not recorded yet: %s", exc)
+        return False
+    return True
 
 
 def hand_off(ti: Any, recorder: MetricRecorder) -> bool:
     """Push ``recorder``'s points to XCom if the store missed any; whether it pushed.
 
-    Never raises: a failed push is logged (the try's outcome matters more than its metrics).
+    Points of earlier tries that never reached the store (see the module docstring) are
+    recorded now, or pushed along. Never raises: a failed push is logged (the try's outcome
+    matters more than its metrics).
     """
-    if not recorder.unrecorded:
+    try:
+        earlier = _earlier_tries(ti)
+        carried = [point for _path, points in earlier for point in points]
+        if carried and _record_carried(recorder, carried):
+            for path, _points in earlier:
+                path.unlink(missing_ok=True)
+            carried = []
+        if recorder.unrecorded:
+            _spool(ti, recorder.points)
+    except Exception:
+        log.exception("etl-meta could not keep metric points of task %s for its next try", ti)
+        carried = []
+    if not recorder.unrecorded and not carried:
         return False
     try:
-        ti.xcom_push(key=outbox.XCOM_KEY, value=outbox.encode(recorder.points))
+        ti.xcom_push(key=outbox.XCOM_KEY, value=outbox.encode([*carried, *recorder.points]))
     except Exception:
         log.exception(
-            "etl-meta could not hand %d metric point(s) of task %s off to XCom; they are lost",
-            len(recorder.unrecorded),
+            "etl-meta could not hand %d metric point(s) of task %s off to XCom",
+            len(recorder.unrecorded) + len(carried),
             getattr(ti, "task_id", "?"),
         )
         return False
     log.warning(
-        "etl-meta: %d of %d metric point(s) of task %s wait in XCom %r for "
-        "`etl-meta airflow reconcile`",
-        len(recorder.unrecorded),
-        len(recorder.points),
+        "etl-meta: %d metric point(s) of task %s (this try's and earlier ones') wait in XCom %r "
+        "for `etl-meta airflow reconcile`",
+        len(recorder.unrecorded) + len(carried),
         getattr(ti, "task_id", "?"),
         outbox.XCOM_KEY,
     )

@@ -127,12 +127,14 @@ class MetricRecorder:
         """Points not (yet) written to the store."""
         return self.points[self._written :]
 
-    def _open(self) -> MetadataStore:
+    def open_store(self) -> MetadataStore:
+        """The recorder's store, opened on first use when it was given an opener."""
         if not isinstance(self._store, MetadataStore):
             self._store = self._store()
         return self._store
 
-    def _budget(self, store: MetadataStore) -> float:
+    def budget(self, store: MetadataStore) -> float:
+        """How long one recording call may wait for ``store``."""
         if self.wait_seconds is not None:
             return self.wait_seconds
         return store.settings.record_wait_seconds
@@ -227,8 +229,8 @@ class MetricRecorder:
             return RecordResult(inserted=0, skipped=0)
         budget = self.wait_seconds if self.wait_seconds is not None else 5.0
         try:
-            store = self._open()
-            budget = self._budget(store)
+            store = self.open_store()
+            budget = self.budget(store)
             # One budget for the whole write (lookups included): the wait stays bounded.
             deadline = time.monotonic() + budget
             target = self._target(store, deadline)

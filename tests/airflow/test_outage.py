@@ -6,7 +6,7 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 
 from etl_meta import schema
 from etl_meta.airflow import background, listener, stores
+from etl_meta.components import ComponentResult, ComponentType, register
 from etl_meta.errors import StoreUnavailableError
 from tests.airflow.support import attempts, chain_job, drain, exported_dags, handed_off
 
@@ -300,3 +301,51 @@ def test_a_run_the_listener_could_not_record_is_recorded_once_the_store_is_back(
         ("b", 1): ("success", None),
         ("c", 1): ("success", None),
     }
+
+
+#: The outage a ``test.airflow_blackout`` task holds during its first try (set by the test).
+BLACKOUT: dict[str, Any] = {}
+
+
+@register
+class BlackoutType(ComponentType):
+    """Try 1: takes the store's write lock, records metrics into it, fails. Try 2: lets go,
+    records again, succeeds."""
+
+    name = "test.airflow_blackout"
+
+    def run(self, context, config, inputs):
+        if context.attempt == 1:
+            BLACKOUT["stack"].enter_context(store_locked_for_writes(BLACKOUT["url"]))
+            context.record_metrics({"seen": 1.0})
+            raise ConnectionError("the warehouse hung up")
+        BLACKOUT["stack"].close()
+        context.record_metrics({"seen": 2.0})
+        return ComponentResult(value=None)
+
+
+def test_metrics_of_a_retried_try_survive_its_retry_and_are_recorded_once(
+    store, store_url, quick_failures, monkeypatch
+):
+    monkeypatch.setenv("ETL_META_RECORD_WAIT_SECONDS", "0.2")
+    monkeypatch.setenv("ETL_META_SQLITE_BUSY_TIMEOUT_MS", "100")
+    store.jobs.create(
+        {
+            "name": "blackout",
+            "num_of_retries": 1,
+            "components": [{"name": "probe", "component_type": "test.airflow_blackout"}],
+        }
+    )
+    dags = exported_dags(store)
+    with ExitStack() as stack:
+        BLACKOUT.update(stack=stack, url=store_url)
+        run = dags["blackout"].test()
+    drain()
+    assert run.state == "success"
+    # Try 2 found try 1's points (Airflow had cleared its XCom) and recorded them.
+    execution = store.executions.find("airflow", run.run_id)
+    points = sorted(
+        (p.name, p.attempt, p.value) for p in store.metrics.list(execution_id=execution.id)
+    )
+    assert points == [("seen", 1, 1.0), ("seen", 2, 2.0)]
+    assert handed_off(run.run_id) == {}  # nothing is left for reconciliation to read
