@@ -145,6 +145,11 @@ def _run_outage(
     except AssertionError as exc:  # reported by the tests, run by run
         notes.append(str(exc)[:2000])
     runs = [_outcome(airflow, dag, run_id) for run_id, dag in launched.items()]
+    for run in runs:
+        if run.ended_at is None:  # where it waits: its tasks' states
+            notes.append(
+                f"{run.explain()} still going; tries: {airflow.tries(run.job, run.run_id)}"
+            )
     ended = max((run.ended_at or 0.0 for run in runs), default=0.0)
     reconciler = _Reconciler(airflow)
     if not reconciler.exists:

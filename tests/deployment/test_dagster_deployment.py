@@ -107,6 +107,10 @@ def _run_outage(
     except AssertionError as exc:  # reported by the tests, run by run
         notes.append(str(exc)[:2000])
     runs = [_outcome(run) for run in dagster.facts(launched).values()]
+    for run in runs:
+        if run.ended_at is None:  # where it waits: its last events
+            last = dagster.event_messages([run.run_id]).splitlines()[-6:]
+            notes.append(f"{run.explain()} still going; last events: {last}")
     ended = max((run.ended_at or 0.0 for run in runs), default=0.0)
     deadline = max(window.ended_at, ended) + RECORDED_WITHIN_SECONDS
     wait_until_recorded(store, "dagster", runs, deadline=deadline)
