@@ -19,15 +19,15 @@ import logging
 from collections.abc import Sequence
 
 import dagster as dg
-import pybreaker
 
 from dagster_defs.reconcile import oldest_unrecorded_age, reconcile
 from dagster_defs.recording import TAG_RUN_REQUEST, record_run
 from dagster_defs.resources import EtlMetaResource
+from etl_meta.breaker import CircuitBreaker
 from etl_meta.errors import StoreUnavailableError
 from etl_meta.masking import mask_value
 from etl_meta.models import RunRequestStatus
-from etl_meta.retry import store_breaker
+from etl_meta.store._errors import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ RECONCILE_TICK_SECONDS = 20.0
 #: How long one run request tick may wait on the store.
 REQUEST_TICK_SECONDS = 10.0
 # One per code-server process: after a failure, status sensors skip the store for 30 s.
-_STATUS_BREAKER = store_breaker("etl_meta_status_sensors", reset_seconds=30.0)
+_STATUS_BREAKER = CircuitBreaker(cooldown_seconds=30.0, max_cooldown_seconds=120.0)
 
 STATUSES = {
     "started": dg.DagsterRunStatus.STARTED,
@@ -58,22 +58,28 @@ def _status_sensor(label: str, status: dg.DagsterRunStatus) -> dg.SensorDefiniti
     )
     def _record(context: dg.RunStatusSensorContext, etl_meta: EtlMetaResource) -> None:
         run_id = context.dagster_run.run_id
-        try:
-            observed = _STATUS_BREAKER.call(
-                lambda: record_run(
-                    etl_meta.open_store(STATUS_WRITE_SECONDS),
-                    context.instance,
-                    run_id,
-                    max_seconds=STATUS_WRITE_SECONDS,
-                )
-            )
-        except (StoreUnavailableError, pybreaker.CircuitBreakerError) as exc:
-            # Raising would not help: the sensor's cursor moves past the run either way.
-            reason = getattr(exc, "cause", None) or "store unavailable moments ago; not retried yet"
+        if not _STATUS_BREAKER.allows():
             context.log.warning(
-                f"run {run_id} not recorded now ({reason}): etl_meta_reconcile records it later"
+                f"run {run_id} not recorded now (the store failed moments ago; trying again in "
+                f"{_STATUS_BREAKER.remaining():.0f}s): etl_meta_reconcile records it later"
             )
             return
+        try:
+            observed = record_run(
+                etl_meta.open_store(STATUS_WRITE_SECONDS),
+                context.instance,
+                run_id,
+                max_seconds=STATUS_WRITE_SECONDS,
+            )
+        except StoreUnavailableError as exc:
+            if is_transient(exc):
+                _STATUS_BREAKER.failed()
+            # Raising would not help: the sensor's cursor moves past the run either way.
+            context.log.warning(
+                f"run {run_id} not recorded now ({exc.cause}): etl_meta_reconcile records it later"
+            )
+            return
+        _STATUS_BREAKER.succeeded()
         if observed is not None:
             context.log.info(
                 f"recorded run {context.dagster_run.run_id} as {observed.status} "

@@ -12,7 +12,6 @@ import logging
 from collections.abc import Callable
 from typing import TypeVar
 
-import pybreaker
 from tenacity import (
     Retrying,
     before_sleep_log,
@@ -37,20 +36,3 @@ def retry_transient(fn: Callable[[], T], *, max_seconds: float = 60.0, max_wait:
         reraise=True,
     )
     return retrying(fn)
-
-
-def store_breaker(name: str, *, reset_seconds: float = 30.0) -> pybreaker.CircuitBreaker:
-    """A circuit breaker for store calls made inside an orchestrator's own loop.
-
-    One transient failure opens it; for ``reset_seconds`` calls through it fail at once with
-    :class:`pybreaker.CircuitBreakerError` instead of waiting on the store again, then one call
-    is let through to probe. Permanent errors (validation, conflicts) never open it. Where the
-    caller skips, reconciliation catches up later.
-    """
-    return pybreaker.CircuitBreaker(
-        fail_max=1,
-        reset_timeout=reset_seconds,
-        exclude=[lambda error: not is_transient(error)],
-        name=name,
-        throw_new_error_on_trip=False,  # the tripping call raises the store's own error (its cause)
-    )

@@ -8,10 +8,10 @@ objects Airflow passed, no store access) and hands the write to this module:
 * :class:`BackgroundWriter` — a bounded queue and one daemon thread per process that performs
   the writes. :meth:`~BackgroundWriter.submit` never blocks: when the queue is full the write is
   dropped and logged (``etl-meta airflow reconcile`` records it later from Airflow's own record).
-* :class:`CircuitBreaker` — after a transient failure the store is left alone for a cool-down
-  (doubling up to a ceiling while it keeps failing). The writer keeps its queue meanwhile and
-  retries the oldest write once the cool-down is over; the task hooks, which run in short-lived
-  task processes, skip the store while the breaker is open instead.
+* :class:`~etl_meta.breaker.CircuitBreaker` — after a transient failure the store is left
+  alone for a cool-down (doubling up to a ceiling while it keeps failing). The writer keeps its
+  queue meanwhile and retries the oldest write once the cool-down is over; the task hooks, which
+  run in short-lived task processes, skip the store while the breaker is open instead.
 
 Both are per process (a forked child gets fresh ones: a thread does not survive a fork).
 """
@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from etl_meta.breaker import CircuitBreaker
 from etl_meta.store._errors import is_transient
 
 log = logging.getLogger(__name__)
@@ -36,53 +37,9 @@ DEFAULT_QUEUE_SIZE = 1000
 #: First cool-down after a failure, and its ceiling while the store keeps failing.
 DEFAULT_COOLDOWN_SECONDS = 5.0
 MAX_COOLDOWN_SECONDS = 60.0
+__all__ = ["BackgroundWriter", "CircuitBreaker", "Write", "breaker", "reset", "writer"]
 #: How long a process exiting normally waits for its queued writes.
 EXIT_FLUSH_SECONDS = 2.0
-
-
-class CircuitBreaker:
-    """Open after a failure, for a cool-down that doubles while failures go on.
-
-    Thread-safe. ``clock`` is injectable for tests.
-    """
-
-    def __init__(
-        self,
-        cooldown_seconds: float = DEFAULT_COOLDOWN_SECONDS,
-        max_cooldown_seconds: float = MAX_COOLDOWN_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._base = cooldown_seconds
-        self._max = max(max_cooldown_seconds, cooldown_seconds)
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._cooldown = cooldown_seconds
-        self._open_until = 0.0
-        self.failures = 0
-
-    def allows(self) -> bool:
-        """Whether a store attempt may be made now (closed, or the cool-down is over)."""
-        with self._lock:
-            return self._clock() >= self._open_until
-
-    def remaining(self) -> float:
-        """Seconds left in the cool-down (0 when closed)."""
-        with self._lock:
-            return max(self._open_until - self._clock(), 0.0)
-
-    def succeeded(self) -> None:
-        """The store answered: close, and start the next cool-down from the base again."""
-        with self._lock:
-            self._open_until = 0.0
-            self._cooldown = self._base
-            self.failures = 0
-
-    def failed(self) -> None:
-        """The store did not answer: open for the current cool-down, and double the next."""
-        with self._lock:
-            self._open_until = self._clock() + self._cooldown
-            self._cooldown = min(self._cooldown * 2, self._max)
-            self.failures += 1
 
 
 @dataclass(frozen=True)
