@@ -593,8 +593,26 @@ def dagster_reads(instance: dg.DagsterInstance) -> int:
 
 
 def observe_all(instance: dg.DagsterInstance, run_ids: list[str]) -> int:
-    """What ``record_run`` reads from Dagster for every run, without any store write."""
-    return sum(observe_run(instance, run_id) is not None for run_id in run_ids)
+    """What ``record_run`` reads from Dagster for every run, without any store write: given the
+    run records a reconcile pass pages through (as reconcile gives them), the run's events.
+    """
+    wanted = set(run_ids)
+    after: datetime | None = None
+    seen = 0
+    while True:
+        records = instance.get_run_records(
+            filters=dg.RunsFilter(updated_after=after),
+            order_by="update_timestamp",
+            ascending=True,
+            limit=RECONCILE_LIMIT,
+        )
+        for record in records:
+            run_id = record.dagster_run.run_id
+            if run_id in wanted:
+                seen += observe_run(instance, run_id, record=record) is not None
+        if len(records) < RECONCILE_LIMIT:
+            return seen
+        after = datetime.fromtimestamp(records[-1].update_timestamp.timestamp(), UTC)
 
 
 @dataclass

@@ -14,12 +14,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
-import sqlalchemy as sa
 
 from dagster_defs.jobs import TAG_JOB
 from dagster_defs.recording import RUN_STATUS, record_run
 from etl_meta.errors import EtlMetaError, StoreUnavailableError
-from etl_meta.models import Execution, ExecutionStatus, Orchestrator
+from etl_meta.models import ExecutionStatus, Orchestrator
 from etl_meta.retry import retry_transient
 from etl_meta.store import MetadataStore
 
@@ -140,21 +139,12 @@ def _current_runs(store: MetadataStore, records: Any, wait_seconds: float) -> se
     if not finished:
         return set()
 
-    def read() -> list[Any]:
-        with store.transaction(readonly=True) as session:
-            return list(
-                session.execute(
-                    sa.select(
-                        Execution.external_run_id, Execution.status, Execution.updated_at
-                    ).where(
-                        Execution.orchestrator == Orchestrator.DAGSTER,
-                        Execution.external_run_id.in_(list(finished)),
-                    )
-                )
-            )
-
+    stored = retry_transient(
+        lambda: store.executions.recorded_state(Orchestrator.DAGSTER, finished),
+        max_seconds=wait_seconds,
+    )
     current = set()
-    for run_id, status, updated_at in retry_transient(read, max_seconds=wait_seconds):
+    for run_id, (status, updated_at) in stored.items():
         expected, record = finished[run_id]
         if status == expected and updated_at.timestamp() >= record.update_timestamp.timestamp():
             current.add(run_id)

@@ -7,6 +7,7 @@ of times in any order.
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -125,11 +126,14 @@ def _hand_off(metadata: Any) -> list[PendingPoint]:
         return []
 
 
-def _run_events(instance: dg.DagsterInstance, run_id: str) -> _RunEvents:
+def _run_events(entries: list[Any]) -> _RunEvents:
     found = _RunEvents(step_errors={}, run_error=None, points=[])
-    for event in internal.events(instance, run_id, _EVENT_TYPES):
-        data = event.event_specific_data
+    for entry in entries:
+        event = entry.dagster_event
         kind = event.event_type
+        if kind not in _EVENT_TYPES:
+            continue  # a step stats event (start, restart, success, skip)
+        data = event.event_specific_data
         if kind in (dg.DagsterEventType.STEP_UP_FOR_RETRY, dg.DagsterEventType.STEP_FAILURE):
             found.step_errors.setdefault(event.step_key, []).append(_error_text(data.error))
         elif kind is dg.DagsterEventType.RUN_FAILURE:
@@ -153,14 +157,13 @@ def _run_error(events: _RunEvents, steps: list[dict]) -> str | None:
 
 
 def _attempts(
-    instance: dg.DagsterInstance,
-    run_id: str,
+    stats: Sequence[Any],
     run_status: ExecutionStatus,
     config_versions: dict[str, int],
     errors: dict[str, list[str | None]],
 ) -> list[dict[str, Any]]:
     steps = []
-    for stat in internal.step_stats(instance, run_id):
+    for stat in stats:
         markers = list(stat.attempts_list) or [None]
         final = _FINAL_STEP_STATUS.get(stat.status.value if stat.status else "IN_PROGRESS")
         if final is StepStatus.RUNNING and run_status.is_terminal:
@@ -211,8 +214,14 @@ def observe_run(
         return None
     status = RUN_STATUS.get(run.status, ExecutionStatus.RUNNING)
     config_versions = _config_versions(run.tags.get(TAG_CONFIG_VERSIONS))
-    events = _run_events(instance, run_id)
-    steps = _attempts(instance, run_id, status, config_versions, events.step_errors)
+    # One read of the run's events gives its errors, hand-offs and per-step stats (Dagster's
+    # own get_run_step_stats would read them a second time).
+    entries = internal.event_entries(
+        instance, run_id, _EVENT_TYPES | internal.STEP_STATS_EVENT_TYPES
+    )
+    events = _run_events(entries)
+    stats = internal.step_stats_from(run_id, entries)
+    steps = _attempts(stats, status, config_versions, events.step_errors)
     execution = {
         "job": job,
         "orchestrator": "dagster",

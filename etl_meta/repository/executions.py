@@ -67,15 +67,13 @@ def upsert_execution(
     orchestrator, run_id = values["orchestrator"], values["external_run_id"]
     row_values = {k: v for k, v in values.items() if v is not None}
     now = utcnow()
-    new_id = session.scalar(
+    created = session.scalar(
         insert(session, Execution)
         .values(job_id=job.id, created_at=now, updated_at=now, **row_values)
         .on_conflict_do_nothing(index_elements=["orchestrator", "external_run_id"])
-        .returning(Execution.id)
+        .returning(Execution)  # the whole row as stored: no second query to read it back
     )
-    if new_id is not None:
-        created = session.get(Execution, new_id, populate_existing=True)
-        assert created is not None
+    if created is not None:
         return created, "created", {}
     row = find_execution(session, orchestrator, run_id, for_update=True)
     assert row is not None
@@ -127,6 +125,39 @@ def upsert_attempt(
     return row, ("updated" if changes else "unchanged"), changes
 
 
+def insert_attempts(
+    session: Session,
+    *,
+    execution: Execution,
+    attempts: Sequence[tuple[Component, Mapping[str, Any]]],
+) -> list[ComponentExecution]:
+    """Insert the attempts of a run created in this transaction, in one multi-row statement.
+
+    Only for a new run, whose attempts cannot exist yet, each ``(component, attempt)`` given
+    once (a duplicate would violate the unique key; :func:`upsert_attempt` merges those).
+    Returns the stored rows in the order given.
+    """
+    now = utcnow()
+    parameters = [
+        {
+            "execution_id": execution.id,
+            "component_id": component.id,
+            "created_at": now,
+            "updated_at": now,
+            **{k: v for k, v in values.items() if v is not None},
+        }
+        for component, values in attempts
+    ]
+    # Rows with and without optional fields must share one column list to go in one statement.
+    columns = {key for row in parameters for key in row}
+    parameters = [{key: row.get(key) for key in columns} for row in parameters]
+    rows = session.scalars(
+        sa.insert(ComponentExecution).returning(ComponentExecution, sort_by_parameter_order=True),
+        parameters,
+    )
+    return list(rows)
+
+
 def find_execution(
     session: Session, orchestrator: Orchestrator, external_run_id: str, *, for_update: bool = False
 ) -> Execution | None:
@@ -139,6 +170,21 @@ def find_execution(
     if for_update:
         query = query.with_for_update().execution_options(populate_existing=True)
     return session.scalars(query).one_or_none()
+
+
+def recorded_state(
+    session: Session, orchestrator: Orchestrator, run_ids: Iterable[str]
+) -> dict[str, tuple[ExecutionStatus, datetime]]:
+    """``{run id: (status, updated_at)}`` of the given runs the store holds, in one query."""
+    ids = [run_id for run_id in run_ids if storable(run_id)]
+    if not ids:
+        return {}
+    rows = session.execute(
+        sa.select(Execution.external_run_id, Execution.status, Execution.updated_at).where(
+            Execution.orchestrator == orchestrator, Execution.external_run_id.in_(ids)
+        )
+    )
+    return {run_id: (status, updated_at) for run_id, status, updated_at in rows}
 
 
 def find_by_run_id(session: Session, run_id: str) -> Sequence[Execution]:

@@ -64,10 +64,20 @@ class ExecutionsAPI(StoreAPI):
             values = run.model_dump(exclude={"job"}, exclude_unset=True)
             if values.get("run_config") is not None:
                 values["run_config"] = mask_value(values["run_config"])
-            row, outcome, changes = repo.upsert_execution(session, job=job, values=values)
-            self._audit_outcome(session, "execution", _run_key(row), row.id, outcome, changes, row)
             # One lookup of the job's components for all attempts (a run has one per step try).
             components = components_repo.components_by_name(session, job.id) if attempts else {}
+            row, outcome, changes = repo.upsert_execution(session, job=job, values=values)
+            self._audit_outcome(session, "execution", _run_key(row), row.id, outcome, changes, row)
+            keys = {(a.component, a.attempt) for a in attempts}
+            if attempts and outcome == "created" and len(keys) == len(attempts):
+                # A new run's attempts are new too: one multi-row insert, not an upsert each,
+                # and every audit row of the run in one insert at commit (a first reconcile
+                # pass records thousands of runs this way).
+                with session.no_autoflush:
+                    steps = self._insert_attempts(
+                        session, row, attempts, job_name=job.name, known=components
+                    )
+                return self._public(session, row, job.name, with_steps=True, steps=steps)
             for attempt in attempts:
                 self._upsert_attempt(session, row, attempt, job_name=job.name, known=components)
             return self._public(session, row, job.name, with_steps=bool(attempts))
@@ -87,6 +97,51 @@ class ExecutionsAPI(StoreAPI):
             row, name = self._upsert_attempt(session, execution, attempt)
             return attempt_public(row, name)
 
+    def _insert_attempts(
+        self,
+        session: Session,
+        execution: Execution,
+        attempts: list[StepAttemptUpsert],
+        *,
+        job_name: str,
+        known: Mapping[str, Any],
+    ) -> list[tuple[Any, str]]:
+        """The attempts of a run created in this transaction, each audited as created; returns
+        ``(attempt, component name)`` in the order the store lists a run's attempts.
+        """
+        given = [
+            (
+                self._component(session, execution, attempt.component, job_name, known),
+                attempt.model_dump(exclude={"component"}, exclude_unset=True),
+            )
+            for attempt in attempts
+        ]
+        rows = repo.insert_attempts(session, execution=execution, attempts=given)
+        stored = []
+        for (component, _values), row in zip(given, rows, strict=True):
+            key = f"{_run_key(execution)}/{component.name}#{row.attempt}"
+            self._audit_outcome(session, "component_execution", key, row.id, "created", {}, row)
+            stored.append((row, component.name))
+        return sorted(stored, key=lambda pair: (pair[0].component_id, pair[0].attempt))
+
+    @staticmethod
+    def _component(
+        session: Session,
+        execution: Execution,
+        name: str,
+        job_name: str | None,
+        known: Mapping[str, Any] | None,
+    ) -> Any:
+        component = (known or {}).get(name)
+        if component is None:
+            job_name = (
+                job_name or jobs_repo.job_names(session, [execution.job_id])[execution.job_id]
+            )
+            component = components_repo.get_component(
+                session, execution.job_id, name, job_name=job_name
+            )
+        return component
+
     def _upsert_attempt(
         self,
         session: Session,
@@ -96,14 +151,7 @@ class ExecutionsAPI(StoreAPI):
         job_name: str | None = None,
         known: Mapping[str, Any] | None = None,
     ) -> tuple[Any, str]:
-        component = (known or {}).get(attempt.component)
-        if component is None:
-            job_name = (
-                job_name or jobs_repo.job_names(session, [execution.job_id])[execution.job_id]
-            )
-            component = components_repo.get_component(
-                session, execution.job_id, attempt.component, job_name=job_name
-            )
+        component = self._component(session, execution, attempt.component, job_name, known)
         values = attempt.model_dump(exclude={"component"}, exclude_unset=True)
         row, outcome, changes = repo.upsert_attempt(
             session, execution=execution, component=component, values=values
@@ -129,6 +177,17 @@ class ExecutionsAPI(StoreAPI):
         with self._tx(readonly=True) as session:
             row = repo.find_execution(session, coerce_enum(Orchestrator, orchestrator), run_id)
             return self._public(session, row, None, with_steps=with_steps) if row else None
+
+    @requires(Role.READER)
+    def recorded_state(
+        self, orchestrator: Orchestrator | str, run_ids: Iterable[str]
+    ) -> dict[str, tuple[ExecutionStatus, datetime]]:
+        """``{run id: (status, updated_at)}`` for those of ``run_ids`` the store holds, in one
+        query: what a reconciliation pass needs to tell a run recorded as the orchestrator has it
+        from one it must write. Unknown run ids are left out.
+        """
+        with self._tx(readonly=True) as session:
+            return repo.recorded_state(session, coerce_enum(Orchestrator, orchestrator), run_ids)
 
     @requires(Role.READER)
     def resolve(self, ref: str | int, *, with_steps: bool = False) -> ExecutionPublic:
@@ -237,11 +296,16 @@ class ExecutionsAPI(StoreAPI):
         )
 
     def _public(
-        self, session: Session, row: Execution, job_name: str | None, *, with_steps: bool
+        self,
+        session: Session,
+        row: Execution,
+        job_name: str | None,
+        *,
+        with_steps: bool,
+        steps: list[tuple[Any, str]] | None = None,
     ) -> ExecutionPublic:
-        steps = (
-            repo.attempts_by_execution(session, [row.id]).get(row.id, []) if with_steps else None
-        )
+        if with_steps and steps is None:  # ``steps``: the caller has them already, in order
+            steps = repo.attempts_by_execution(session, [row.id]).get(row.id, [])
         name = job_name or jobs_repo.job_names(session, [row.job_id])[row.job_id]
         return execution_public(row, job_name=name, steps=steps)
 

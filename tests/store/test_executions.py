@@ -177,3 +177,59 @@ def test_listing_pages_newest_first_with_a_stable_cursor(store, factory):
     second_page = store.executions.list(job=job.name, limit=2, before_id=first_page[-1].id)
     assert [r.external_run_id for r in first_page + second_page] == ["r4", "r3", "r2", "r1"]
     assert {r.external_run_id for r in store.executions.list(status="failed")} == {"r0", "r2", "r4"}
+
+
+def test_a_new_runs_attempts_are_each_audited_as_created_and_a_replay_adds_nothing(store, factory):
+    job = factory.job()
+    steps = [
+        {"component": "extract", "attempt": 1, "status": "failed", "error": "timeout"},
+        {"component": "extract", "attempt": 2, "status": "success", "started_at": T0},
+        {"component": "load", "attempt": 1, "status": "success"},
+    ]
+    run = store.executions.upsert(_run(job.name, status="success"), steps=steps)
+    created = store.audit.list(entity_type="component_execution", action="create")
+    assert sorted(e.entity_key for e in created) == [
+        "dagster:run-1/extract#1",
+        "dagster:run-1/extract#2",
+        "dagster:run-1/load#1",
+    ]
+    assert {e.after["error"] for e in created} == {"timeout", None}
+    audited = len(store.audit.list(limit=1000))
+    again = store.executions.upsert(_run(job.name, status="success"), steps=steps)
+    assert again == run and len(store.audit.list(limit=1000)) == audited
+
+
+def test_a_new_run_given_the_same_attempt_twice_merges_them_forward(store, factory):
+    job = factory.job()
+    run = store.executions.upsert(
+        _run(job.name, status="success"),
+        steps=[
+            {"component": "load", "attempt": 1, "status": "running", "started_at": T0},
+            {"component": "load", "attempt": 1, "status": "success"},
+        ],
+    )
+    (attempt,) = run.steps
+    assert attempt.status is StepStatus.SUCCESS and attempt.started_at == T0
+
+
+def test_a_new_run_with_an_unknown_component_records_nothing(store, factory):
+    job = factory.job()
+    with pytest.raises(NotFoundError):
+        store.executions.upsert(
+            _run(job.name, status="success"),
+            steps=[{"component": "nope", "attempt": 1, "status": "success"}],
+        )
+    assert store.executions.find("dagster", "run-1") is None
+
+
+def test_recorded_state_gives_status_and_last_change_of_the_runs_the_store_holds(store, factory):
+    job = factory.job()
+    running = factory.execution(job.name, run_id="a")
+    done = factory.finished_run(job.name, run_id="b")
+    factory.execution(job.name, run_id="a", orchestrator="airflow")
+    state = store.executions.recorded_state("dagster", ["a", "b", "unknown", "x" * 300])
+    assert state == {
+        "a": (ExecutionStatus.RUNNING, running.updated_at),
+        "b": (ExecutionStatus.SUCCESS, done.updated_at),
+    }
+    assert store.executions.recorded_state("dagster", []) == {}
