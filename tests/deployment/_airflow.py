@@ -271,7 +271,7 @@ class AirflowDeployment:
                 path = self.logs / f"dag_id={dag}" / f"run_id={run_id}" / f"task_id={task}"
                 log = path / f"attempt={attempt.get('try_number', number)}.log"
                 text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
-                lines += [line for line in text.splitlines() if "error" in line.lower()]
+                lines += _task_errors(text)
         return "\n".join(lines)
 
     def heartbeat_age(self) -> float | None:
@@ -301,6 +301,20 @@ class AirflowDeployment:
     def owns(self, pid: int) -> bool:
         """Whether ``pid`` descends from one of the deployment's processes."""
         return any(pid in descendants(group.pid) for group in self.processes)
+
+
+def _task_errors(log: str) -> list[str]:
+    """``Class: message`` of each exception a task log's "Task failed" entry carries."""
+    found = []
+    for line in log.splitlines():
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if isinstance(entry, dict) and entry.get("event") == "Task failed with exception":
+                found += [
+                    f"{detail.get('exc_type')}: {detail.get('exc_value')}"
+                    for detail in entry.get("error_detail") or []
+                ]
+    return found
 
 
 def _quote(value: str) -> str:
