@@ -106,7 +106,18 @@ class EtlMetaComponentOperator(BaseOperator):
         }
 
     def execute(self, context: Any) -> str | None:
-        """Run the component once (this try) and return the path of its output."""
+        """Run the component once (this try) and return the path of its output.
+
+        A failing try leaves its error in XCom (:func:`etl_meta.airflow.xcom.hand_off_error`)
+        before it propagates, for reconciliation to record if the listener cannot.
+        """
+        try:
+            return self._execute(context)
+        except Exception as exc:
+            xcom.hand_off_error(context["ti"], exc)
+            raise
+
+    def _execute(self, context: Any) -> str | None:
         ti = context["ti"]
         run_id: str = context["run_id"]
         dag_run = context.get("dag_run")

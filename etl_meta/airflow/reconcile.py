@@ -33,7 +33,7 @@ from typing import Any
 
 from etl_meta import outbox
 from etl_meta.airflow import reconcile_rows as rows
-from etl_meta.airflow import recording
+from etl_meta.airflow import recording, xcom
 from etl_meta.airflow.reconcile_rows import UNRECORDED_ERROR
 from etl_meta.airflow.recording import DAG_TAG
 from etl_meta.airflow.rest import AirflowClient, run_id_of
@@ -115,6 +115,7 @@ def _reconcile_runs(
     for ti in client.task_instances(keys):
         by_run[(str(ti["dag_id"]), run_id_of(ti))].append(ti)
     handed_off = _handed_off(client, runs, set(keys))
+    errors = _handed_off(client, runs, set(keys), key=xcom.ERROR_KEY)
     known = _known_executions(store, runs)
     components: dict[str, set[str] | None] = {}
     writes: list[_Write] = []
@@ -124,7 +125,9 @@ def _reconcile_runs(
             # A DAG tagged etl-meta whose job the store does not have (deleted, another store).
             result.skipped.setdefault(key[0], "no such job in the store: its runs are not recorded")
             continue
-        write = _plan(client, run, by_run.get(key, []), known.get(key[1]), names)
+        write = _plan(
+            client, run, by_run.get(key, []), known.get(key[1]), names, errors.get(key, {})
+        )
         if write is not None:
             writes.append(write)
     for start in range(0, len(writes), WRITE_BATCH):
@@ -184,8 +187,13 @@ def _plan(
     task_instances: list[dict],
     known: Any,
     components: set[str],
+    errors_at: dict[str, tuple[str, int]],
 ) -> _Write | None:
-    """The write ``run`` needs, or ``None`` when the store already says what Airflow says."""
+    """The write ``run`` needs, or ``None`` when the store already says what Airflow says.
+
+    A failed try the store holds no error for gets the one its task left in XCom
+    (``errors_at``: the run's tasks that left one), else a placeholder saying it was not recorded.
+    """
     dag_id, run_id = str(run["dag_id"]), run_id_of(run)
     status = rows.RUN_STATES.get(str(run.get("state")))
     if status is None:
@@ -198,10 +206,16 @@ def _plan(
         for step in rows.attempts_of(client, dag_id, run_id, ti, status)
     ]
     recorded = {(s.component_name, s.attempt): s for s in (known.steps or [])} if known else {}
+    handed: dict[str, dict[int, str]] = {}
     for step in steps:
         stored = recorded.get(rows.step_key(step))
         if step["status"] is StepStatus.FAILED and not (stored and stored.error):
-            step["error"] = UNRECORDED_ERROR
+            task = step["component"]
+            if task in errors_at and task not in handed:
+                handed[task] = xcom.errors_of(
+                    client.xcom_value(dag_id, run_id, task, xcom.ERROR_KEY, errors_at[task][1])
+                )
+            step["error"] = handed.get(task, {}).get(step["attempt"], UNRECORDED_ERROR)
     changed = [s for s in steps if rows.step_changes(recorded.get(rows.step_key(s)), s)]
     if known is not None and not changed and not rows.run_changes(known, execution):
         return None
@@ -251,16 +265,21 @@ def _guard(result: ReconcileResult, run_id: str, call: Any) -> None:
 
 
 def _handed_off(
-    client: AirflowClient, runs: list[dict], keys: set[tuple[str, str]]
+    client: AirflowClient,
+    runs: list[dict],
+    keys: set[tuple[str, str]],
+    *,
+    key: str = outbox.XCOM_KEY,
 ) -> dict[tuple[str, str], dict[str, tuple[str, int]]]:
-    """``{(dag, run): {task: (task, map index)}}`` of the runs whose tries left metrics in XCom."""
+    """``{(dag, run): {task: (task, map index)}}`` of the runs whose tries left XCom ``key``
+    (metrics by default) — one listing, no values."""
     earliest = min((rows.when(run.get("run_after")) for run in runs), default=None)
     found: dict[tuple[str, str], dict[str, tuple[str, int]]] = defaultdict(dict)
-    for entry in client.xcom_entries(outbox.XCOM_KEY, run_after_gte=earliest):
-        key = (str(entry["dag_id"]), run_id_of(entry))
-        if key in keys:
+    for entry in client.xcom_entries(key, run_after_gte=earliest):
+        run_key = (str(entry["dag_id"]), run_id_of(entry))
+        if run_key in keys:
             task = str(entry["task_id"])
-            found[key][task] = (task, int(entry.get("map_index", -1)))
+            found[run_key][task] = (task, int(entry.get("map_index", -1)))
     return found
 
 

@@ -36,15 +36,19 @@ from etl_meta.retry import retry_transient
 
 log = logging.getLogger(__name__)
 
+#: XCom key of a failed try's error (and its task's earlier failed tries' errors), so that
+#: reconciliation can record the error text when the listener could not.
+ERROR_KEY = "etl_meta_errors"
+
 
 def _spool_dir(ti: Any) -> Path:
     return handoff.run_dir(str(ti.dag_id), str(ti.run_id))
 
 
-def _spool_stem(ti: Any) -> str:
+def _spool_stem(ti: Any, kind: str = "metrics") -> str:
     index = int(getattr(ti, "map_index", -1) or -1)
     mapped = f".{index}" if index >= 0 else ""
-    return f".{handoff.safe_name(str(ti.task_id))}{mapped}.metrics.try-"
+    return f".{handoff.safe_name(str(ti.task_id))}{mapped}.{kind}.try-"
 
 
 def _earlier_tries(ti: Any) -> list[tuple[Path, list[PendingPoint]]]:
@@ -69,15 +73,7 @@ def _spool(ti: Any, points: list[PendingPoint]) -> None:
     """Leave this try's points where the next try of the task finds them (atomically)."""
     directory = _spool_dir(ti)
     directory.mkdir(parents=True, exist_ok=True)
-    target = directory / f"{_spool_stem(ti)}{int(ti.try_number)}.json"
-    descriptor, temporary = tempfile.mkstemp(prefix=".spool.", dir=directory)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            json.dump(outbox.encode(points), handle)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    _write_json(directory / f"{_spool_stem(ti)}{int(ti.try_number)}.json", outbox.encode(points))
 
 
 def _record_carried(recorder: MetricRecorder, carried: list[PendingPoint]) -> bool:
@@ -138,3 +134,60 @@ def hand_off(ti: Any, recorder: MetricRecorder) -> bool:
         outbox.XCOM_KEY,
     )
     return True
+
+
+def hand_off_error(ti: Any, error: BaseException) -> None:
+    """Leave the error a failing try raises where reconciliation finds it: the try's XCom under
+    :data:`ERROR_KEY`, with the errors of the task's earlier failed tries (carried through the
+    run's hand-off directory, as metrics are). Never raises.
+
+    The text is the one the listener records (:func:`etl_meta.airflow.recording.error_text`):
+    the user's error as ``Class: message``, cleaned and cut to what the store keeps.
+    """
+    from etl_meta.airflow.recording import error_text
+
+    try:
+        text = error_text(error)
+        directory, stem = _spool_dir(ti), _spool_stem(ti, "error")
+        this_try = int(ti.try_number)
+        errors: dict[str, str] = {}
+        if directory.is_dir():
+            for path in sorted(directory.glob(f"{stem}*.json")):
+                number = path.name[len(stem) : -len(".json")]
+                if number.isdigit() and int(number) < this_try:
+                    earlier = json.loads(path.read_text(encoding="utf-8"))
+                    if isinstance(earlier, str):
+                        errors[number] = earlier
+        if text:
+            errors[str(this_try)] = text
+            directory.mkdir(parents=True, exist_ok=True)
+            _write_json(directory / f"{stem}{this_try}.json", text)
+        if errors:
+            ti.xcom_push(key=ERROR_KEY, value={"version": 1, "errors": errors})
+    except Exception:
+        log.exception("etl-meta could not hand the error of task %s off to XCom", ti)
+
+
+def errors_of(value: Any) -> dict[int, str]:
+    """``{try number: error}`` from an :data:`ERROR_KEY` value (malformed parts are skipped)."""
+    if not isinstance(value, dict) or value.get("version") != 1:
+        return {}
+    errors = value.get("errors")
+    if not isinstance(errors, dict):
+        return {}
+    return {
+        int(number): text
+        for number, text in errors.items()
+        if isinstance(number, str) and number.isdigit() and isinstance(text, str) and text
+    }
+
+
+def _write_json(target: Path, value: Any) -> None:
+    descriptor, temporary = tempfile.mkstemp(prefix=".spool.", dir=target.parent)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            json.dump(value, handle)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
