@@ -49,7 +49,8 @@ def test_dagster_status_without_a_webserver_still_reports_the_store(cli, store):
     assert report["jobs_not_loadable"][0].startswith("broken.mystery: unknown component type")
 
 
-def test_dagster_reconcile_backfills_an_instance_history(cli, store, tmp_path, monkeypatch):
+def _finished_runs(store, tmp_path, monkeypatch, count: int) -> list[str]:
+    """``count`` successful runs of ``chain`` in a DAGSTER_HOME instance, which no sensor saw."""
     chain_job(store, num_of_retries=0)
     store.components.update("chain", "b", {"configuration": {"n": 1}})
     home = tmp_path / "dagster_home"
@@ -58,7 +59,11 @@ def test_dagster_reconcile_backfills_an_instance_history(cli, store, tmp_path, m
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     job = definitions(store).resolve_job_def("chain")
     with dg.DagsterInstance.get() as instance:
-        run_ids = [job.execute_in_process(instance=instance).run_id for _ in range(3)]
+        return [job.execute_in_process(instance=instance).run_id for _ in range(count)]
+
+
+def test_dagster_reconcile_backfills_an_instance_history(cli, store, tmp_path, monkeypatch):
+    run_ids = _finished_runs(store, tmp_path, monkeypatch, 3)
     for run_id in run_ids:  # the ops saw the runs start; nothing recorded how they ended
         assert store.executions.find("dagster", run_id).status == "running"
     result = cli("dagster", "reconcile", "--batch", "2")
@@ -90,15 +95,7 @@ def test_runs_request_creates_one_request_per_key(cli, store, tmp_path):
 def test_dagster_status_reports_finished_runs_the_store_has_not_recorded(
     cli, store, tmp_path, monkeypatch
 ):
-    chain_job(store, num_of_retries=0)
-    store.components.update("chain", "b", {"configuration": {"n": 1}})
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    job = definitions(store).resolve_job_def("chain")
-    with dg.DagsterInstance.get() as instance:
-        ids = [job.execute_in_process(instance=instance).run_id for _ in range(2)]
+    ids = _finished_runs(store, tmp_path, monkeypatch, 2)
     # The ops recorded their runs as running; no sensor saw them end.
     args = ("dagster", "status", "--url", "http://127.0.0.1:9", "--format", "json")
     behind = json.loads(cli(*args).output)["recording"]
