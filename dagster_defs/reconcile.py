@@ -16,7 +16,7 @@ from typing import Any
 import dagster as dg
 
 from dagster_defs.jobs import TAG_JOB
-from dagster_defs.recording import RUN_STATUS, record_run
+from dagster_defs.recording import RUN_STATUS, Observation, observe_run, record_observed
 from etl_meta.errors import EtlMetaError, StoreUnavailableError
 from etl_meta.models import ExecutionStatus, Orchestrator
 from etl_meta.retry import retry_transient
@@ -81,43 +81,100 @@ def reconcile(
         result.interrupted = f"store unavailable ({exc.cause})"
         log.warning("reconcile stopped before its first run: %s", exc)
         records = []
+    # Dagster is read run by run; the runs to write are written together (record_observed).
+    looked: list[Any] = []  # records gone through, in cursor order
+    to_write: list[tuple[Any, Observation]] = []
     for record in records:
         if budget_seconds is not None and time.monotonic() - started > budget_seconds:
             result.interrupted = "time budget"
             break
+        looked.append(record)
         run_id = record.dagster_run.run_id
+        if TAG_JOB in record.dagster_run.tags and run_id not in current:
+            observed = observe_run(instance, run_id, record=record)
+            if observed is not None:
+                to_write.append((record, observed))
+    written = _write_runs(store, to_write, result, write_seconds, started_at)
+    # The cursor passes a run only once it is recorded: it stops before the first run the store
+    # could not take (the next pass starts there; runs past it are simply looked at again).
+    unwritten = {id(record) for record, _observed in to_write[written:]}
+    done = next((i for i, r in enumerate(looked) if id(r) in unwritten), len(looked))
+    for record in looked[:done]:
         if TAG_JOB not in record.dagster_run.tags:
             result.skipped += 1
-        elif run_id in current:
+        elif record.dagster_run.run_id in current:
             result.recorded += 1  # the store already holds this run as Dagster does
             result.unchanged += 1
-        else:
-            try:
-                observed = record_run(
-                    store, instance, run_id, max_seconds=write_seconds, record=record
-                )
-            except StoreUnavailableError as exc:
-                result.interrupted = f"store unavailable ({exc.cause})"
-                log.warning("reconcile stopped at Dagster run %s: %s", run_id, exc)
-                break
-            except EtlMetaError as exc:
-                # A permanent refusal (say, the job was deleted from the store): log it with the
-                # run id and move on, or one bad run would block every later one.
-                log.error("could not record Dagster run %s: %s", run_id, exc)
-                result.failed.append(run_id)
-            else:
-                result.recorded += 1
-                if observed is not None and observed.stored_updated_at is not None:
-                    _note_delay(result, record, observed.stored_updated_at.timestamp(), started_at)
         result.cursor = record.update_timestamp.timestamp()
-        if progress is not None:
-            progress(1)
+    if progress is not None and done:
+        progress(done)
     caught_up = result.interrupted is None and len(records) < limit
     if not caught_up and result.cursor is not None:
         after = datetime.fromtimestamp(result.cursor, UTC)
         result.remaining = instance.get_runs_count(dg.RunsFilter(updated_after=after))
     result.lag_seconds = 0.0 if caught_up else oldest_unrecorded_age(instance, result.cursor)
     return result
+
+
+def _write_runs(
+    store: MetadataStore,
+    to_write: list[tuple[Any, Observation]],
+    result: ReconcileResult,
+    write_seconds: float,
+    pass_started_at: float,
+) -> int:
+    """Record the observed runs, in one transaction when the store takes them all; returns how
+    many of them, in order, are settled (recorded, or refused for good and listed in ``failed``).
+
+    A run the store refuses for good (say, its job was deleted from the store) fails the whole
+    transaction; the runs are then written one by one, so that run is logged and skipped rather
+    than blocking every later one. A store gone away stops the pass where it stands.
+    """
+    if not to_write:
+        return 0
+    try:
+        stored = record_observed(store, [o for _r, o in to_write], max_seconds=write_seconds)
+    except StoreUnavailableError as exc:
+        result.interrupted = f"store unavailable ({exc.cause})"
+        first = to_write[0][0].dagster_run.run_id
+        log.warning("reconcile stopped at Dagster run %s: %s", first, exc)
+        return 0
+    except EtlMetaError:
+        return _write_one_by_one(store, to_write, result, write_seconds, pass_started_at)
+    for (record, _observed), run in zip(to_write, stored, strict=True):
+        _count_recorded(result, record, run, pass_started_at)
+    return len(to_write)
+
+
+def _write_one_by_one(
+    store: MetadataStore,
+    to_write: list[tuple[Any, Observation]],
+    result: ReconcileResult,
+    write_seconds: float,
+    pass_started_at: float,
+) -> int:
+    for settled, (record, observed) in enumerate(to_write):
+        run_id = record.dagster_run.run_id
+        try:
+            (run,) = record_observed(store, [observed], max_seconds=write_seconds)
+        except StoreUnavailableError as exc:
+            result.interrupted = f"store unavailable ({exc.cause})"
+            log.warning("reconcile stopped at Dagster run %s: %s", run_id, exc)
+            return settled
+        except EtlMetaError as exc:
+            log.error("could not record Dagster run %s: %s", run_id, exc)
+            result.failed.append(run_id)
+        else:
+            _count_recorded(result, record, run, pass_started_at)
+    return len(to_write)
+
+
+def _count_recorded(
+    result: ReconcileResult, record: Any, run: Observation, pass_started_at: float
+) -> None:
+    result.recorded += 1
+    if run.stored_updated_at is not None:
+        _note_delay(result, record, run.stored_updated_at.timestamp(), pass_started_at)
 
 
 def _current_runs(store: MetadataStore, records: Any, wait_seconds: float) -> set[str]:

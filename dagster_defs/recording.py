@@ -264,6 +264,30 @@ def record_run(
     return replace(observed, stored_updated_at=stored.updated_at)
 
 
+def record_observed(
+    store: MetadataStore, observed: Sequence[Observation], *, max_seconds: float = 60.0
+) -> list[Observation]:
+    """Write runs already observed (:func:`observe_run`) in one transaction: all or none, a
+    transient failure retried whole. A reconcile pass records a page of new runs this way: one
+    commit instead of one per run. Returns them with ``stored_updated_at`` set.
+    """
+
+    def write_all() -> list[Any]:
+        with store.transaction():
+            stored = []
+            for run in observed:
+                run_id = run.execution["external_run_id"]
+                with store.acting_as(f"dagster:{run_id}"):
+                    stored.append(_write(store, run, run_id))
+            return stored
+
+    stored = retry_transient(write_all, max_seconds=max_seconds)
+    return [
+        replace(run, stored_updated_at=row.updated_at)
+        for run, row in zip(observed, stored, strict=True)
+    ]
+
+
 def _write(store: MetadataStore, observed: Observation, run_id: str) -> Any:
     """The run, its attempts, its handed-off points and its request, in one transaction.
 

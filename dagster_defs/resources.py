@@ -17,6 +17,7 @@ from etl_meta.access import Role
 from etl_meta.catalog import JobSnapshot
 from etl_meta.components.runtime import MetricRecorder, RunIdentity, resolve_configuration
 from etl_meta.config import Settings
+from etl_meta.db import shared_engine
 from etl_meta.models import StrategyType
 from etl_meta.retry import retry_transient
 from etl_meta.store import MetadataStore, RecordResult
@@ -112,8 +113,13 @@ class EtlMetaResource(dg.ConfigurableResource):
             settings = self.settings
             url = self.database_url or os.environ.get(DATABASE_URL_ENV) or None
             wait = settings.store_wait_seconds if max_seconds is None else max_seconds
+            # The process's engine for this URL: each run of an in-process executor and each
+            # sensor tick would otherwise connect afresh (the schema is still checked per open).
+            engine = shared_engine(url, settings)
             self._store = retry_transient(
-                lambda: MetadataStore(url, actor=self._actor, role=self.role, settings=settings),
+                lambda: MetadataStore(
+                    engine=engine, actor=self._actor, role=self.role, settings=settings
+                ),
                 max_seconds=wait,
             )
         return self._store

@@ -245,3 +245,32 @@ def test_a_run_is_recorded_whole_or_not_at_all(store, instance, monkeypatch):
     execution = store.executions.find("dagster", run_id)
     assert execution.status.is_terminal
     assert len(store.metrics.list(execution_id=execution.id)) == handed_off > 0
+
+
+def test_a_run_the_store_refuses_for_good_is_listed_and_the_others_of_its_page_are_recorded(
+    store, instance, monkeypatch
+):
+    from dagster_defs.reconcile import reconcile
+    from etl_meta.errors import ConflictError
+    from etl_meta.store.executions import ExecutionsAPI
+
+    chain_job(store, num_of_retries=0)
+    job = definitions(store).resolve_job_def("chain")
+    first, refused, last = (run(job, instance).run_id for _ in range(3))
+    upsert = ExecutionsAPI.upsert
+
+    def refuse_one(api, data, **kwargs):
+        if data["external_run_id"] == refused:
+            raise ConflictError("refused for good", entity="execution")
+        return upsert(api, data, **kwargs)
+
+    monkeypatch.setattr(ExecutionsAPI, "upsert", refuse_one)
+    result = reconcile(store, instance)
+    assert (result.recorded, result.failed, result.interrupted) == (2, [refused], None)
+    assert result.cursor == instance.get_run_record_by_id(last).update_timestamp.timestamp()
+    for run_id in (first, last):
+        assert store.executions.find("dagster", run_id).status.is_terminal
+    assert not store.executions.find("dagster", refused).status.is_terminal
+    monkeypatch.undo()
+    assert reconcile(store, instance).recorded == 3
+    assert store.executions.find("dagster", refused).status.is_terminal
