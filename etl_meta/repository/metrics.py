@@ -118,6 +118,9 @@ def write_points(driver: Any, dialect: sa.Dialect, rows: Sequence[PointRow]) -> 
         rows = _sqlite_rows(dialect, rows)  # same layout, timestamps as SQLite's text
         with _driver_errors(dialect, _SQLITE_INSERT):
             inserted = max(driver.executemany(_SQLITE_INSERT, rows).rowcount, 0)
+            if inserted:  # metric_latest as _upsert_latest keeps it, in the same error wrapper
+                driver.executemany(_SQLITE_UPSERT_LATEST, _candidates(rows))
+        return inserted
     if inserted:  # a replay changes nothing, so metric_latest has nothing to learn from it
         _upsert_latest(driver, dialect, rows)
     return inserted
@@ -185,13 +188,18 @@ def _upsert_latest(driver: Any, dialect: sa.Dialect, rows: Sequence[Sequence[Any
     # Only a strictly newer (attempt, step) replaces the stored row, so a replayed point —
     # even one carrying a different value, which the metric table also ignored — changes
     # nothing, and the two tables always agree.
-    candidates = rows if len(rows) == 1 else _latest_of(rows)  # an op's one point: itself
+    candidates = _candidates(rows)
     if dialect.name == "postgresql":
         with _driver_errors(dialect, _PG_UPSERT_LATEST), driver.cursor() as cursor:
             cursor.executemany(_PG_UPSERT_LATEST, candidates)
         return
     with _driver_errors(dialect, _SQLITE_UPSERT_LATEST):
         driver.executemany(_SQLITE_UPSERT_LATEST, candidates)
+
+
+def _candidates(rows: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
+    """The rows that may become latest values: an op's one point is itself."""
+    return rows if len(rows) == 1 else _latest_of(rows)
 
 
 def _sqlite_rows(dialect: sa.Dialect, rows: Sequence[PointRow]) -> Sequence[tuple[Any, ...]]:

@@ -90,8 +90,10 @@ class MetadataStore:
         self._acting_as: ContextVar[str | None] = ContextVar(f"etl_meta_actor_{id(self)}")
         self.role = _role(role) if role else self.settings.role
         self._session: ContextVar[Session | None] = ContextVar(f"etl_meta_session_{id(self)}")
-        # SQLite: the metric write's own connection (opened on first use; see HeldConnection).
-        self.held_connection = HeldConnection(self.engine) if self.dialect == "sqlite" else None
+        # The metric write's own connection (opened on first use; see HeldConnection).
+        self.held_connection = HeldConnection(
+            self.engine, ping_after_seconds=self.settings.pool_ping_after_seconds
+        )
         if check_schema:
             try:
                 schema.check_schema(self.engine)
@@ -207,8 +209,7 @@ class MetadataStore:
     def close(self) -> None:
         """Close the store's own connection and release pooled ones (those only when the store
         created its engine)."""
-        if self.held_connection is not None:
-            self.held_connection.close()
+        self.held_connection.close()
         if self._owns_engine:
             self.engine.dispose()
 

@@ -200,7 +200,7 @@ def _validate_points(
     point, or any doubt, goes through :func:`_check_point`, which applies the same rules and names
     the problem. Both give the same row for the same point.
     """
-    now = utcnow()
+    now: datetime | None = None  # one time for the batch's untimed points, taken if needed
     rows: list[repo.PointRow] = []
     append = rows.append
     problems: list[FieldProblem] = []
@@ -234,9 +234,10 @@ def _validate_points(
                 if value_type is int:
                     value = float(value)  # may raise OverflowError, as _check_point's does
                 if recorded_at is None:
-                    recorded_at = now
+                    recorded_at = now = now or utcnow()
                 append((execution_id, component_id, attempt, name, step, value, recorded_at))
                 continue
+        now = now or utcnow()
         try:
             component_id, name, value, step, attempt, recorded_at = _check_point(
                 point, component_ids, now

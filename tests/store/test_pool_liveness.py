@@ -180,3 +180,22 @@ def test_pool_ping_after_seconds_defaults_to_five_and_reads_its_environment_vari
     assert Settings(_env_file=None, home=tmp_path).pool_ping_after_seconds == 0.5
     monkeypatch.setenv("ETL_META_POOL_PING_AFTER_SECONDS", "0")
     assert Settings(_env_file=None, home=tmp_path).pool_ping_after_seconds == 0
+
+
+@postgresql_only()
+def test_the_metric_writes_own_connection_is_replaced_when_the_server_ends_it(store, admin):
+    from tests.factories import Factory
+
+    job = Factory(store).job()
+    Factory(store).execution(job.name, run_id="held")
+    target = store.metrics.target("extract", orchestrator="dagster", run_id="held")
+    assert store.metrics.record_to(target, [("extract", "rows", 1.0, 0)]).inserted == 1
+    held = store.held_connection.acquire()
+    pid = held.info.backend_pid
+    store.held_connection.release()
+    terminate(admin, pid)
+    # No error reaches the writer: the dead connection is seen before use and replaced.
+    assert store.metrics.record_to(target, [("extract", "rows", 2.0, 1)]).inserted == 1
+    held = store.held_connection.acquire()
+    assert held.info.backend_pid != pid
+    store.held_connection.release()
