@@ -142,3 +142,20 @@ def test_an_error_with_terminal_colours_is_recorded_readable(store, instance):
     (step,) = execution.steps
     assert step.status == "failed"
     assert step.error == "ValueError: schema mismatch in column amount"
+
+
+def test_runs_in_one_process_share_the_store_engine_and_each_checks_the_schema(
+    store, instance, monkeypatch
+):
+    from etl_meta import schema
+
+    chain_job(store)
+    checks: list[object] = []
+    real = schema.check_schema
+    monkeypatch.setattr(
+        schema, "check_schema", lambda engine: (checks.append(engine), real(engine))
+    )
+    for _ in range(2):
+        assert _job().execute_in_process(instance=instance).success
+    assert len(checks) == 2  # every open still refuses a database at another schema revision
+    assert checks[0] is checks[1]  # the same engine, its connections reused (db.shared_engine)
