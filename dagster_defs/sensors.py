@@ -37,8 +37,9 @@ STATUS_WRITE_SECONDS = 5.0
 RECONCILE_TICK_SECONDS = 20.0
 #: How long one run request tick may wait on the store.
 REQUEST_TICK_SECONDS = 10.0
-# One per code-server process: after a failure, status sensors skip the store for 30 s.
-_STATUS_BREAKER = CircuitBreaker(cooldown_seconds=30.0, max_cooldown_seconds=120.0)
+# One per code-server process: after a failure, status sensors skip the store for 10 s, then
+# 20 s, then 30 s while it stays down; short, so runs ending after recovery are recorded at once.
+_STATUS_BREAKER = CircuitBreaker(cooldown_seconds=10.0, max_cooldown_seconds=30.0)
 
 STATUSES = {
     "started": dg.DagsterRunStatus.STARTED,
