@@ -168,12 +168,21 @@ _READ_VERSIONS = sa.select(sa.column("version_num")).select_from(sa.table(VERSIO
 
 def _at_head(connection: Connection) -> bool:
     """Whether the version table holds exactly this code's head (``False`` if it is missing)."""
+    # A caller's transaction (``etl-meta db roles`` checks inside its own) must survive the
+    # missing-table error: PostgreSQL aborts a transaction on any error, so read in a savepoint.
+    savepoint = connection.begin_nested() if connection.in_transaction() else None
     try:
         versions = connection.execute(_READ_VERSIONS).all()
     except sa.exc.DBAPIError as exc:
+        if savepoint is not None:
+            savepoint.rollback()
+        else:
+            connection.rollback()
         if _is_missing_table(exc):
             return False  # never migrated: the full check says so
         raise
+    if savepoint is not None:
+        savepoint.commit()
     return [row[0] for row in versions] == [head_revision()]
 
 

@@ -184,6 +184,8 @@ def seed(store: MetadataStore, sentinel: Sentinel) -> Seeded:
             [("probe", "probe.rows", 10.0 + run.id, 0, 2, None), ("call", "rows", 3.0, 0, 1, None)],
             execution_id=run.id,
         )
+    # A reconcile's position (no secret in it: the record the sentinel test dumps must exist).
+    store.sync_cursors.set("airflow.reconcile", {"updated_at_gte": "2026-01-01T00:00:00+00:00"})
     return Seeded(
         sentinel, probe_v1, probe_v2, request.id, dagster.external_run_id, airflow.external_run_id
     )
@@ -482,6 +484,19 @@ def test_no_cli_command_or_format_shows_a_secret(
     cli("secrets", "generate-key", store=False)
     cli("secrets", "init", store=False)
     cli("airflow", "clean", "--older-than", "7d", store=False)
+    # Airflow's API unreachable, its password the sentinel: the one-line error must not show it.
+    reconcile = cli(
+        "airflow",
+        "reconcile",
+        "--url",
+        "http://127.0.0.1:1",
+        "--username",
+        "etl",
+        "--password",
+        seeded.sentinel.value("airflow-api-password"),
+        ok=False,
+    )
+    assert reconcile.exit_code != 0
     for fmt in ("table", "json"):
         cli("audit", "list", "--limit", "1000", "--format", fmt)
         cli("audit", "list", "--entity", "execution", "--format", fmt)
@@ -600,6 +615,8 @@ def test_no_model_repr_str_or_dump_shows_a_secret(
     for event in store.audit.list(limit=1000):
         dump(event)
     dump(store.dataclasses.get("sentinel_rows"))
+    for cursor in store.sync_cursors.list():
+        dump(cursor)
     # Input models holding the sentinel: what a caller passes (repr and str are masked).
     inputs: list[Any] = [
         models.ComponentCreate.model_validate(
