@@ -1,8 +1,8 @@
 """Make a test store unavailable the ways production stores are, and bring it back.
 
-* :func:`writes_hang` — writers wait: SQLite, another connection holds ``BEGIN EXCLUSIVE``
-  (readers in WAL mode still read); PostgreSQL, another session holds ``ACCESS EXCLUSIVE``
-  locks on the tables runs write.
+* :func:`writes_hang` — writers wait, readers still read: SQLite, another connection holds
+  ``BEGIN EXCLUSIVE`` (WAL mode keeps readers going); PostgreSQL, another session holds
+  ``EXCLUSIVE`` locks on the tables runs write (``ACCESS EXCLUSIVE`` would stop reads too).
 * :func:`connections_refused` (PostgreSQL) — ``ALLOW_CONNECTIONS false`` and every backend of
   the database terminated, as an operator taking a database away would.
 
@@ -48,7 +48,7 @@ def writes_hang(store_url: str, tables: tuple[str, ...] = RUN_TABLES) -> Iterato
         return
     with psycopg.connect(_dsn(store_url), autocommit=False) as holder:
         names = ", ".join(tables)
-        holder.execute(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE")
+        holder.execute(f"LOCK TABLE {names} IN EXCLUSIVE MODE")
         try:
             yield
         finally:

@@ -3,48 +3,22 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
-import psycopg
 import pytest
-from sqlalchemy.engine import make_url
 
 from etl_meta import schema
 from etl_meta.airflow import background, listener, stores
 from etl_meta.components import ComponentResult, ComponentType, register
 from etl_meta.errors import StoreUnavailableError
 from tests.airflow.support import attempts, chain_job, drain, exported_dags, handed_off
+from tests.outages import writes_hang as store_locked_for_writes
 
 UNREACHABLE = "postgresql://nobody@127.0.0.1:1/none"
-
-
-@contextmanager
-def store_locked_for_writes(store_url: str) -> Iterator[None]:
-    """Another session holds the store's write lock: writers wait (a hang, not a refusal)."""
-    url = make_url(store_url)
-    if url.get_backend_name() == "sqlite":
-        connection = sqlite3.connect(url.database, isolation_level=None)
-        connection.execute("BEGIN EXCLUSIVE")
-        try:
-            yield
-        finally:
-            connection.execute("ROLLBACK")
-            connection.close()
-        return
-    conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(conninfo) as connection:
-        # EXCLUSIVE blocks every write to the table and lets reads (the test's checks) through.
-        connection.execute("LOCK TABLE execution IN EXCLUSIVE MODE")
-        try:
-            yield
-        finally:
-            connection.rollback()
 
 
 @pytest.fixture
