@@ -8,7 +8,9 @@ who ran it. An audit row per batch would double an op's write for nothing a read
 
 from __future__ import annotations
 
+import decimal
 import math
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -288,7 +290,7 @@ def _check_point(
         raise _Bad("name", f"must be a string of 1 to {METRIC_NAME_MAX} characters")
     if not name.isprintable():
         raise _Bad("name", "must not contain NUL bytes or control characters")
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if not _is_number(value):
         raise _Bad("value", "must be a number")
     try:
         value = float(value)
@@ -305,6 +307,15 @@ def _check_point(
     elif not isinstance(recorded_at, datetime) or recorded_at.utcoffset() is None:
         raise _Bad("recorded_at", "must be a timezone-aware datetime")
     return component_id, name, value, step, attempt, recorded_at
+
+
+def _is_number(value: Any) -> bool:
+    """A real number of any type a component may hand over (``numpy.int64`` from
+    ``df.amount.sum()``, ``numpy.float32``, ``Decimal`` from a database driver), never a bool:
+    ``True`` as a metric is a mistake, not ``1.0``."""
+    if isinstance(value, bool) or type(value).__name__ == "bool_":  # numpy's bool too
+        return False
+    return isinstance(value, numbers.Real | decimal.Decimal)
 
 
 class _Bad(Exception):

@@ -237,3 +237,26 @@ def test_a_known_target_writes_from_several_threads_and_after_the_store_is_close
     store.close()  # closes the store's own connection too; the next write opens another
     assert write(40) == 1
     assert len(store.metrics.list(execution_id=run.id)) == 41
+
+
+def test_numbers_of_numpy_and_decimal_types_are_recorded_as_floats_and_bools_are_not(store, run):
+    import decimal
+
+    import numpy as np
+
+    values = {
+        "sum": np.int64(1250),  # what df.amount.sum() returns
+        "int32": np.int32(7),
+        "ratio": np.float32(0.5),
+        "price": decimal.Decimal("19.99"),
+    }
+    store.metrics.record(
+        [("extract", name, value) for name, value in values.items()], execution_id=run.id
+    )
+    recorded = {p.name: p.value for p in store.metrics.list(execution_id=run.id)}
+    assert recorded == {"sum": 1250.0, "int32": 7.0, "ratio": 0.5, "price": 19.99}
+    assert all(type(value) is float for value in recorded.values())
+    for bad in (np.bool_(True), True, decimal.Decimal("NaN"), np.float64("inf"), "3"):
+        with pytest.raises(ValidationError) as caught:
+            store.metrics.record([("extract", "bad", bad)], execution_id=run.id)
+        assert caught.value.field == "points.0.value"
