@@ -32,7 +32,6 @@ from etl_meta.airflow import handoff
 from etl_meta.components.runtime import MetricRecorder
 from etl_meta.errors import EtlMetaError
 from etl_meta.outbox import PendingPoint
-from etl_meta.retry import retry_transient
 
 log = logging.getLogger(__name__)
 
@@ -51,49 +50,38 @@ def _spool_stem(ti: Any, kind: str = "metrics") -> str:
     return f".{handoff.safe_name(str(ti.task_id))}{mapped}.{kind}.try-"
 
 
-def _earlier_tries(ti: Any) -> list[tuple[Path, list[PendingPoint]]]:
-    """Spooled hand-offs of this task's earlier tries (unreadable ones are logged, skipped)."""
-    directory, stem = _spool_dir(ti), _spool_stem(ti)
-    this_try = int(ti.try_number)
-    found = []
+def _earlier(ti: Any, kind: str) -> list[tuple[Path, Any]]:
+    """The JSON this task's earlier tries left as ``kind`` (unreadable files logged, skipped)."""
+    directory, stem = _spool_dir(ti), _spool_stem(ti, kind)
+    found: list[tuple[Path, Any]] = []
     if not directory.is_dir():
         return found
     for path in sorted(directory.glob(f"{stem}*.json")):
         number = path.name[len(stem) : -len(".json")]
-        if not number.isdigit() or int(number) >= this_try:
+        if not number.isdigit() or int(number) >= int(ti.try_number):
             continue
         try:
-            found.append((path, outbox.decode(json.loads(path.read_text(encoding="utf-8")))))
-        except (OSError, ValueError, EtlMetaError) as exc:
-            log.warning("etl-meta: ignoring unreadable metrics hand-off %s: %s", path, exc)
+            found.append((path, json.loads(path.read_text(encoding="utf-8"))))
+        except (OSError, ValueError) as exc:
+            log.warning("etl-meta: ignoring unreadable hand-off %s: %s", path, exc)
     return found
 
 
-def _spool(ti: Any, points: list[PendingPoint]) -> None:
-    """Leave this try's points where the next try of the task finds them (atomically)."""
+def _leave(ti: Any, kind: str, value: Any) -> None:
+    """Leave this try's ``kind`` where the task's next try finds it (atomically)."""
     directory = _spool_dir(ti)
     directory.mkdir(parents=True, exist_ok=True)
-    _write_json(directory / f"{_spool_stem(ti)}{int(ti.try_number)}.json", outbox.encode(points))
+    _write_json(directory / f"{_spool_stem(ti, kind)}{int(ti.try_number)}.json", value)
 
 
-def _record_carried(recorder: MetricRecorder, carried: list[PendingPoint]) -> bool:
-    """Record earlier tries' points now if the store answers within the recorder's budget."""
-    try:
-        store = recorder.open_store()
-        budget = recorder.budget(store)
-        recorder.ensure_execution(store, budget)
-        retry_transient(
-            lambda: store.metrics.record(
-                outbox.as_tuples(carried),
-                orchestrator=recorder.run.orchestrator,
-                run_id=recorder.run.run_id,
-            ),
-            max_seconds=budget,
-        )
-    except EtlMetaError as exc:
-        log.warning("etl-meta: earlier tries' metric points not recorded yet: %s", exc)
-        return False
-    return True
+def _earlier_points(ti: Any) -> list[tuple[Path, list[PendingPoint]]]:
+    found = []
+    for path, value in _earlier(ti, "metrics"):
+        try:
+            found.append((path, outbox.decode(value)))
+        except EtlMetaError as exc:
+            log.warning("etl-meta: ignoring unreadable metrics hand-off %s: %s", path, exc)
+    return found
 
 
 def hand_off(ti: Any, recorder: MetricRecorder) -> bool:
@@ -104,14 +92,14 @@ def hand_off(ti: Any, recorder: MetricRecorder) -> bool:
     matters more than its metrics).
     """
     try:
-        earlier = _earlier_tries(ti)
+        earlier = _earlier_points(ti)
         carried = [point for _path, points in earlier for point in points]
-        if carried and _record_carried(recorder, carried):
+        if recorder.write_points(carried):  # the store answers: nothing left to carry
             for path, _points in earlier:
                 path.unlink(missing_ok=True)
             carried = []
         if recorder.unrecorded:
-            _spool(ti, recorder.points)
+            _leave(ti, "metrics", outbox.encode(recorder.points))
     except Exception:
         log.exception("etl-meta could not keep metric points of task %s for its next try", ti)
         carried = []
@@ -148,20 +136,15 @@ def hand_off_error(ti: Any, error: BaseException) -> None:
 
     try:
         text = error_text(error)
-        directory, stem = _spool_dir(ti), _spool_stem(ti, "error")
-        this_try = int(ti.try_number)
-        errors: dict[str, str] = {}
-        if directory.is_dir():
-            for path in sorted(directory.glob(f"{stem}*.json")):
-                number = path.name[len(stem) : -len(".json")]
-                if number.isdigit() and int(number) < this_try:
-                    earlier = json.loads(path.read_text(encoding="utf-8"))
-                    if isinstance(earlier, str):
-                        errors[number] = earlier
+        stem = _spool_stem(ti, "error")
+        errors = {
+            path.name[len(stem) : -len(".json")]: earlier
+            for path, earlier in _earlier(ti, "error")
+            if isinstance(earlier, str)
+        }
         if text:
-            errors[str(this_try)] = text
-            directory.mkdir(parents=True, exist_ok=True)
-            _write_json(directory / f"{stem}{this_try}.json", text)
+            errors[str(int(ti.try_number))] = text
+            _leave(ti, "error", text)
         if errors:
             ti.xcom_push(key=ERROR_KEY, value={"version": 1, "errors": errors})
     except Exception:

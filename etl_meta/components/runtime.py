@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -127,13 +127,13 @@ class MetricRecorder:
         """Points not (yet) written to the store."""
         return self.points[self._written :]
 
-    def open_store(self) -> MetadataStore:
+    def _open(self) -> MetadataStore:
         """The recorder's store, opened on first use when it was given an opener."""
         if not isinstance(self._store, MetadataStore):
             self._store = self._store()
         return self._store
 
-    def budget(self, store: MetadataStore) -> float:
+    def _budget(self, store: MetadataStore) -> float:
         """How long one recording call may wait for ``store``."""
         if self.wait_seconds is not None:
             return self.wait_seconds
@@ -225,24 +225,38 @@ class MetricRecorder:
     def flush(self) -> RecordResult:
         """Write every unrecorded point now, within the wait budget (never raising for outages)."""
         pending = self.unrecorded
-        if not pending or time.monotonic() < self._quiet_until:
+        result = self._write(pending) if pending else None
+        if result is None:
             return RecordResult(inserted=0, skipped=0)
+        self._written += len(pending)
+        return result
+
+    def write_points(self, points: Sequence[PendingPoint]) -> bool:
+        """Write ``points`` of this component that are not in :attr:`points` (an earlier
+        attempt's, carried by the orchestrator), under the same budget; whether they landed."""
+        return bool(points) and self._write(points) is not None
+
+    def _write(self, points: Sequence[PendingPoint]) -> RecordResult | None:
+        """Write ``points`` within the wait budget; ``None`` when the store could not take them
+        (then the store is left alone for a few budgets)."""
+        if time.monotonic() < self._quiet_until:
+            return None
         budget = self.wait_seconds if self.wait_seconds is not None else 5.0
         try:
-            store = self.open_store()
-            budget = self.budget(store)
+            store = self._open()
+            budget = self._budget(store)
             # One budget for the whole write (lookups included): the wait stays bounded.
             deadline = time.monotonic() + budget
             target = self._target(store, deadline)
             if target is not None:
-                result = retry_transient(
-                    lambda: store.metrics.record_to(target, as_tuples(pending)),
+                return retry_transient(
+                    lambda: store.metrics.record_to(target, as_tuples(points)),
                     max_seconds=_left(deadline),
                 )
-            else:  # no such component in the run's job: the full call raises the usual error
-                result = store.metrics.record(
-                    as_tuples(pending), orchestrator=self.run.orchestrator, run_id=self.run.run_id
-                )
+            # No such component in the run's job: the full call raises the usual error.
+            return store.metrics.record(
+                as_tuples(points), orchestrator=self.run.orchestrator, run_id=self.run.run_id
+            )
         except EtlMetaError as exc:
             if not is_transient(exc):
                 raise
@@ -250,13 +264,11 @@ class MetricRecorder:
             _log.warning(
                 "etl-meta: %d metric point(s) of %s not recorded yet (%s); they travel with "
                 "the orchestrator's record of this step and are recorded at reconciliation",
-                len(pending),
+                len(points),
                 self.component,
                 exc,
             )
-            return RecordResult(inserted=0, skipped=0)
-        self._written += len(pending)
-        return result
+            return None
 
 
 def _left(deadline: float) -> float:
