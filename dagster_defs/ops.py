@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import dagster as dg
 
 from dagster_defs import _dagster_internal as internal
-from dagster_defs.resources import JOB_METADATA_KEY, EtlMetaResource
+from dagster_defs.resources import JOB_METADATA_KEY, EtlMetaResource, handoff_metadata
 from etl_meta import outbox
 from etl_meta.catalog import DataclassSnapshot, JobSnapshot
 from etl_meta.components import ComponentFailed, get_component_type
@@ -58,13 +58,6 @@ def _snapshot(context: dg.OpExecutionContext) -> tuple[JobSnapshot, dict[str, Da
     return job, dataclasses
 
 
-def _handoff(recorder: MetricRecorder) -> dict[str, Any]:
-    """The recorder's points as event metadata (see etl_meta.outbox), or nothing if none."""
-    if not recorder.points:
-        return {}
-    return {outbox.DAGSTER_KEY: dg.MetadataValue.json(outbox.encode(recorder.points))}
-
-
 def _hand_off_on_failure(context: dg.OpExecutionContext, recorder: MetricRecorder) -> None:
     """Put the points the store could not take on the step's own event log before it fails.
 
@@ -76,7 +69,7 @@ def _hand_off_on_failure(context: dg.OpExecutionContext, recorder: MetricRecorde
             internal.failure_note(
                 outbox.DAGSTER_KEY,
                 "metric points etl-meta could not record yet (reconciliation will)",
-                _handoff(recorder),
+                handoff_metadata(recorder),
             )
         )
 
@@ -85,7 +78,7 @@ def _dagster_metadata(
     result_metadata: dict[str, Any], metrics: dict[str, float], recorder: MetricRecorder
 ) -> dict:
     metadata: dict[str, Any] = {name: float(value) for name, value in metrics.items()}
-    metadata.update(_handoff(recorder))
+    metadata.update(handoff_metadata(recorder))
     if "row_count" in result_metadata:
         metadata["dagster/row_count"] = int(result_metadata["row_count"])
     columns = result_metadata.get("columns")
@@ -130,10 +123,7 @@ def op_for_type(component_type: str) -> dg.OpDefinition:
             config_versions=job.config_versions,
             log_path=log_path,
         )
-        wait = etl_meta.settings.record_wait_seconds
-        recorder = MetricRecorder(
-            lambda: etl_meta.open_store(wait), job, name, run, wait_seconds=wait
-        )
+        recorder = etl_meta.recorder(context, run)
         try:
             result = run_component(
                 etl_meta.store,

@@ -156,13 +156,16 @@ class EtlMetaResource(dg.ConfigurableResource):
         overrides = context.op_config if isinstance(context.op_config, Mapping) else {}
         return resolve_configuration(stored, overrides)
 
-    def recorder(self, context: dg.OpExecutionContext) -> MetricRecorder:
-        """The metric recorder of this run, op and attempt (its points are the hand-off)."""
+    def recorder(
+        self, context: dg.OpExecutionContext, run: RunIdentity | None = None
+    ) -> MetricRecorder:
+        """The metric recorder of this run, op and attempt (its points are the hand-off);
+        ``run`` names the run as the caller knows it (the built-in ops add the log path)."""
         key = (context.run_id, context.op_handle.name, context.retry_number + 1)
         recorder = self._recorders.get(key)
         if recorder is None:
             snapshot = _job_snapshot(context)
-            run = RunIdentity(
+            run = run or RunIdentity(
                 "dagster",
                 context.run_id,
                 attempt=key[2],
@@ -192,10 +195,17 @@ class EtlMetaResource(dg.ConfigurableResource):
         context.add_output_metadata(
             {
                 **{name: float(value) for name, value in metrics.items()},
-                outbox.DAGSTER_KEY: dg.MetadataValue.json(outbox.encode(recorder.points)),
+                **handoff_metadata(recorder),
             }
         )
         return result
+
+
+def handoff_metadata(recorder: MetricRecorder) -> dict[str, Any]:
+    """The recorder's points as event metadata (see etl_meta.outbox), or nothing if none."""
+    if not recorder.points:
+        return {}
+    return {outbox.DAGSTER_KEY: dg.MetadataValue.json(outbox.encode(recorder.points))}
 
 
 def _job_snapshot(context: dg.OpExecutionContext) -> JobSnapshot:

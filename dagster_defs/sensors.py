@@ -108,7 +108,7 @@ def reconcile_sensor(
     try:
         store = etl_meta.open_store(RECONCILE_TICK_SECONDS / 4)
     except StoreUnavailableError as exc:
-        lag = _lag_while_down(context.instance, state.get("updated_after"))
+        lag = round(oldest_unrecorded_age(context.instance, state.get("updated_after")), 1)
         cursor = {**state, "lag_seconds": lag, "interrupted": f"store unavailable ({exc.cause})"}
         message = f"store unavailable ({exc.cause}); lag {lag:.0f}s, resuming from the cursor"
         context.log.warning(message)
@@ -137,10 +137,6 @@ def reconcile_sensor(
     )
     context.log.info(message)
     return dg.SensorResult(cursor=json.dumps(cursor), skip_reason=dg.SkipReason(message))
-
-
-def _lag_while_down(instance: dg.DagsterInstance, cursor: float | None) -> float:
-    return round(oldest_unrecorded_age(instance, cursor), 1)
 
 
 def run_request_sensor(jobs: Sequence[dg.JobDefinition]) -> dg.SensorDefinition:
