@@ -92,6 +92,16 @@ def shared_engine(url: str | None, settings: Settings) -> Engine:
     return engine
 
 
+def dispose_shared() -> None:
+    """Close every engine :func:`shared_engine` made in this process (tests, and processes that
+    want to let go of their connections)."""
+    with _shared_lock:
+        engines = [engine for key, engine in _shared.items() if key[0] == os.getpid()]
+        _shared.clear()
+    for engine in engines:
+        engine.dispose()
+
+
 def readonly(engine: Engine) -> Engine:
     """A view of ``engine`` (same pool) whose transactions never take SQLite's write lock."""
     return engine.execution_options(**{_READONLY_OPTION: True})

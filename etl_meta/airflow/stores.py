@@ -23,11 +23,9 @@ import os
 import threading
 from typing import Literal
 
-from sqlalchemy.engine import Engine
-
 from etl_meta.access import Role
 from etl_meta.config import Settings
-from etl_meta.db import create_engine
+from etl_meta.db import dispose_shared, shared_engine
 from etl_meta.retry import retry_transient
 from etl_meta.store import MetadataStore
 from etl_meta.validation import ACTOR_MAX
@@ -44,7 +42,6 @@ LISTENER_TIMEOUTS: dict[str, tuple[str, int]] = {
 }
 
 _lock = threading.Lock()
-_engines: dict[tuple[int, Purpose, str], Engine] = {}
 _checked: set[tuple[int, str]] = set()
 
 
@@ -108,12 +105,9 @@ def open_store(
     base = settings or Settings()
     configured = listener_settings(base) if purpose == "listener" else task_settings(base)
     url = configured.resolved_database_url()
-    key = (os.getpid(), purpose, url)
     checked = (os.getpid(), url)
-    with _lock:
-        engine = _engines.get(key)
-        if engine is None:
-            engine = _engines[key] = create_engine(url, settings=configured)
+    # The listener's and the task's settings differ (timeouts, pool), so each gets its engine.
+    engine = shared_engine(url, configured)
     # Workers record runs and read secrets; they never change definitions (docs/security.md).
     role = Role.READER if configured.role is Role.READER else Role.WRITER
 
@@ -149,8 +143,6 @@ def airflow_actor(
 
 def dispose_all() -> None:
     """Close every engine this process opened (tests, and processes that want to let go)."""
+    dispose_shared()
     with _lock:
-        for engine in _engines.values():
-            engine.dispose()
-        _engines.clear()
         _checked.clear()
