@@ -8,7 +8,7 @@ for the driver error rather than the driver error itself.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 import pydantic
 import sqlalchemy.exc as sa_exc
@@ -124,6 +124,13 @@ def translate_db_error(error: sa_exc.SQLAlchemyError) -> EtlMetaError:
     if isinstance(error, sa_exc.StatementError) and isinstance(error.orig, ValueError | TypeError):
         return ValidationError.single("?", str(error.orig))
     return EtlMetaError(f"database error: {type(error).__name__}")
+
+
+def raise_translated(error: sa_exc.SQLAlchemyError) -> NoReturn:
+    """Raise the typed error for ``error``, chained to the sanitized driver error only: the
+    original's text may quote row values."""
+    translated = translate_db_error(error)
+    raise translated from translated.__cause__
 
 
 def translate_driver_error(

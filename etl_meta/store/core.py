@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import cached_property
-from typing import Any, NoReturn
+from typing import Any
 
 import sqlalchemy.exc as sa_exc
 from sqlalchemy.engine import Engine
@@ -38,7 +38,7 @@ from etl_meta.errors import (
     ValidationError,
 )
 from etl_meta.secrets import Cipher
-from etl_meta.store._errors import translate_db_error
+from etl_meta.store._errors import raise_translated, translate_db_error
 from etl_meta.store.audit import AuditAPI
 from etl_meta.store.components import ComponentsAPI
 from etl_meta.store.dataclasses import DataclassesAPI
@@ -98,7 +98,7 @@ class MetadataStore:
             try:
                 schema.check_schema(self.engine)
             except sa_exc.SQLAlchemyError as exc:
-                _raise_translated(exc)
+                raise_translated(exc)
         self.jobs = JobsAPI(self)
         self.components = ComponentsAPI(self)
         self.dataclasses = DataclassesAPI(self)
@@ -189,7 +189,7 @@ class MetadataStore:
                 raise
         except sa_exc.SQLAlchemyError as exc:
             log.warning("store transaction failed: %s", translate_db_error(exc))
-            _raise_translated(exc)
+            raise_translated(exc)
         finally:
             self._session.reset(token)
             session.close()
@@ -204,7 +204,7 @@ class MetadataStore:
             with self._readonly_engine.connect() as connection:
                 connection.exec_driver_sql("SELECT 1")
         except sa_exc.SQLAlchemyError as exc:
-            _raise_translated(exc)
+            raise_translated(exc)
 
     def close(self) -> None:
         """Close the store's own connection and release pooled ones (those only when the store
@@ -226,12 +226,6 @@ def _role(value: Role | str) -> Role:
     except ValueError:
         roles = ", ".join(r.value for r in Role)
         raise ValidationError.single("role", f"must be one of {roles}") from None
-
-
-def _raise_translated(exc: sa_exc.SQLAlchemyError) -> NoReturn:
-    translated = translate_db_error(exc)
-    # Chain to the sanitized driver error only: the original's text may quote row values.
-    raise translated from translated.__cause__
 
 
 __all__ = ["EtlMetaError", "MetadataStore", "StoreUnavailableError"]

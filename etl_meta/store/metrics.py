@@ -28,7 +28,7 @@ from etl_meta.repository import executions as executions_repo
 from etl_meta.repository import jobs as jobs_repo
 from etl_meta.repository import metrics as repo
 from etl_meta.store._base import StoreAPI
-from etl_meta.store._errors import translate_db_error
+from etl_meta.store._errors import raise_translated
 from etl_meta.types import coerce_enum, utcnow
 
 #: A point as a tuple: ``(component, name, value[, step[, attempt[, recorded_at]]])``.
@@ -137,9 +137,7 @@ class MetricsAPI(StoreAPI):
             try:
                 inserted = repo.commit_points(self._store.engine, rows, self._store.held_connection)
             except sa_exc.SQLAlchemyError as exc:
-                translated = translate_db_error(exc)
-                # Chain to the sanitized driver error only, as store.transaction() does.
-                raise translated from translated.__cause__
+                raise_translated(exc)
         return RecordResult(inserted=inserted, skipped=len(rows) - inserted)
 
     @requires(Role.READER)
