@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import runpy
+from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from etl_meta import MetadataStore
@@ -172,3 +174,18 @@ def copy_runs(template_run_id: str, count: int) -> None:
         connection.execute(dag_run.insert(), runs)
         connection.execute(task_instance.insert(), instances)
     engine.dispose()
+
+
+def fake_task_instance(run_id: str = "manual__broken") -> SimpleNamespace:
+    """What the API server passes for a DAG that is not ours, or one of ours when marked."""
+    return SimpleNamespace(
+        dag_id="chain",
+        run_id=run_id,
+        task_id="b",
+        try_number=1,
+        state="success",
+        operator="EtlMetaComponentOperator",
+        start_date=datetime(2026, 1, 1, tzinfo=UTC),
+        end_date=datetime(2026, 1, 1, 0, 1, tzinfo=UTC),
+        task=None,
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -12,7 +11,14 @@ import sqlalchemy as sa
 
 from etl_meta.airflow import listener
 from etl_meta.models import ComponentExecution
-from tests.airflow.support import attempts, chain_job, drain, exported_dags, run_dag
+from tests.airflow.support import (
+    attempts,
+    chain_job,
+    drain,
+    exported_dags,
+    fake_task_instance,
+    run_dag,
+)
 
 hookimpl = listener.hookimpl
 
@@ -134,21 +140,6 @@ def test_the_dag_run_hooks_fill_in_tries_the_task_hooks_missed(store, airflow_en
         ("b", 1, "success"),
         ("c", 1, "success"),
     ]
-
-
-def fake_task_instance(run_id: str = "manual__broken") -> SimpleNamespace:
-    """What the API server passes for a DAG that is not ours, or one of ours when marked."""
-    return SimpleNamespace(
-        dag_id="chain",
-        run_id=run_id,
-        task_id="b",
-        try_number=1,
-        state="success",
-        operator="EtlMetaComponentOperator",
-        start_date=datetime(2026, 1, 1, tzinfo=UTC),
-        end_date=datetime(2026, 1, 1, 0, 1, tzinfo=UTC),
-        task=None,
-    )
 
 
 def test_dags_that_are_not_etl_meta_cost_no_store_access(airflow_env, monkeypatch):

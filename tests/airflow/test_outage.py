@@ -15,7 +15,14 @@ from etl_meta import schema
 from etl_meta.airflow import background, listener, stores
 from etl_meta.components import ComponentResult, ComponentType, register
 from etl_meta.errors import StoreUnavailableError
-from tests.airflow.support import attempts, chain_job, drain, exported_dags, handed_off
+from tests.airflow.support import (
+    attempts,
+    chain_job,
+    drain,
+    exported_dags,
+    fake_task_instance,
+    handed_off,
+)
 from tests.outages import writes_hang as store_locked_for_writes
 
 UNREACHABLE = "postgresql://nobody@127.0.0.1:1/none"
@@ -161,21 +168,6 @@ def test_the_breaker_opens_after_a_failure_for_a_cooldown_that_doubles_up_to_a_c
     assert breaker.remaining() == 2.0  # back to the first cool-down
 
 
-def task_instance(run_id: str) -> SimpleNamespace:
-    """What the API server passes when a user marks one of our tasks."""
-    return SimpleNamespace(
-        dag_id="chain",
-        run_id=run_id,
-        task_id="b",
-        try_number=1,
-        state="success",
-        operator="EtlMetaComponentOperator",
-        start_date=datetime(2026, 1, 1, tzinfo=UTC),
-        end_date=datetime(2026, 1, 1, 0, 1, tzinfo=UTC),
-        task=None,
-    )
-
-
 def test_task_hooks_give_up_within_the_record_wait_then_skip_the_store_while_the_breaker_is_open(
     airflow_env, monkeypatch, caplog
 ):
@@ -184,11 +176,11 @@ def test_task_hooks_give_up_within_the_record_wait_then_skip_the_store_while_the
     background.reset()
     threads = opened_on(monkeypatch)
     with caplog.at_level(logging.WARNING, logger="etl_meta.airflow.listener"):
-        listener.on_task_instance_success(None, task_instance("manual__down_1"))
+        listener.on_task_instance_success(None, fake_task_instance("manual__down_1"))
         assert len(threads) == 1  # one try: the record wait is 0
         assert not background.breaker().allows()
-        listener.on_task_instance_success(None, task_instance("manual__down_2"))
-        listener.on_task_instance_failed(None, task_instance("manual__down_3"), error="boom")
+        listener.on_task_instance_success(None, fake_task_instance("manual__down_2"))
+        listener.on_task_instance_failed(None, fake_task_instance("manual__down_3"), error="boom")
     assert len(threads) == 1  # the breaker kept the next hooks away from the store
     for run_id in ("manual__down_1", "manual__down_2", "manual__down_3"):
         assert run_id in caplog.text
