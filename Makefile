@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 EXAMPLES := examples/pipeline.yaml
 
-.PHONY: install demo test test-deployment lint format bench lock clean
+.PHONY: install demo test test-deployment lint format bench lock schema clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "etl-meta needs Python 3.11+"'
@@ -65,6 +65,11 @@ lock:
 	  .lock-venv/bin/pip freeze --exclude-editable | grep -v '^etl-meta' | sort -f; } \
 	  > requirements/constraints.txt
 	rm -rf .lock-venv
+
+## schema: regenerate examples/definitions.schema.json, the JSON Schema editors use for
+## definitions files (etl-meta's own component types only; tests fail when it is stale).
+schema: install
+	$(BIN)/etl-meta schema --builtin-only -o examples/definitions.schema.json
 
 clean:
 	rm -rf $(VENV) dist build .pytest_cache .ruff_cache

@@ -138,7 +138,8 @@ def op_for_type(component_type: str) -> dg.OpDefinition:
             )
         except ValidationError as exc:
             _hand_off_on_failure(context, recorder)
-            # Invalid configuration fails the same way on every attempt: don't retry it.
+            # Invalid configuration, or run config overriding a secret, fails the same way on
+            # every attempt: don't retry it.
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
         except ComponentFailed as exc:
             _hand_off_on_failure(context, recorder)

@@ -15,9 +15,11 @@ from pydantic import Field, PrivateAttr
 from etl_meta import outbox
 from etl_meta.access import Role
 from etl_meta.catalog import JobSnapshot
-from etl_meta.components.runtime import MetricRecorder, RunIdentity, resolve_configuration
+from etl_meta.components.overrides import resolve_configuration
+from etl_meta.components.runtime import MetricRecorder, RunIdentity
 from etl_meta.config import Settings
 from etl_meta.db import shared_engine
+from etl_meta.errors import ValidationError
 from etl_meta.models import StrategyType
 from etl_meta.retry import retry_transient
 from etl_meta.store import MetadataStore, RecordResult
@@ -143,7 +145,9 @@ class EtlMetaResource(dg.ConfigurableResource):
     def component_config(self, context: dg.OpExecutionContext) -> dict[str, Any]:
         """The component's stored configuration, unmasked, with the op's run config merged in.
 
-        Waits up to ``write_timeout_seconds`` for an unavailable store, then raises a retryable
+        ``***`` in the run config means "the stored value"; an override that would change a
+        secret fails the op without retries (naming the field). Waits up to
+        ``write_timeout_seconds`` for an unavailable store, then raises a retryable
         :class:`~etl_meta.errors.StoreUnavailableError`.
         """
         job, name = context.job_name, context.op_handle.name
@@ -153,8 +157,17 @@ class EtlMetaResource(dg.ConfigurableResource):
             lambda: store.components.configuration(job, name),
             max_seconds=max(deadline - time.monotonic(), 0.0),
         )
+        # The type decides which fields are secrets (its contract declares them).
+        component_type = retry_transient(
+            lambda: store.components.get(job, name).component_type,
+            max_seconds=max(deadline - time.monotonic(), 0.0),
+        )
         overrides = context.op_config if isinstance(context.op_config, Mapping) else {}
-        return resolve_configuration(stored, overrides)
+        try:
+            return resolve_configuration(stored, overrides, component_type=component_type)
+        except ValidationError as exc:
+            # An override of a secret fails the same way on every attempt: don't retry it.
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
 
     def recorder(
         self, context: dg.OpExecutionContext, run: RunIdentity | None = None

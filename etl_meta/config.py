@@ -11,10 +11,11 @@ import math
 import socket
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 import platformdirs
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from etl_meta.access import Role
 
@@ -135,6 +136,65 @@ class Settings(BaseSettings):
         default=None,
         description="Key file used when `secret_keys` is unset; default `home`/secret.key.",
     )
+
+    worker_component_types: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Component types installed only on workers (comma-separated names, `prefix.*` for "
+            "a family): their components may be stored here unchecked; workers check them when "
+            "they run. Any other type this process does not know is an error."
+        ),
+    )
+
+    # The sandbox of the built-in component types (docs/security.md#threat-model): what a
+    # definitions file, which carries no code, may make a worker read, write, import or connect to.
+    sandbox_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Directories (comma-separated; relative ones from `base_dir`) under which built-in "
+            "readers and writers, SQLite targets of `write_table` and file-based `python` "
+            "callables may be; empty means `base_dir` only."
+        ),
+    )
+    sandbox_callable_modules: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Module prefixes (comma-separated, e.g. `shop_etl,shop_etl_extras.steps`) whose "
+            "functions a `python` component may call as `module:function`; empty means none. "
+            "`path/file.py:function` inside the sandbox roots is always allowed; a hard "
+            "deny-list (os, subprocess, builtins, etl_meta, ...) no entry can lift."
+        ),
+    )
+    sandbox_databases: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Databases `write_table` may write to (comma-separated): `sqlite` (any SQLite file "
+            "inside the sandbox roots), `sqlite:///path`, `postgresql://host[:port]/database` "
+            "or `postgresql://host[:port]/*`; empty means any, SQLite files inside the roots "
+            "only. The store's own database is always refused."
+        ),
+    )
+
+    @field_validator(
+        "worker_component_types",
+        "sandbox_roots",
+        "sandbox_callable_modules",
+        "sandbox_databases",
+        mode="before",
+    )
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    def is_worker_component_type(self, component_type: str) -> bool:
+        """Whether ``component_type`` is declared as installed only on workers."""
+        return any(
+            component_type == entry
+            or (entry.endswith(".*") and component_type.startswith(entry[:-1]))
+            for entry in self.worker_component_types
+        )
 
     @field_validator("home", "base_dir", mode="after")
     @classmethod

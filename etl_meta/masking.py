@@ -3,7 +3,9 @@
 A value is secret when its key matches the sensitive-key list (case-insensitively, at any depth of
 the JSON, after reducing Unicode look-alikes to the ASCII they imitate), or when the component's
 type declares the key secret. Masking replaces the value, never the key, so people can still see
-*that* a password is configured.
+*that* a password is configured. A key declared a URL secret (``SecretURL``) hides only the URL's
+password and sensitive query values (``postgresql://etl:***@warehouse/db``); a value there that is
+not a URL :mod:`etl_meta.secret_urls` understands is masked whole.
 """
 
 from __future__ import annotations
@@ -14,10 +16,15 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from functools import cache
 from typing import Any
+from urllib.parse import quote
+
+from etl_meta.secret_urls import replace_secret_parts
 
 MASK = "***"
 #: How values encrypted at rest start (see :mod:`etl_meta.secrets`): masked wherever they are.
 ENCRYPTED_PREFIX = "etlmeta:enc:v1:"
+#: How an encrypted part of a URL secret starts: :data:`ENCRYPTED_PREFIX`, percent-encoded.
+ENCODED_PREFIX = quote(ENCRYPTED_PREFIX, safe="")
 
 #: Substrings that make a key sensitive wherever they appear in it (``db_password``, ``apiKey``).
 SENSITIVE_KEY_PARTS: tuple[str, ...] = (
@@ -47,6 +54,7 @@ _NOT_SENSITIVE = frozenset({"author", "authors", "authority", "token_type", "aut
 
 _declared_lock = threading.Lock()
 _declared: dict[str, frozenset[str]] = {}
+_declared_urls: dict[str, frozenset[str]] = {}
 _registry_loaded = False
 
 
@@ -66,6 +74,11 @@ def _normalize(key: str) -> str:
     if not (key.isascii() and key.isprintable()):
         key = _skeleton(key)
     return key.replace("-", "_").lower()
+
+
+def normalize_key(key: str) -> str:
+    """``key`` in the form declared keys are kept and compared in (see :func:`_normalize`)."""
+    return _normalize(key)
 
 
 def _skeleton(key: str) -> str:
@@ -120,11 +133,51 @@ def declare_secret_keys(component_type: str, keys: Iterable[str]) -> None:
         _declared[component_type] = frozenset(merged)
 
 
+def declare_secret_urls(component_type: str, keys: Iterable[str]) -> None:
+    """Declare configuration keys of ``component_type`` to hold URLs whose password is secret.
+
+    They are secret keys too (:func:`declared_secret_keys`); masking and encryption at rest
+    treat only the URL's password and sensitive query values as the secret.
+    """
+    keys = [_normalize(k) for k in keys]
+    declare_secret_keys(component_type, keys)
+    with _declared_lock:
+        _declared_urls[component_type] = _declared_urls.get(component_type, frozenset()) | set(keys)
+
+
 def declared_secret_keys(component_type: str | None) -> frozenset[str]:
-    """The keys ``component_type`` declared secret (empty when none or unknown)."""
+    """The keys ``component_type`` declared secret, URL keys included (empty when none)."""
     if component_type is None:
         return frozenset()
     return _declared.get(component_type, frozenset())
+
+
+def declared_secret_urls(component_type: str | None) -> frozenset[str]:
+    """The keys ``component_type`` declared URL secrets (empty when none or unknown)."""
+    if component_type is None:
+        return frozenset()
+    return _declared_urls.get(component_type, frozenset())
+
+
+def secret_rules(component_type: str | None) -> tuple[frozenset[str], frozenset[str]]:
+    """``(declared secret keys, of which URL keys)`` to apply to ``component_type``'s documents.
+
+    Without a type: every key some type declares secret, and as URL keys only those no type
+    declares a plain secret (a key both ways is masked whole: showing too little is harmless).
+    """
+    _load_registry()
+    if component_type is None:
+        keys = declared_by_any_type()
+        with _declared_lock:
+            urls = frozenset().union(*_declared_urls.values())
+            values = frozenset().union(
+                *(
+                    declared - _declared_urls.get(name, frozenset())
+                    for name, declared in _declared.items()
+                )
+            )
+        return keys, urls - values
+    return declared_secret_keys(component_type), declared_secret_urls(component_type)
 
 
 def declared_by_any_type() -> frozenset[str]:
@@ -134,6 +187,14 @@ def declared_by_any_type() -> frozenset[str]:
     ``components.<component>``) or an audit diff of a run names components, not their types, and
     a declared key (a writer's ``connection_url``) in it is as secret as in the stored component.
     """
+    _load_registry()
+    with _declared_lock:
+        return frozenset().union(*_declared.values())
+
+
+def _load_registry() -> None:
+    # Types declare their secret keys when they register: load them (built-ins and plugins)
+    # before deciding what is secret, or a declared key would show.
     global _registry_loaded
     if not _registry_loaded:
         # Set first: loading registers the types, which declares their keys through this module.
@@ -141,8 +202,6 @@ def declared_by_any_type() -> frozenset[str]:
         from etl_meta.components.registry import known_component_types
 
         known_component_types()
-    with _declared_lock:
-        return frozenset().union(*_declared.values())
 
 
 def is_sensitive_key(key: str, extra_keys: Iterable[str] = ()) -> bool:
@@ -159,30 +218,109 @@ def mask_value(value: Any, *, component_type: str | None = None) -> Any:
     """A deep copy of ``value`` with every secret value replaced by :data:`MASK`.
 
     Mappings are walked at any depth and lists element by element; anything under a sensitive key
-    is masked whole (a sensitive key holding a mapping hides the whole mapping). Without a
+    is masked whole (a sensitive key holding a mapping hides the whole mapping), except under a
+    declared URL key, where only the URL's secret parts are (:func:`mask_url`). Without a
     ``component_type``, keys that *any* type declares secret are masked: over-masking a value
     shown to people is harmless, showing a declared secret is not.
     """
-    if component_type is None:
-        return _mask(value, declared_by_any_type())
-    return _mask(value, declared_secret_keys(component_type))
+    keys, urls = secret_rules(component_type)
+    return _mask(value, keys, urls)
 
 
-def _mask(value: Any, extra: frozenset[str]) -> Any:
+def mask_url(text: str) -> str | None:
+    """``text`` with its password and sensitive query values masked; ``None`` if not a URL.
+
+    ``postgresql://etl:pw@warehouse/db`` → ``postgresql://etl:***@warehouse/db``; a URL without
+    secret parts comes back whole. Encrypted parts (stored URLs) are masked like clear ones.
+    ``None`` (mask it whole) when :mod:`etl_meta.secret_urls` does not understand ``text``, or
+    ciphertext would still show.
+    """
+    masked = replace_secret_parts(text, is_sensitive_key, lambda _part: MASK)
+    return None if masked is None or looks_encrypted(masked) else masked
+
+
+def looks_encrypted(text: str) -> bool:
+    """True when ``text`` holds an encrypted value anywhere, as is or percent-encoded in a URL."""
+    return ENCRYPTED_PREFIX in text or ENCODED_PREFIX.lower() in text.lower()
+
+
+def mask_secret(value: Any, *, is_url: bool) -> Any:
+    """What a secret ``value`` shows as: :data:`MASK`, or for a URL key its masked URL."""
+    if value is None:
+        return None
+    if is_url and isinstance(value, str):
+        return mask_url(value) or MASK
+    return MASK
+
+
+def _mask(value: Any, extra: frozenset[str], urls: frozenset[str]) -> Any:
     if isinstance(value, Mapping):
-        return {
-            key: (
-                MASK
-                if isinstance(key, str) and is_sensitive_key(key, extra) and value[key] is not None
-                else _mask(value[key], extra)
-            )
-            for key in value
-        }
+        masked = {}
+        for key, item in value.items():
+            if isinstance(key, str) and is_sensitive_key(key, extra):
+                masked[key] = mask_secret(item, is_url=_normalize(key) in urls)
+            else:
+                masked[key] = _mask(item, extra, urls)
+        return masked
     if isinstance(value, list | tuple):
-        return [_mask(item, extra) for item in value]
-    if isinstance(value, str) and value.startswith(ENCRYPTED_PREFIX):
-        return MASK  # ciphertext under a key this process does not know is secret
+        return [_mask(item, extra, urls) for item in value]
+    if isinstance(value, str) and looks_encrypted(value):
+        # Ciphertext under a key this process does not know is secret: a URL keeps its
+        # visible parts when its encrypted ones are where a URL's secrets go.
+        return mask_url(value) or MASK
     return value
+
+
+#: Why an override of a secret is refused (the error's field path says which).
+SECRET_OVERRIDE_MESSAGE = "a secret cannot be overridden at run time; store it with etl-meta apply"
+
+
+def overridden_secrets(
+    stored: Any, overrides: Any, *, component_type: str | None = None
+) -> list[str]:
+    """Where ``overrides`` would change a secret of ``stored``: dotted paths such as
+    ``password``, ``conn.token`` or ``targets.0.api_key`` (empty when it changes none).
+
+    Run-time overrides may only echo a secret back as it is shown (:func:`is_masked_echo`),
+    which means "the stored value". ``stored`` may be plaintext or as stored (encrypted): both
+    mask alike. Without a ``component_type``, any type's declared keys count (fail closed).
+    """
+    keys, urls = secret_rules(component_type)
+    found: list[str] = []
+
+    def visit(base: Any, override: Any, path: str) -> None:
+        if isinstance(override, Mapping):
+            base = base if isinstance(base, Mapping) else {}
+            for key, value in override.items():
+                where = f"{path}{key}"
+                if isinstance(key, str) and is_sensitive_key(key, keys):
+                    if not is_masked_echo(value, base.get(key), is_url=_normalize(key) in urls):
+                        found.append(where)
+                else:
+                    visit(base.get(key), value, where + ".")
+        elif isinstance(override, list | tuple):
+            base = base if isinstance(base, list | tuple) else []
+            for index, item in enumerate(override):
+                visit(base[index] if index < len(base) else None, item, f"{path}{index}.")
+
+    visit(stored, overrides, "")
+    return found
+
+
+def is_masked_echo(override: Any, stored: Any, *, is_url: bool = False) -> bool:
+    """Whether ``override`` of a secret only echoes ``stored`` back as people see it.
+
+    True for :data:`MASK`, for stored ciphertext (never taken for a value), and for what
+    :func:`mask_secret` shows of ``stored`` (for a URL key, the stored URL masked: a URL with
+    ``***`` as password but another host is *not* an echo, it would send the stored password
+    elsewhere). An override equal to the stored plaintext is no echo either: accepting it would
+    tell whoever tries values whether they guessed the secret.
+    """
+    if override == MASK or (isinstance(override, str) and override.startswith(ENCRYPTED_PREFIX)):
+        return True
+    # What people see of the stored value: ``***``, ``null``, the masked URL (or the whole URL
+    # when it holds no secret part, so nothing can be guessed through it).
+    return bool(override == mask_secret(stored, is_url=is_url))
 
 
 def has_secrets(value: Any, *, component_type: str | None = None) -> bool:

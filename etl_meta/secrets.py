@@ -4,7 +4,10 @@ A value is secret by the same rule as :func:`etl_meta.masking.mask_value`: its k
 sensitive-key list or is declared secret by the component type, at any depth of the JSON. Each
 secret value is stored as one marked string, ``etlmeta:enc:v1:<fernet token>``, holding the value
 serialized as JSON (so a secret mapping or number round-trips). Everything else stays in clear, so
-analysts and diffs keep working.
+analysts and diffs keep working. Under a key declared a URL secret (``SecretURL``) only the URL's
+password and sensitive query values are encrypted, each stored percent-encoded in its place
+(``postgresql://etl:etlmeta%3Aenc%3Av1%3A<token>@warehouse/db``), so the host stays readable; a
+value there that is not a URL :mod:`etl_meta.secret_urls` understands is encrypted whole.
 
 Keys come from ``ETL_META_SECRET_KEYS`` (comma-separated Fernet keys, newest first: the newest
 encrypts, all of them decrypt) or, when that is unset, from the key file
@@ -21,20 +24,23 @@ import json
 import logging
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from etl_meta.errors import EtlMetaError, ValidationError
 from etl_meta.masking import (
+    ENCODED_PREFIX,
     ENCRYPTED_PREFIX,
     MASK,
-    declared_by_any_type,
-    declared_secret_keys,
     is_sensitive_key,
+    normalize_key,
+    secret_rules,
 )
+from etl_meta.secret_urls import replace_secret_parts, secret_parts
 
 if TYPE_CHECKING:
     from etl_meta.config import Settings
@@ -112,18 +118,27 @@ def init_key_file(path: Path) -> bool:
     return True
 
 
-def _declared(component_type: str | None) -> frozenset[str]:
-    # Component types declare their secret keys when they register: load them before deciding
-    # what to encrypt, or a declared key (a writer's ``conn``) would be stored in clear.
-    if component_type is None:
-        # A document that names components but not their types (a run request's run config:
-        # ``ops.<component>.config``): any key some type declares secret is a secret here too.
-        # Decryption asks the same question, so both sides agree on every position.
-        return declared_by_any_type()
-    from etl_meta.components.registry import known_component_types
+class _Rules:
+    """Which keys of a document are secret, and which of them hold URL secrets."""
 
-    known_component_types()
-    return declared_secret_keys(component_type)
+    def __init__(self, component_type: str | None) -> None:
+        # Without a type (a run request's run config names components, not their types), any
+        # key some type declares secret is a secret here too; decryption asks the same
+        # question, so both sides agree on every position. secret_rules loads the registry
+        # first, or a declared key (a writer's ``conn``) would be stored in clear.
+        self.keys, self.urls = secret_rules(component_type)
+
+    def kind(self, key: Any) -> str | None:
+        """``"url"``, ``"value"``, or ``None`` when a value under ``key`` is no secret."""
+        if not isinstance(key, str) or not is_sensitive_key(key, self.keys):
+            return None
+        return "url" if normalize_key(key) in self.urls else "value"
+
+
+def _encrypted_parts(value: Any) -> list[str]:
+    """The encrypted secret parts of a URL-shaped ``value`` (none for anything else)."""
+    parts = secret_parts(value, is_sensitive_key) if isinstance(value, str) else None
+    return [part for part in parts or () if part.startswith(ENCODED_PREFIX)]
 
 
 def is_encrypted(value: Any) -> bool:
@@ -175,12 +190,85 @@ class Cipher:
             ) from None
         return json.loads(payload)
 
-    def _under_newest_key(self, text: str) -> bool:
+    def _newest(self, text: str) -> bool:
+        """Whether ciphertext ``text`` is under the newest key (``False`` with no key)."""
+        if not self._fernets:
+            return False
         try:
             self._fernets[0].decrypt(text[len(PREFIX) :].encode("ascii"))
         except (InvalidToken, UnicodeEncodeError):
             return False
         return True
+
+    # -- secrets: one value, or the secret parts of a URL --------------------------------------
+
+    def encrypt_secret(
+        self, value: Any, *, url: bool, field: str, entity: str | None = None
+    ) -> Any:
+        """A secret as stored: under a URL key its secret parts encrypted in place (a URL with
+        none stays as it is), anything else (a value not understood as a URL) encrypted whole."""
+        if url and isinstance(value, str):
+            stored = replace_secret_parts(
+                value,
+                is_sensitive_key,
+                lambda part: quote(self.encrypt_value(part, field=field, entity=entity), safe=""),
+            )
+            if stored is not None:
+                return stored
+        return self.encrypt_value(value, field=field, entity=entity)
+
+    def _decrypt_secret(
+        self, value: Any, field: str, strict: bool, decrypted: list[str] | None
+    ) -> Any:
+        """``value`` with what is encrypted in it decrypted, whole or (a URL) part by part.
+
+        Both forms are read wherever the key is secret, whatever its declared kind today, so a
+        type that switches a key between ``SecretText`` and ``SecretURL`` keeps its secrets.
+        """
+        if is_encrypted(value):
+            return self._decrypt_or_mask(value, field, strict, decrypted)
+        if not _encrypted_parts(value):
+            return value
+        found: list[str] = []
+
+        def part(text: str) -> str:
+            if not text.startswith(ENCODED_PREFIX):
+                return text  # in clear (stored before the key was a URL secret)
+            plain = self._decrypt_or_mask(unquote(text), field, strict, found)
+            return plain if isinstance(plain, str) else MASK  # only strings go into a URL
+
+        result = replace_secret_parts(value, is_sensitive_key, part)
+        if found and decrypted is not None:
+            decrypted.append(field)
+        return result
+
+    def _reencrypt_secret(self, value: Any, *, url: bool, field: str) -> tuple[Any, bool]:
+        """``(stored, changed)``: ``value`` with every secret under the newest key."""
+        parts = _encrypted_parts(value)
+        split = secret_parts(value, is_sensitive_key) if isinstance(value, str) else None
+        if url and split is not None:
+            # Keyless (the data migration): only parts in clear need work, and they fail closed.
+            current = [p for p in parts if self._multi is None or self._newest(unquote(p))]
+            if len(current) == len(split):
+                return value, False
+            plain = self._decrypt_secret(value, field, True, None)
+            return self.encrypt_secret(plain, url=True, field=field), True
+        if is_encrypted(value):
+            if self._multi is None:
+                return value, False
+            plain = self.decrypt_value(value, field=field)
+            # Whole is right for a value, and for a URL key holding no URL; a URL stored whole
+            # (before its key was declared a URL secret) is split now.
+            whole = (
+                not url
+                or not isinstance(plain, str)
+                or secret_parts(plain, is_sensitive_key) is None
+            )
+            if whole and self._newest(value):
+                return value, False
+            return self.encrypt_secret(plain, url=url, field=field), True
+        plain = self._decrypt_secret(value, field, True, None) if parts else value
+        return self.encrypt_secret(plain, url=url, field=field), True
 
     # -- documents -----------------------------------------------------------------------------
 
@@ -197,23 +285,14 @@ class Cipher:
         Every secret value is encrypted, including one that already looks encrypted: input is
         never taken for ciphertext, so one component cannot borrow another's stored secret.
         """
-        extra = _declared(component_type)
-
-        def visit(value: Any, path: str) -> Any:
-            if isinstance(value, Mapping):
-                result = {}
-                for key, item in value.items():
-                    where = f"{path}.{key}"
-                    if isinstance(key, str) and is_sensitive_key(key, extra) and item is not None:
-                        result[key] = self.encrypt_value(item, field=where, entity=entity)
-                    else:
-                        result[key] = visit(item, where)
-                return result
-            if isinstance(value, list | tuple):
-                return [visit(item, f"{path}.{i}") for i, item in enumerate(value)]
-            return value
-
-        return visit(document, field)
+        return _walk(
+            document,
+            _Rules(component_type),
+            field,
+            lambda item, kind, where: self.encrypt_secret(
+                item, url=kind == "url", field=where, entity=entity
+            ),
+        )
 
     def decrypt_document(
         self,
@@ -228,26 +307,16 @@ class Cipher:
 
         Only values at secret positions are decrypted. One that cannot be raises
         :class:`SecretDecryptError` (``strict``) or reads as :data:`~etl_meta.masking.MASK` with
-        a warning naming the field. The path of every value actually decrypted is appended to
-        ``decrypted`` (when given), so the caller can audit the read without the values.
+        a warning naming the field (in a URL, only the part that cannot be). The path of every
+        value actually decrypted is appended to ``decrypted`` (when given), so the caller can
+        audit the read without the values.
         """
-        extra = _declared(component_type)
-
-        def visit(value: Any, path: str) -> Any:
-            if isinstance(value, Mapping):
-                result = {}
-                for key, item in value.items():
-                    where = f"{path}.{key}"
-                    if isinstance(key, str) and is_sensitive_key(key, extra) and is_encrypted(item):
-                        result[key] = self._decrypt_or_mask(item, where, strict, decrypted)
-                    else:
-                        result[key] = visit(item, where)
-                return result
-            if isinstance(value, list | tuple):
-                return [visit(item, f"{path}.{i}") for i, item in enumerate(value)]
-            return value
-
-        return visit(document, field)
+        return _walk(
+            document,
+            _Rules(component_type),
+            field,
+            lambda item, _kind, where: self._decrypt_secret(item, where, strict, decrypted),
+        )
 
     def _decrypt_or_mask(
         self, text: str, field: str, strict: bool, decrypted: list[str] | None
@@ -271,42 +340,55 @@ class Cipher:
         Secrets already under the newest key are left as they are, so running it again changes
         nothing (rotation and the data migration are resumable).
         """
-        extra = _declared(component_type)
         changed = False
 
-        def visit(value: Any, path: str) -> Any:
+        def reencrypt(item: Any, kind: str, where: str) -> Any:
             nonlocal changed
-            if isinstance(value, Mapping):
-                result = {}
-                for key, item in value.items():
-                    where = f"{path}.{key}"
-                    if isinstance(key, str) and is_sensitive_key(key, extra) and item is not None:
-                        if is_encrypted(item):
-                            if self._multi is None or self._under_newest_key(item):
-                                result[key] = item
-                                continue
-                            item = self.decrypt_value(item, field=where)
-                        result[key] = self.encrypt_value(item, field=where)
-                        changed = True
-                    else:
-                        result[key] = visit(item, where)
-                return result
-            if isinstance(value, list | tuple):
-                return [visit(item, f"{path}.{i}") for i, item in enumerate(value)]
-            return value
+            stored, item_changed = self._reencrypt_secret(item, url=kind == "url", field=where)
+            changed = changed or item_changed
+            return stored
 
-        return visit(document, field), changed
+        return _walk(document, _Rules(component_type), field, reencrypt), changed
+
+
+def _walk(document: Any, rules: _Rules, field: str, secret: Callable[[Any, str, str], Any]) -> Any:
+    """A copy of ``document`` with ``secret(value, kind, path)`` in place of each secret value
+    that is not ``None``, at any depth (``kind``: ``"value"`` or ``"url"``)."""
+
+    def visit(value: Any, path: str) -> Any:
+        if isinstance(value, Mapping):
+            result = {}
+            for key, item in value.items():
+                where = f"{path}.{key}"
+                kind = rules.kind(key)
+                secret_here = kind is not None and item is not None
+                result[key] = secret(item, kind, where) if secret_here else visit(item, where)
+            return result
+        if isinstance(value, list | tuple):
+            return [visit(item, f"{path}.{i}") for i, item in enumerate(value)]
+        return value
+
+    return visit(document, field)
 
 
 def has_plaintext_secrets(document: Any, *, component_type: str | None = None) -> bool:
-    """True when ``document`` holds a secret value stored in clear (not yet encrypted)."""
-    extra = _declared(component_type)
+    """True when ``document`` holds a secret value (or a URL's secret part) stored in clear."""
+    rules = _Rules(component_type)
+
+    def in_clear(value: Any, kind: str) -> bool:
+        if is_encrypted(value):
+            return False
+        parts = secret_parts(value, is_sensitive_key) if isinstance(value, str) else None
+        if parts is not None and (kind == "url" or _encrypted_parts(value)):
+            return any(not part.startswith(ENCODED_PREFIX) for part in parts)
+        return True
 
     def visit(value: Any) -> bool:
         if isinstance(value, Mapping):
             for key, item in value.items():
-                if isinstance(key, str) and is_sensitive_key(key, extra) and item is not None:
-                    if not is_encrypted(item):
+                kind = rules.kind(key)
+                if kind is not None and item is not None:
+                    if in_clear(item, kind):
                         return True
                 elif visit(item):
                     return True

@@ -7,14 +7,16 @@ timezones. The store validates here so both backends accept and refuse exactly t
 
 from __future__ import annotations
 
+import decimal
 import json
 import math
+import numbers
 import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, ValidationInfo
+from pydantic import AfterValidator, BeforeValidator, ValidationInfo
 
 from etl_meta.errors import ValidationError
 
@@ -143,6 +145,35 @@ def check_actor(value: str) -> str:
         raise ValidationError.single("actor", str(exc)) from None
 
 
+#: What pydantic's strict-type errors say instead of "Input should be a valid integer", which
+#: reads as a bug when the input was ``"3"``: the store does not convert, and says so.
+STRICT_TYPE_MESSAGES = {
+    "int_type": "must be an integer (booleans, strings and floats are not converted)",
+    "bool_type": "must be true or false (numbers and strings are not converted)",
+}
+
+
+def strict_int(value: Any, field: str, *, minimum: int | None = None) -> int:
+    """``value`` if it is an ``int`` (never a bool, a string or a float) of at least ``minimum``;
+    else :class:`~etl_meta.errors.ValidationError` naming ``field``.
+
+    For keyword arguments of the store's queries (``limit``, ``before_id``, …), which no pydantic
+    model checks: ``limit="3"`` is refused as ``{"num_of_retries": "3"}`` is.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError.single(field, STRICT_TYPE_MESSAGES["int_type"])
+    if minimum is not None and value < minimum:
+        raise ValidationError.single(field, f"must be at least {minimum}")
+    return value
+
+
+def strict_bool(value: Any, field: str) -> bool:
+    """``value`` if it is a ``bool`` (never ``1`` or ``"true"``), else a ValidationError."""
+    if not isinstance(value, bool):
+        raise ValidationError.single(field, STRICT_TYPE_MESSAGES["bool_type"])
+    return value
+
+
 def check_aware(value: datetime) -> datetime:
     """Reject naive datetimes: every timestamp in the store is an instant, not a wall clock."""
     if value.tzinfo is None or value.utcoffset() is None:
@@ -155,6 +186,33 @@ def check_finite(value: float) -> float:
     if not math.isfinite(value):
         raise ValueError("must be a finite number (not NaN or infinity)")
     return value
+
+
+_NOT_FINITE = "must be a finite number (not NaN or infinity)"
+
+
+def is_real_number(value: Any) -> bool:
+    """Whether ``value`` is a real number of any type a component may hand over, never a bool.
+
+    ``numpy.int64`` from ``df.amount.sum()``, ``numpy.float32`` and ``Decimal`` from a database
+    driver are numbers; ``True`` as a metric is a mistake, not ``1.0`` (numpy's ``bool_`` too).
+    """
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return False
+    return isinstance(value, numbers.Real | decimal.Decimal)
+
+
+def check_metric_value(value: Any) -> float:
+    """``value`` as a finite ``float``; ``ValueError`` for a bool, a non-number, NaN or infinity."""
+    if not is_real_number(value):
+        raise ValueError("must be a number (int, float, numpy number or Decimal; not a bool)")
+    try:
+        number = float(value)
+    except (OverflowError, ValueError):  # an int beyond the float range; a signalling NaN
+        raise ValueError(_NOT_FINITE) from None
+    if not math.isfinite(number):
+        raise ValueError(_NOT_FINITE)
+    return number
 
 
 def check_json_document(
@@ -175,6 +233,15 @@ def check_json_document(
     if size > max_bytes:
         raise ValueError(f"is {size} bytes serialized; the limit is {max_bytes}")
     return value
+
+
+def key_label(key: object) -> str:
+    """``key`` as an error's field path may show it: a plain word as it is, anything else
+    JSON-escaped, so an unknown key holding control or bidi characters cannot rewrite the
+    terminal line that prints the error."""
+    if isinstance(key, str) and _PLAIN_KEY_RE.fullmatch(key):
+        return key
+    return json.dumps(key if isinstance(key, str) else repr(key), ensure_ascii=True)
 
 
 def _key_path(path: str, key: str) -> str:
@@ -246,4 +313,6 @@ TagKey = Annotated[str, AfterValidator(check_tag_key)]
 SafeText = Annotated[str, AfterValidator(check_text)]
 AwareDatetime = Annotated[datetime, AfterValidator(check_aware)]
 FiniteFloat = Annotated[float, AfterValidator(check_finite)]
+#: A metric value: any real number but a bool (see :func:`is_real_number`), stored as a float.
+MetricValue = Annotated[float, BeforeValidator(check_metric_value)]
 JSONObject = Annotated[dict[str, Any], AfterValidator(check_json_object)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from etl_meta.components import ComponentContext, ComponentResult
+from etl_meta.components import ComponentContext, ComponentResult, sandbox_of
 
 #: What the simulated rates service answers: units of each currency for one euro.
 _EUR_RATES = {"USD": 1.0873, "GBP": 0.8542, "CHF": 0.9391, "SEK": 11.204, "JPY": 162.47}
@@ -36,7 +36,8 @@ def fetch_fx_rates(
             "rate": [_EUR_RATES[c] for c in currencies],
         }
     )
-    target = context.path(path)
+    # `path` comes from the definitions file: write only where the operator's sandbox allows.
+    target = sandbox_of(context).file(path, field="configuration.kwargs.path", write=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     rates.to_csv(target, index=False)
     context.log.info("saved %d exchange rates to %s", len(rates), path)

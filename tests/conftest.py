@@ -21,6 +21,7 @@ from tests.backends import (
     postgres_admin_url,
 )
 from tests.factories import Factory
+from tests.plugins import STEP  # noqa: F401  (registers the test component type)
 
 
 def pytest_report_header(config: pytest.Config) -> str:

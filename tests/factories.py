@@ -42,7 +42,12 @@ class Factory:
                     "component_type": "read_csv",
                     "configuration": {"path": "in.csv"},
                 },
-                {"name": "load", "component_type": "write_table", "depends_on": ["extract"]},
+                {
+                    "name": "load",
+                    "component_type": "write_table",
+                    "configuration": {"table": "out", "connection_url": "sqlite:///out.db"},
+                    "depends_on": ["extract"],
+                },
             ]
         data = {"name": unique("job"), "num_of_retries": 1, **fields, "components": components}
         return self.store.jobs.create(data)

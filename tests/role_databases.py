@@ -82,7 +82,15 @@ def migrate_and_seed(url: str, home: Path, *, secret: str) -> str:
         with MetadataStore(engine=engine, settings=settings) as store:
             seed_every_table(store)
             store.components.update(
-                "daily_sales", "load", {"configuration": {"table": "t", "password": secret}}
+                "daily_sales",
+                "load",
+                {
+                    "configuration": {
+                        "table": "t",
+                        "connection_url": "postgresql://etl@warehouse/dw",
+                        "password": secret,
+                    }
+                },
             )
     finally:
         engine.dispose()

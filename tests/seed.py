@@ -34,7 +34,11 @@ def seed_every_table(store: MetadataStore) -> None:
                 {
                     "name": "load",
                     "component_type": "write_table",
-                    "configuration": {"table": "orders", "password": "pw"},
+                    "configuration": {
+                        "table": "orders",
+                        "connection_url": "postgresql://etl@warehouse/dw",
+                        "password": "pw",
+                    },
                     "depends_on": ["extract"],
                     "inputs": ["orders"],
                 },

@@ -7,13 +7,14 @@ from the exported catalog. When it runs it:
    (:mod:`etl_meta.airflow.handoff`);
 2. calls :func:`etl_meta.components.runtime.run_component` — the code path Dagster ops use — which
    reads the real configuration of that exact version from the store, merges the DAG run's
-   overrides (``conf={"components": {"<component>": {...}}}``; ``***`` means "the stored value"),
-   runs the component type and records its metrics keyed by run, component and try (metrics
-   the store could not take within ``ETL_META_RECORD_WAIT_SECONDS`` go to XCom, see
-   :mod:`etl_meta.airflow.xcom`);
+   overrides (``conf={"components": {"<component>": {...}}}``; ``***`` means "the stored value";
+   an override that would change a secret is refused before anything runs), runs the component
+   type and records its metrics keyed by run, component and try (metrics the store could not
+   take within ``ETL_META_RECORD_WAIT_SECONDS`` go to XCom, see :mod:`etl_meta.airflow.xcom`);
 3. writes the output to a run-scoped file and returns its path (the task's XCom).
 
-Failures a retry cannot fix (invalid configuration, failed data checks, wrong wiring) raise
+Failures a retry cannot fix (invalid configuration, an override of a secret, failed data checks,
+wrong wiring) raise
 ``AirflowFailException`` so Airflow does not retry them; any other error uses the task's retries.
 """
 

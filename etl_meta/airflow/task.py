@@ -26,13 +26,17 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from airflow.sdk.exceptions import AirflowFailException
+
 from etl_meta.airflow import xcom
 from etl_meta.airflow.operator import EtlMetaComponentOperator, run_overrides
 from etl_meta.airflow.recording import ORCHESTRATOR
 from etl_meta.airflow.stores import airflow_actor, open_store
 from etl_meta.catalog import JobSnapshot
-from etl_meta.components.runtime import MetricRecorder, RunIdentity, resolve_configuration
+from etl_meta.components.overrides import resolve_configuration
+from etl_meta.components.runtime import MetricRecorder, RunIdentity
 from etl_meta.config import Settings
+from etl_meta.errors import ValidationError
 from etl_meta.retry import retry_transient
 from etl_meta.store import MetadataStore, RecordResult
 
@@ -74,8 +78,9 @@ def component_config(context: Mapping[str, Any] | None = None) -> dict[str, Any]
     """The component's stored configuration, unmasked, with the DAG run's overrides merged in.
 
     Overrides come from the run's ``conf={"components": {"<task id>": {...}}}``; ``***`` means
-    "the stored value". Inside an etl-meta DAG task the version is the one the DAG was exported
-    with; elsewhere it is the component's current configuration.
+    "the stored value". An override that would change a secret fails the task without retries
+    (``AirflowFailException`` naming the field). Inside an etl-meta DAG task the version is the
+    one the DAG was exported with; elsewhere it is the component's current configuration.
     """
     ctx = _context(context)
     ti = ctx["ti"]
@@ -89,7 +94,22 @@ def component_config(context: Mapping[str, Any] | None = None) -> dict[str, Any]
         max_seconds=store.settings.store_wait_seconds,
     )
     conf = getattr(ctx.get("dag_run"), "conf", None)
-    return resolve_configuration(stored, run_overrides(conf, ti.task_id))
+    # The type decides which fields are secrets (its contract declares them).
+    component_type = (
+        task.component.component_type
+        if isinstance(task, EtlMetaComponentOperator)
+        else retry_transient(
+            lambda: store.components.get(ti.dag_id, ti.task_id).component_type,
+            max_seconds=store.settings.store_wait_seconds,
+        )
+    )
+    try:
+        return resolve_configuration(
+            stored, run_overrides(conf, ti.task_id), component_type=component_type
+        )
+    except ValidationError as exc:
+        # An override of a secret fails the same way on every try: don't retry it.
+        raise AirflowFailException(str(exc)) from exc
 
 
 def log_metrics(context: Mapping[str, Any] | None, metrics: Mapping[str, float]) -> RecordResult:

@@ -46,7 +46,7 @@ PLUGIN_GROUP = "etl_meta.cli"
 
 
 def _register() -> None:
-    from etl_meta.cli import apply, audit, db, gc, jobs, metrics, runs, secrets
+    from etl_meta.cli import apply, audit, db, gc, jobs, metrics, runs, schema, secrets
 
     app.add_typer(db.app, name="db")
     app.add_typer(jobs.app, name="jobs")
@@ -56,6 +56,7 @@ def _register() -> None:
     app.add_typer(audit.app, name="audit")
     app.command("apply")(apply.apply)
     app.command("gc")(gc.gc)
+    app.command("schema")(schema.schema)
     for entry_point in importlib.metadata.entry_points(group=PLUGIN_GROUP):
         # Plugin modules keep heavy imports (Dagster, Airflow) inside their commands, so
         # loading them here costs nothing until one of their commands runs.

@@ -29,6 +29,7 @@ from etl_meta.definitions import (
 _ACTION_STYLE = {
     "created": "green",
     "updated": "yellow",
+    "renamed": "cyan",
     "archived": "red",
     "unchanged": "dim",
 }
@@ -46,6 +47,8 @@ def _print_plan(plan: Plan, source: str) -> None:
     for item in plan.items:
         line = Text(f"{item.kind:<10} {item.name:<{width}}  ")
         line.append(item.action, style=_ACTION_STYLE[item.action])
+        if item.renamed_from:
+            line.append(f" from {item.renamed_from}")
         if item.changed_fields:
             line.append(f" ({', '.join(item.changed_fields)})")
         console.print(line, highlight=False, soft_wrap=True)
@@ -73,6 +76,13 @@ def apply(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print what would change; write nothing.")
     ] = False,
+    prune: Annotated[
+        bool,
+        typer.Option(
+            "--prune",
+            help="Also archive the live jobs and dataclasses FILE does not declare.",
+        ),
+    ] = False,
     database_url: DatabaseUrlOption = None,
     output: Annotated[
         OutputFormat, typer.Option("--format", help="table for people, json for programs.")
@@ -80,9 +90,10 @@ def apply(
 ) -> None:
     """Create or update dataclasses, jobs and components to match FILE, in one transaction.
 
-    Prints one line per entity: created, updated (with the changed fields), unchanged, or
-    archived (components no longer in the file). Applying the same file again changes nothing.
-    Configuration values are never printed.
+    Prints one line per entity: created, updated (with the changed fields), renamed (a
+    component's renamed_from), unchanged, or archived (components no longer in the file; with
+    --prune, first, the jobs and dataclasses no longer in it). Applying the same file again
+    changes nothing. Configuration values are never printed.
     """
     source = str(file)
     try:
@@ -91,7 +102,7 @@ def apply(
         raise _fail(exc) from None
     with open_store(database_url) as store, handle_errors():
         try:
-            plan = apply_definitions(store, definitions, dry_run=dry_run)
+            plan = apply_definitions(store, definitions, dry_run=dry_run, prune=prune)
         except DefinitionsError as exc:
             raise _fail(exc) from None
     if output is OutputFormat.json:

@@ -1,4 +1,4 @@
-"""``etl-meta jobs``: look at stored job definitions."""
+"""``etl-meta jobs``: look at stored job definitions, and retire or bring back a job."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from etl_meta.cli._common import (
 )
 from etl_meta.store import MetadataStore
 
-app = typer.Typer(help="List and show jobs.", no_args_is_help=True)
+app = typer.Typer(help="List, show, archive and restore jobs.", no_args_is_help=True)
 
 
 def open_store(database_url: str | None) -> MetadataStore:
@@ -111,3 +111,41 @@ def show_job(
         for step, upstream in graph.items():
             arrow = f"  ← {', '.join(upstream)}" if upstream else ""
             console.print(f"  {step}{arrow}", highlight=False, markup=False)
+
+
+def _set_archived(
+    name: str, archived: bool, database_url: str | None, output: OutputFormat
+) -> None:
+    verb = "archived" if archived else "restored"
+    with open_store(database_url) as store, handle_errors():
+        before = store.jobs.get(name)
+        job = store.jobs.archive(name) if archived else store.jobs.restore(name)
+    if output is OutputFormat.json:
+        print_json(job)
+        return
+    # Idempotent: asking again is not an error, but says nothing changed.
+    status = verb if before.is_archived != job.is_archived else f"already {verb}"
+    console.print(f"job {job.name}: {status} (revision {job.revision})", highlight=False)
+
+
+@app.command("archive")
+def archive_job(
+    name: Annotated[str, typer.Argument(help="Job name.")],
+    database_url: DatabaseUrlOption = None,
+    output: FormatOption = OutputFormat.table,
+) -> None:
+    """Retire a job: orchestrators stop running it, listings hide it; its runs and metrics stay.
+
+    Archiving an archived job changes nothing. Undo with `etl-meta jobs restore NAME`.
+    """
+    _set_archived(name, True, database_url, output)
+
+
+@app.command("restore")
+def restore_job(
+    name: Annotated[str, typer.Argument(help="Job name.")],
+    database_url: DatabaseUrlOption = None,
+    output: FormatOption = OutputFormat.table,
+) -> None:
+    """Bring an archived job back, with its components as they were. Idempotent."""
+    _set_archived(name, False, database_url, output)

@@ -10,6 +10,7 @@ from etl_meta.components.base import (
     ComponentType,
     DataclassInfo,
 )
+from etl_meta.components.contracts import SecretText, SecretURL
 from etl_meta.components.errors import ComponentFailed, ComponentInputError
 from etl_meta.components.registry import (
     ENTRY_POINT_GROUP,
@@ -18,6 +19,7 @@ from etl_meta.components.registry import (
     known_component_types,
     register,
 )
+from etl_meta.components.sandbox import Sandbox, SandboxError, sandbox_of
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -27,8 +29,13 @@ __all__ = [
     "ComponentResult",
     "ComponentType",
     "DataclassInfo",
+    "Sandbox",
+    "SandboxError",
+    "SecretText",
+    "SecretURL",
     "UnknownComponentTypeError",
     "get_component_type",
     "known_component_types",
     "register",
+    "sandbox_of",
 ]

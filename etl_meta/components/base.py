@@ -1,7 +1,8 @@
 """The contract every component type implements, whatever orchestrator runs it.
 
-A component type is a class with a ``name``, a pydantic ``Config`` model for its configuration,
-optionally ``secret_keys``, and a ``run`` method. Dagster ops and Airflow tasks both build a
+A component type is a class with a ``name``, a pydantic ``Config`` model for its configuration
+(its contract, see :mod:`etl_meta.components.contracts`; secrets are fields typed
+``SecretText``/``SecretURL``), and a ``run`` method. Dagster ops and Airflow tasks both build a
 :class:`ComponentContext` and call ``run``; the type itself never imports an orchestrator::
 
     from etl_meta.components import ComponentContext, ComponentResult, ComponentType, register
@@ -25,11 +26,16 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pydantic
 
+from etl_meta.components.contracts import SecretKind, problems_from, secret_fields
 from etl_meta.errors import FieldProblem, ValidationError
+
+if TYPE_CHECKING:
+    from etl_meta.components.sandbox import Sandbox
+    from etl_meta.config import Settings
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,9 @@ class ComponentContext:
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("etl_meta.component"))
     #: Records metrics as the component goes (the integration wires it to the store).
     record_metrics: Callable[[Mapping[str, float]], None] | None = None
+    #: What the built-in types may read, write, import and connect to (``run_component`` passes
+    #: the store's); unset means this process's settings with ``base_dir`` as the only root.
+    sandbox: Sandbox | None = None
 
     def path(self, value: str | Path) -> Path:
         """``value`` as a path; relative paths are taken from ``base_dir``."""
@@ -97,8 +106,6 @@ class ComponentType:
 
     #: The ``component_type`` value stored on components of this type.
     name: ClassVar[str]
-    #: Configuration keys to treat as secret beyond the built-in sensitive-key list.
-    secret_keys: ClassVar[frozenset[str]] = frozenset()
     #: One-line description shown in listings and the orchestrators' UIs.
     description: ClassVar[str] = ""
 
@@ -107,19 +114,24 @@ class ComponentType:
 
         model_config = pydantic.ConfigDict(extra="forbid", hide_input_in_errors=True)
 
+    @classmethod
+    def secret_fields(cls) -> dict[str, SecretKind]:
+        """``{key: "value" | "url"}``: the configuration keys this type's contract marks secret."""
+        return secret_fields(cls.Config)
+
     def parse_config(self, configuration: Mapping[str, Any]) -> pydantic.BaseModel:
         """Validate ``configuration``; raises :class:`ValidationError` naming each field."""
         try:
             return self.Config.model_validate(dict(configuration))
         except pydantic.ValidationError as exc:
-            problems = [
-                FieldProblem(
-                    "configuration." + ".".join(str(p) for p in err["loc"]),
-                    err["msg"].removeprefix("Value error, "),
-                )
-                for err in exc.errors(include_input=False, include_url=False)
-            ]
+            problems = problems_from(exc, self.Config, prefix="configuration.")
             raise ValidationError(problems, entity=f"{self.name} configuration") from None
+
+    def check_definition(self, config: Any, settings: Settings) -> list[FieldProblem]:
+        """Problems a parsed ``config`` has under ``settings`` (the operator's sandbox) that
+        can be seen before running: apply, the store API and the runtime all ask. Field paths
+        start with ``configuration.``. The default finds none."""
+        return []
 
     def run(
         self, context: ComponentContext, config: Any, inputs: Mapping[str, Any]

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import TypeVar
 
 from etl_meta.components.base import ComponentType
-from etl_meta.masking import declare_secret_keys
+from etl_meta.masking import declare_secret_keys, declare_secret_urls
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +40,20 @@ def register(cls: T) -> T:
     name = getattr(cls, "name", None)
     if not isinstance(name, str) or not name:
         raise TypeError(f"{cls.__qualname__} needs a non-empty `name`")
+    if "secret_keys" in vars(cls):
+        raise TypeError(
+            f"{cls.__qualname__}: `secret_keys` is gone; type the fields SecretText or SecretURL "
+            "(etl_meta.components.contracts) instead"
+        )
     with _lock:
         existing = _types.get(name)
         if existing is not None and existing is not cls:
             log.warning("component type %r: %s replaces %s", name, cls, existing)
         _types[name] = cls
-    if cls.secret_keys:
-        declare_secret_keys(name, cls.secret_keys)
+    secrets = cls.secret_fields()
+    if secrets:
+        declare_secret_keys(name, [key for key, kind in secrets.items() if kind == "value"])
+        declare_secret_urls(name, [key for key, kind in secrets.items() if kind == "url"])
     return cls
 
 

@@ -3,7 +3,8 @@
 Dagster ops and Airflow tasks both call :func:`run_component`, so a component behaves the same
 under either. Configuration comes from the store at the exact version the orchestrator's snapshot
 names; the orchestrator's own run config (which only ever holds masked values) may override
-plain values, and a masked value (``***``) always means "the stored one".
+plain values, a masked value (``***``) always means "the stored one", and an override that
+would change a secret is refused before the component runs.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from typing import Any
 
 from etl_meta.catalog import ComponentSnapshot, DataclassSnapshot, JobSnapshot
 from etl_meta.components.base import ComponentContext, ComponentResult
+from etl_meta.components.overrides import resolve_configuration
 from etl_meta.components.registry import get_component_type
+from etl_meta.components.sandbox import Sandbox
 from etl_meta.errors import EtlMetaError, ValidationError
-from etl_meta.masking import ENCRYPTED_PREFIX, MASK
 from etl_meta.models import ExecutionStatus
 from etl_meta.outbox import PendingPoint, as_tuples
 from etl_meta.retry import retry_transient
@@ -29,46 +31,6 @@ from etl_meta.store.metrics import MetricTarget, check_point
 from etl_meta.types import utcnow
 
 _log = logging.getLogger(__name__)
-
-
-def resolve_configuration(stored: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict:
-    """``stored`` with ``overrides`` merged in depth.
-
-    A masked override value (``***``, or a stored ciphertext) means "the stored value": it keeps
-    the stored one, and with nothing stored under that key it is dropped — the literal mask never
-    reaches a component.
-    Secrets therefore cannot be passed through orchestrator run config, only stored.
-    """
-    merged = dict(stored)
-    for key, value in overrides.items():
-        if _is_masked(value):
-            continue  # masked, or stored ciphertext echoed back: keep the (decrypted) stored value
-        merged[key] = _resolve_value(stored.get(key), value)
-    return merged
-
-
-def _is_masked(value: Any) -> bool:
-    return value == MASK or (isinstance(value, str) and value.startswith(ENCRYPTED_PREFIX))
-
-
-def _resolve_value(stored: Any, override: Any) -> Any:
-    # Orchestrators echo the whole masked configuration back (Dagster's default run config,
-    # Airflow's exported snapshot), lists included: a secret inside a list item
-    # (``targets: [{api_key: ***}]``) must resolve to the stored value like any other, item by
-    # item, or the component would receive the literal mask.
-    if isinstance(override, Mapping):
-        return resolve_configuration(stored if isinstance(stored, Mapping) else {}, override)
-    if isinstance(override, list | tuple):
-        base = stored if isinstance(stored, list | tuple) else []
-        resolved = []
-        for index, item in enumerate(override):
-            if _is_masked(item):
-                if index < len(base):
-                    resolved.append(base[index])
-                continue  # nothing stored there: drop the mask rather than pass it on
-            resolved.append(_resolve_value(base[index] if index < len(base) else None, item))
-        return resolved
-    return override
 
 
 @dataclass
@@ -307,7 +269,9 @@ def run_component(
         ),
         max_seconds=store.settings.store_wait_seconds,
     )
-    config = implementation.parse_config(resolve_configuration(stored, overrides or {}))
+    config = implementation.parse_config(
+        resolve_configuration(stored, overrides or {}, component_type=component.component_type)
+    )
     recorder = recorder or MetricRecorder(store, job, component.name, run)
     linked = {*component.inputs, *component.outputs}
     context = ComponentContext(
@@ -326,6 +290,11 @@ def run_component(
         },
         log=log or logging.getLogger(f"etl_meta.component.{component.name}"),
         record_metrics=recorder.record,
+        # The worker's own settings decide what the step may touch, and the store's database
+        # is protected even when the store was opened with a URL its settings do not name.
+        sandbox=Sandbox.from_settings(
+            store.settings, base_dir=base_dir or store.settings.base_dir, store_url=store.engine.url
+        ),
     )
     result = implementation.run(context, config, inputs)
     if not isinstance(result, ComponentResult):

@@ -3,6 +3,8 @@
 The store checks every intermediate state (no cycles, no dependency on an archived component, no
 archiving while a live component depends on it), so the order of the calls matters:
 
+0. Renames (``renamed_from``) first, so every later step sees the stored components under their
+   declared names. A rename keeps the component's id, so its edges and links follow it.
 1. Existing components, upstreams first: change their fields; where dependencies are *removed*,
    keep only those that stay. Removing edges from an acyclic graph keeps it acyclic, and upstreams
    revived before their dependants are live when a dependant names them.
@@ -18,6 +20,7 @@ from __future__ import annotations
 from graphlib import TopologicalSorter
 from typing import TYPE_CHECKING, Any
 
+from etl_meta.definitions.errors import DefinitionsError
 from etl_meta.models import ComponentPublic, ComponentStatus
 
 if TYPE_CHECKING:
@@ -65,6 +68,35 @@ class _JobSync:
         self.created: set[str] = set()
         self.gained: dict[str, list[str]] = {}
         self.to_archive: set[str] = set()
+        self.renamed: dict[str, str] = {}
+
+    def rename(self) -> None:
+        """Rename stored components in place where the file says ``renamed_from``.
+
+        Only when the old name is stored and the new one is not: once renamed, the old name is
+        gone and ``renamed_from`` is ignored, so applying the same file again changes nothing.
+        """
+        for name, (_index, spec) in self.specs.items():
+            old = spec.renamed_from
+            if old is None or old not in self.current:
+                continue
+            if name in self.current:
+                # Both exist (e.g. an older file created ``old`` again): merging two histories is
+                # not possible, and archiving one silently would split the history the rename
+                # was meant to keep.
+                problem = self.report.problem(
+                    self.path(name, "renamed_from"),
+                    f"cannot rename {old!r} to {name!r}: job {self.job!r} already has both "
+                    "(remove 'renamed_from' to keep them apart)",
+                )
+                raise DefinitionsError([problem], source=self.report.source_map.source)
+            with self.report.at(self.path(name)):
+                self.store.components.rename(self.job, old, name)
+            self.renamed[name] = old
+        if self.renamed:
+            # Upstream names in ``depends_on`` changed too: read the stored state again.
+            components = self.store.components.list(self.job, include_archived=True)
+            self.current = {c.name: c for c in components}
 
     def path(self, name: str, *field: str) -> DocPath:
         return (*self.job_path, "components", self.specs[name][0], *field)
@@ -102,7 +134,7 @@ class _JobSync:
     def create_or_extend(self, name: str, spec: ComponentSpec) -> None:
         if name not in self.current:
             with self.report.at(self.path(name)):
-                self.store.components.create(self.job, spec.model_dump())
+                self.store.components.create(self.job, spec.model_dump(exclude={"renamed_from"}))
             self.created.add(name)
         elif name in self.gained:
             with self.report.at(self.path(name)):
@@ -136,6 +168,7 @@ def sync_components(
     the file no longer declares.
     """
     sync = _JobSync(store, job, job_path, report)
+    sync.rename()
     for name in sync.order:
         if name in sync.current:
             sync.update_existing(name, sync.specs[name][1], sync.current[name])
@@ -156,7 +189,12 @@ def sync_components(
             plan.add("component", qualified, "created")
             continue
         fields = tuple(f for f in _FIELD_ORDER if f in sync.changed.get(spec.name, ()))
-        if spec.name in sync.to_archive:
+        if spec.name in sync.renamed:
+            if spec.name in sync.to_archive:
+                fields = tuple(f for f in _FIELD_ORDER if f in {*fields, "status"})
+            old = sync.renamed[spec.name]
+            plan.add("component", qualified, "renamed", fields, renamed_from=old)
+        elif spec.name in sync.to_archive:
             plan.add("component", qualified, "archived", fields)
         else:
             plan.add("component", qualified, "updated" if fields else "unchanged", fields)

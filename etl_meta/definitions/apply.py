@@ -1,10 +1,12 @@
 """Make the store match a definitions file, in one transaction, and say what changed.
 
-Order matters because entities refer to each other: dataclasses first (components link to them),
-then each job with its components (see :mod:`etl_meta.definitions._components` for the order
-within a job). Every store call joins one ``store.transaction()``, so a refusal anywhere rolls
-back everything; a dry run does all the work and then rolls back on purpose, so it reports the
-exact plan and surfaces the store's own refusals without writing.
+Order matters because entities refer to each other: with ``prune``, the jobs and dataclasses the
+file no longer declares are archived first (see :mod:`etl_meta.definitions._prune`); then
+dataclasses (components link to them), then each job with its components (see
+:mod:`etl_meta.definitions._components` for the order within a job). Every store call joins
+one ``store.transaction()``, so a refusal anywhere rolls back everything; a dry run does all the
+work and then rolls back on purpose, so it reports the exact plan and surfaces the store's own
+refusals without writing.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from etl_meta.definitions import _prune
 from etl_meta.definitions._components import sync_components
+from etl_meta.definitions.contracts import contract_problems
 from etl_meta.definitions.errors import DefinitionProblem, DefinitionsError, DocPath, format_path
 from etl_meta.definitions.loader import SourceMap
 from etl_meta.definitions.plan import Plan
@@ -83,14 +87,25 @@ class StoreErrorReporter:
 class _Applier:
     """One apply: walks the definitions in dependency order, recording the plan."""
 
-    def __init__(self, store: MetadataStore, definitions: DefinitionsFile, plan: Plan) -> None:
+    def __init__(
+        self, store: MetadataStore, definitions: DefinitionsFile, plan: Plan, *, prune: bool
+    ) -> None:
         self.store = store
         self.definitions = definitions
         self.plan = plan
+        self.prune = prune
         self.report = StoreErrorReporter(definitions.source_map)
 
     def run(self) -> None:
+        contract = contract_problems(self.definitions, self.store.settings)
+        if contract:
+            raise DefinitionsError(contract, source=self.report.source_map.source)
+        prunes = _prune.find_prunes(self.store, self.definitions) if self.prune else None
+        if prunes is not None:
+            _prune.check_prunes(self.store, self.definitions, prunes, self.report)
         self._check_dataclass_references()
+        if prunes is not None:
+            _prune.apply_prunes(self.store, prunes, self.plan)
         for index, dataclass in enumerate(self.definitions.dataclasses):
             self._sync_dataclass(("dataclasses", index), dataclass)
         for index, job in enumerate(self.definitions.jobs):
@@ -142,7 +157,12 @@ class _Applier:
             }
             if changes:
                 self.store.dataclasses.update(spec.name, changes)
-        self.plan.add("dataclass", spec.name, "updated" if changes else "unchanged", tuple(changes))
+            changed = tuple(changes)
+            if current.is_archived:
+                # As for jobs: declaring a dataclass means wanting it used.
+                self.store.dataclasses.restore(spec.name)
+                changed += ("is_archived",)
+        self.plan.add("dataclass", spec.name, "updated" if changed else "unchanged", changed)
 
     def _sync_job(self, path: DocPath, spec: JobSpec) -> None:
         with self.report.at(path):
@@ -174,7 +194,10 @@ class _Applier:
 
     def _create_job(self, path: DocPath, spec: JobSpec) -> None:
         data = spec.model_dump(exclude={"components"})
-        data["components"] = [component.model_dump() for component in spec.components]
+        # ``renamed_from`` means nothing for a new job: there is no stored component to rename.
+        data["components"] = [
+            component.model_dump(exclude={"renamed_from"}) for component in spec.components
+        ]
         with self.report.at(path):
             self.store.jobs.create(data)
         self.plan.add("job", spec.name, "created")
@@ -183,31 +206,41 @@ class _Applier:
 
 
 def apply_definitions(
-    store: MetadataStore, definitions: DefinitionsFile, *, dry_run: bool = False
+    store: MetadataStore,
+    definitions: DefinitionsFile,
+    *,
+    dry_run: bool = False,
+    prune: bool = False,
 ) -> Plan:
     """Create or update the store's dataclasses, jobs and components to match ``definitions``.
 
     Idempotent: applying the same definitions again changes nothing (no audit events, no revision
     bumps). Components stored for a declared job but missing from its list are archived; jobs and
-    dataclasses the file does not mention are left alone. Everything happens in one transaction.
+    dataclasses the file does not mention are left alone unless ``prune``. Archived jobs and
+    dataclasses the file declares are restored. A component declared with ``renamed_from`` is
+    renamed in place when its old name is stored and its new one is not. Everything happens in
+    one transaction.
 
     Args:
         store: the store to change.
         definitions: from :func:`~etl_meta.definitions.load_definitions` (positions in errors) or
             built in code.
         dry_run: compute the exact plan, then roll back; the store's refusals still surface.
+        prune: also archive the live jobs and dataclasses ``definitions`` does not declare (listed
+            first in the plan).
 
     Raises:
-        DefinitionsError: the store refused part of the file; nothing was written.
+        DefinitionsError: the store refused part of the file, or ``prune`` would archive a
+            dataclass that a component staying live uses; nothing was written.
         ValueError: ``dry_run`` inside an open ``store.transaction()`` (it could not roll back
             only its own work).
     """
     if dry_run and store.in_transaction():
         raise ValueError("a dry run cannot join an open store.transaction()")
-    plan = Plan(dry_run=dry_run)
+    plan = Plan(dry_run=dry_run, prune=prune)
     try:
         with store.transaction():
-            _Applier(store, definitions, plan).run()
+            _Applier(store, definitions, plan, prune=prune).run()
             if dry_run:
                 raise _Rollback
     except _Rollback:

@@ -13,7 +13,16 @@ from graphlib import CycleError, TopologicalSorter
 from typing import Annotated, Any, ClassVar
 
 import pydantic
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+)
 
 from etl_meta.definitions.errors import TEXT_SOURCE, DefinitionProblem, DefinitionsError, DocPath
 from etl_meta.definitions.errors import format_path as _format
@@ -83,17 +92,22 @@ class ComponentSpec(_Spec):
     depends_on: list[Identifier] = Field(default_factory=list)
     inputs: list[Identifier] = Field(default_factory=list)
     outputs: list[Identifier] = Field(default_factory=list)
+    #: The component's previous name: apply renames the stored component in place (same id and
+    #: history) when ``renamed_from`` exists and ``name`` does not; otherwise it is ignored.
+    renamed_from: Identifier | None = None
 
 
 class JobSpec(_Spec):
     """A job, its tags and the complete list of its components."""
 
     name: Identifier
-    num_of_retries: int = Field(default=0, ge=0, le=MAX_RETRIES)
-    file_logging: bool = False
+    # Strict, as in the store: `num_of_retries: "3"` or `file_logging: yes` (a string in YAML
+    # 1.2) is a mistake to report, not a value to guess.
+    num_of_retries: StrictInt = Field(default=0, ge=0, le=MAX_RETRIES)
+    file_logging: StrictBool = False
     strategy_type: StrategyTypeField = StrategyType.SEQUENTIAL
     description: Description = None
-    max_concurrency: int | None = Field(default=None, ge=1, le=64)
+    max_concurrency: StrictInt | None = Field(default=None, ge=1, le=64)
     tags: dict[TagKey, TagValue] = Field(default_factory=dict)
     components: list[ComponentSpec] = Field(default_factory=list)
 
@@ -101,7 +115,7 @@ class JobSpec(_Spec):
 class DefinitionsFile(_Spec):
     """A whole definitions file. ``source_map`` says where each part came from (may be empty)."""
 
-    version: int = FORMAT_VERSION
+    version: StrictInt = FORMAT_VERSION
     dataclasses: list[DataclassSpec] = Field(default_factory=list)
     jobs: list[JobSpec] = Field(default_factory=list)
 
@@ -207,8 +221,38 @@ def _check_job(source_map: SourceMap, index: int, job: JobSpec) -> list[Definiti
     return problems
 
 
+def _check_renames(source_map: SourceMap, index: int, job: JobSpec) -> list[DefinitionProblem]:
+    # A name still declared cannot also be the old name of another component: apply would not
+    # know which of the two the stored component (and its history) belongs to.
+    prefix: DocPath = ("jobs", index, "components")
+    declared = {c.name for c in job.components}
+    first: dict[str, int] = {}
+    problems = []
+    for c_index, component in enumerate(job.components):
+        old = component.renamed_from
+        if old is None:
+            continue
+        path = (*prefix, c_index, "renamed_from")
+        if old == component.name:
+            message = "a component cannot be renamed from its own name"
+        elif old in declared:
+            message = (
+                f"{old!r} is still declared in job {job.name!r}; a component renamed from it "
+                "cannot also be declared"
+            )
+        elif old in first:
+            earlier = _format((*prefix, first[old]))
+            message = f"two components are renamed from {old!r} (first {earlier})"
+        else:
+            first[old] = c_index
+            continue
+        problems.append(_problem(source_map, path, message))
+    return problems
+
+
 def check_references(definitions: DefinitionsFile) -> list[DefinitionProblem]:
-    """Problems with names inside the file: duplicates, unknown or archived upstreams, cycles.
+    """Problems with names inside the file: duplicates, unknown or archived upstreams, cycles,
+    and ``renamed_from`` naming a declared component or claimed by two components.
 
     Dataclass names in ``inputs``/``outputs`` are not checked here: they may name dataclasses
     that already exist in the store.
@@ -220,6 +264,7 @@ def check_references(definitions: DefinitionsFile) -> list[DefinitionProblem]:
     problems += _duplicates(source_map, ("jobs",), [j.name for j in definitions.jobs], "job")
     for index, job in enumerate(definitions.jobs):
         problems += _check_job(source_map, index, job)
+        problems += _check_renames(source_map, index, job)
     return problems
 
 

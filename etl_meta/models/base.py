@@ -52,6 +52,19 @@ class EtlModel(SQLModel, registry=mapper_registry):
             yield name, value
 
 
+class InputModel(EtlModel):
+    """Root of what callers hand the store: the ``*Create``, ``*Update`` and ``*Upsert`` models
+    and metric points.
+
+    Unknown keys are refused, not dropped: ``{"retries": 3}`` would otherwise store the default
+    and say nothing. Table models never inherit this config: they are built from validated input
+    and from rows, and SQLModel validates neither on ``__init__``. A family whose fields a table
+    shares (``JobFields``) adds this class as a second base of its input model only.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class PublicModel(EtlModel):
     """What callers get back: detached, serializable, secrets masked in JSON and dumps.
 

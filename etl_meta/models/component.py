@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import sqlalchemy as sa
 from sqlmodel import Field, Relationship
 
-from etl_meta.models.base import EtlModel, PublicModel, created_at_field, updated_at_field
+from etl_meta.models.base import (
+    EtlModel,
+    InputModel,
+    PublicModel,
+    created_at_field,
+    updated_at_field,
+)
 from etl_meta.models.enums import ComponentStatus, DataclassRole
 from etl_meta.types import JSONDocument, lenient_enum, string_enum
 from etl_meta.validation import Identifier, JSONObject, SafeText, TypeName
@@ -132,7 +138,7 @@ class ComponentConfig(EtlModel, table=True):
     component: "Component" = Relationship(back_populates="config_history")
 
 
-class ComponentCreate(ComponentFields):
+class ComponentCreate(ComponentFields, InputModel):
     """Input of ``store.components.create``.
 
     ``depends_on`` names components of the same job; ``inputs``/``outputs`` name dataclasses.
@@ -143,7 +149,7 @@ class ComponentCreate(ComponentFields):
     outputs: list[Identifier] = Field(default_factory=list)
 
 
-class ComponentUpdate(EtlModel):
+class ComponentUpdate(InputModel):
     """Input of ``store.components.update``: only the fields that are set change.
 
     A changed ``configuration`` becomes a new version; an identical one changes nothing.

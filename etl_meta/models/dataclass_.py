@@ -10,7 +10,13 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Field
 
-from etl_meta.models.base import EtlModel, PublicModel, created_at_field, updated_at_field
+from etl_meta.models.base import (
+    EtlModel,
+    InputModel,
+    PublicModel,
+    created_at_field,
+    updated_at_field,
+)
 from etl_meta.types import JSONDocument
 from etl_meta.validation import Identifier, JSONObject, SafeText, TypeName
 
@@ -48,11 +54,11 @@ class Dataclass(DataclassesBase, table=True):
     is_archived: bool = Field(default=False)
 
 
-class DataclassCreate(DataclassFields):
+class DataclassCreate(DataclassFields, InputModel):
     """Input of ``store.dataclasses.create``."""
 
 
-class DataclassUpdate(EtlModel):
+class DataclassUpdate(InputModel):
     """Input of ``store.dataclasses.update``: only the fields that are set change."""
 
     dataclass_type: TypeName | None = Field(default=None, max_length=100)

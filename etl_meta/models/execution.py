@@ -6,10 +6,16 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
-from pydantic import computed_field
+from pydantic import StrictInt, computed_field
 from sqlmodel import Field
 
-from etl_meta.models.base import EtlModel, PublicModel, created_at_field, updated_at_field
+from etl_meta.models.base import (
+    EtlModel,
+    InputModel,
+    PublicModel,
+    created_at_field,
+    updated_at_field,
+)
 from etl_meta.models.enums import ExecutionStatus, Orchestrator, StepStatus
 from etl_meta.types import JSONDocument, UTCDateTime, lenient_enum, string_enum
 from etl_meta.validation import AwareDatetime, Identifier, JSONObject, SafeText
@@ -62,7 +68,7 @@ class Execution(EtlModel, table=True):
     updated_at: datetime = updated_at_field()
 
 
-class ExecutionUpsert(EtlModel):
+class ExecutionUpsert(InputModel):
     """What an orchestrator reports about a run. Replaying it any number of times is harmless.
 
     Unset fields keep their stored values; ``status`` only moves forward.
@@ -74,8 +80,8 @@ class ExecutionUpsert(EtlModel):
     orchestrator: OrchestratorField
     external_run_id: SafeText = Field(min_length=1, max_length=255)
     status: ExecutionStatusField
-    job_revision: int | None = Field(default=None, ge=1)
-    config_versions: dict[Identifier, int] | None = None
+    job_revision: StrictInt | None = Field(default=None, ge=1)
+    config_versions: dict[Identifier, StrictInt] | None = None
     run_config: JSONObject | None = None
     started_at: AwareDatetime | None = None
     ended_at: AwareDatetime | None = None
@@ -140,13 +146,13 @@ class ComponentExecution(EtlModel, table=True):
     updated_at: datetime = updated_at_field()
 
 
-class StepAttemptUpsert(EtlModel):
+class StepAttemptUpsert(InputModel):
     """What an orchestrator reports about one attempt of one step (``attempt`` is 1-based)."""
 
     component: Identifier
-    attempt: int = Field(ge=1, le=10_000)
+    attempt: StrictInt = Field(ge=1, le=10_000)
     status: StepStatusField
-    config_version: int | None = Field(default=None, ge=1)
+    config_version: StrictInt | None = Field(default=None, ge=1)
     started_at: AwareDatetime | None = None
     ended_at: AwareDatetime | None = None
     error: SafeText | None = Field(default=None, max_length=MAX_ERROR_CHARS)

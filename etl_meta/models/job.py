@@ -6,9 +6,16 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
+from pydantic import StrictBool, StrictInt
 from sqlmodel import Field, Relationship
 
-from etl_meta.models.base import EtlModel, PublicModel, created_at_field, updated_at_field
+from etl_meta.models.base import (
+    EtlModel,
+    InputModel,
+    PublicModel,
+    created_at_field,
+    updated_at_field,
+)
 from etl_meta.models.enums import StrategyType
 from etl_meta.types import lenient_enum, string_enum
 from etl_meta.validation import Identifier, SafeText, TagKey
@@ -51,17 +58,21 @@ class Tag(TagBase, table=True):
 
 
 class JobFields(EtlModel):
-    """The fields a caller sets on a job."""
+    """The fields a caller sets on a job.
+
+    Integers and booleans are strict (no ``True`` → 1, ``"3"`` → 3, ``"yes"`` → True): a value
+    of the wrong type is a caller's mistake to report, not to guess at.
+    """
 
     name: Identifier = Field(max_length=63)
-    num_of_retries: int = Field(default=0, ge=0, le=MAX_RETRIES)
-    file_logging: bool = False
+    num_of_retries: StrictInt = Field(default=0, ge=0, le=MAX_RETRIES)
+    file_logging: StrictBool = False
     strategy_type: StrategyTypeField = Field(
         default=StrategyType.SEQUENTIAL,
         sa_type=string_enum(StrategyType, "strategy_type", length=16),
     )
     description: SafeText | None = Field(default=None, max_length=4000)
-    max_concurrency: int | None = Field(
+    max_concurrency: StrictInt | None = Field(
         default=None, ge=1, le=64, description="Parallel steps at most (parallel strategy only)."
     )
 
@@ -93,20 +104,20 @@ class Job(JobBase, table=True):
     tags: list["Tag"] = Relationship(back_populates="jobs", link_model=JobTag)
 
 
-class JobCreate(JobFields):
+class JobCreate(JobFields, InputModel):
     """Input of ``store.jobs.create``; tags are ``{key: value}``."""
 
     tags: dict[str, str] = Field(default_factory=dict)
 
 
-class JobUpdate(EtlModel):
+class JobUpdate(InputModel):
     """Input of ``store.jobs.update``: only the fields that are set change."""
 
-    num_of_retries: int | None = Field(default=None, ge=0, le=MAX_RETRIES)
-    file_logging: bool | None = None
+    num_of_retries: StrictInt | None = Field(default=None, ge=0, le=MAX_RETRIES)
+    file_logging: StrictBool | None = None
     strategy_type: StrategyTypeField | None = None
     description: SafeText | None = Field(default=None, max_length=4000)
-    max_concurrency: int | None = Field(default=None, ge=1, le=64)
+    max_concurrency: StrictInt | None = Field(default=None, ge=1, le=64)
     tags: dict[str, str] | None = None
 
 

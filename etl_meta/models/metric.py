@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
+from pydantic import StrictInt
 from sqlmodel import Field
 
-from etl_meta.models.base import EtlModel, PublicModel
+from etl_meta.models.base import EtlModel, InputModel, PublicModel
 from etl_meta.types import BigIntPK, UTCDateTime
-from etl_meta.validation import AwareDatetime, FiniteFloat, Identifier
+from etl_meta.validation import AwareDatetime, Identifier, MetricValue
 
 METRIC_NAME_MAX = 255
 
@@ -36,7 +37,7 @@ class Metric(EtlModel, table=True):
     recorded_at: datetime = Field(sa_type=UTCDateTime)
 
 
-class MetricPoint(EtlModel):
+class MetricPoint(InputModel):
     """One point to record; ``component`` is the component name within the run's job.
 
     Validating through this model is the convenient path. ``store.metrics.record`` also takes
@@ -45,9 +46,9 @@ class MetricPoint(EtlModel):
 
     component: Identifier
     name: str = Field(min_length=1, max_length=METRIC_NAME_MAX)
-    value: FiniteFloat
-    attempt: int = Field(default=1, ge=1)
-    step: int = Field(default=0, ge=0)
+    value: MetricValue
+    attempt: StrictInt = Field(default=1, ge=1)
+    step: StrictInt = Field(default=0, ge=0)
     recorded_at: AwareDatetime | None = None
 
 

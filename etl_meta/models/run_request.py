@@ -8,7 +8,13 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlmodel import Field
 
-from etl_meta.models.base import EtlModel, PublicModel, created_at_field, updated_at_field
+from etl_meta.models.base import (
+    EtlModel,
+    InputModel,
+    PublicModel,
+    created_at_field,
+    updated_at_field,
+)
 from etl_meta.models.enums import Orchestrator, RunRequestStatus
 from etl_meta.types import JSONDocument, UTCDateTime, lenient_enum, string_enum
 from etl_meta.validation import Identifier, JSONObject, SafeText
@@ -43,7 +49,7 @@ class RunRequest(EtlModel, table=True):
     updated_at: datetime = updated_at_field()
 
 
-class RunRequestCreate(EtlModel):
+class RunRequestCreate(InputModel):
     """Ask for a run of ``job``. A repeated ``request_key`` returns the first request."""
 
     _masked_fields: ClassVar[tuple[str, ...]] = ("run_config",)

@@ -8,11 +8,13 @@ for the driver error rather than the driver error itself.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, NoReturn
 
 import pydantic
 import sqlalchemy.exc as sa_exc
 
+from etl_meta.components.contracts import did_you_mean
 from etl_meta.errors import (
     AlreadyExistsError,
     EtlMetaError,
@@ -23,6 +25,7 @@ from etl_meta.errors import (
     ValidationError,
 )
 from etl_meta.store import _causes
+from etl_meta.validation import STRICT_TYPE_MESSAGES, key_label
 
 # SQLSTATE classes that mean "try again": connection failures, serialization failures,
 # deadlocks, lock timeouts, admin shutdowns, resource pressure.
@@ -177,13 +180,30 @@ def _table_of(constraint: str | None, message: str) -> str:
 
 
 def translate_validation_error(
-    error: pydantic.ValidationError, *, entity: str | None = None, prefix: str = ""
+    error: pydantic.ValidationError,
+    *,
+    entity: str | None = None,
+    prefix: str = "",
+    known_keys: Iterable[str] = (),
 ) -> ValidationError:
-    """Our :class:`ValidationError` for a pydantic one: field paths and reasons, never input."""
+    """Our :class:`ValidationError` for a pydantic one: field paths and reasons, never input.
+
+    An unknown top-level key is named as the field, with a "did you mean" hint when it is close
+    to one of ``known_keys`` (the model's fields).
+    """
     problems = []
     for item in error.errors(include_input=False, include_url=False, include_context=False):
         loc = ".".join(str(part) for part in item["loc"]) or "(root)"
         message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            # The key is the caller's, not a field name: escaped unless it is a plain word.
+            *parents, key = item["loc"]
+            loc = ".".join([*(str(part) for part in parents), key_label(key)])
+            # Input models are flat, so only a top-level key has candidates to hint at.
+            hint = did_you_mean(str(key), known_keys) if not parents else ""
+            message = f"unknown key{hint}"
+        else:
+            message = STRICT_TYPE_MESSAGES.get(item["type"], message)
         problems.append(FieldProblem(f"{prefix}{loc}", message))
     return ValidationError(problems, entity=entity)
 
@@ -206,4 +226,6 @@ def validate_input(
     try:
         return model.model_validate(data, context=context)
     except pydantic.ValidationError as exc:
-        raise translate_validation_error(exc, entity=entity, prefix=prefix) from None
+        raise translate_validation_error(
+            exc, entity=entity, prefix=prefix, known_keys=model.model_fields
+        ) from None

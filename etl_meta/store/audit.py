@@ -8,6 +8,7 @@ from etl_meta.access import Role, requires
 from etl_meta.models import AuditEventPublic
 from etl_meta.repository import audit as repo
 from etl_meta.store._base import StoreAPI
+from etl_meta.validation import strict_int
 
 
 class AuditAPI(StoreAPI):
@@ -29,6 +30,10 @@ class AuditAPI(StoreAPI):
         limit: int = 100,
     ) -> list[AuditEventPublic]:
         """Events matching every given filter; page with ``before_id=<last id seen>``."""
+        limit = strict_int(limit, "limit", minimum=1)
+        for name, value in (("entity_id", entity_id), ("before_id", before_id)):
+            if value is not None:
+                strict_int(value, name)
         with self._tx(readonly=True) as session:
             rows = repo.list_events(
                 session,

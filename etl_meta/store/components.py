@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from etl_meta.access import Role, requires
-from etl_meta.errors import AlreadyExistsError, NotFoundError
+from etl_meta.errors import AlreadyExistsError, NotFoundError, ValidationError
 from etl_meta.models import (
     Component,
     ComponentConfigPublic,
@@ -23,7 +23,9 @@ from etl_meta.repository import components as repo
 from etl_meta.repository import jobs as jobs_repo
 from etl_meta.secrets import SecretDecryptError
 from etl_meta.store import _component_graph as links
+from etl_meta.store import _rename
 from etl_meta.store._base import StoreAPI, diff, relative_paths
+from etl_meta.store._contracts import check_component, component_problems
 from etl_meta.store._public import component_public, jsonable
 from etl_meta.store.jobs import touch
 from etl_meta.types import utcnow
@@ -56,6 +58,18 @@ class ComponentsAPI(StoreAPI):
     ) -> list[Component]:
         # Errors name ``components.<i>.<field>`` when the components came with a job, so callers
         # can tell them from the job's own fields; a single ``create`` names the bare field.
+        problems = [
+            problem
+            for index, definition in enumerate(definitions)
+            for problem in component_problems(
+                self._store.settings,
+                definition.component_type,
+                definition.configuration,
+                prefix=f"components.{index}." if field_prefix else "",
+            )
+        ]
+        if problems:
+            raise ValidationError(problems, entity="component")
         existing = repo.components_by_name(session, job.id)
         seen: set[str] = set()
         for definition in definitions:
@@ -143,6 +157,7 @@ class ComponentsAPI(StoreAPI):
     def _apply_update(
         self, session: Session, job: Job, component: Component, changes: dict[str, Any]
     ) -> bool:
+        self._check_contract(component, changes)
         before = jsonable(component.model_dump(include=set(_COMPONENT_FIELDS)))
         for field in _COMPONENT_FIELDS:
             if field in changes:
@@ -195,6 +210,19 @@ class ComponentsAPI(StoreAPI):
         session.flush()
         return True
 
+    def _check_contract(self, component: Component, changes: dict[str, Any]) -> None:
+        """Refuse an update whose type and configuration, taken together, break the contract."""
+        if "configuration" not in changes and "component_type" not in changes:
+            return
+        component_type = changes.get("component_type", component.component_type)
+        configuration = changes.get("configuration")
+        if configuration is None:
+            # A new type for the stored configuration: check its plaintext (never shown).
+            configuration = self._store.cipher.decrypt_document(
+                component.configuration, component_type=component.component_type
+            )
+        check_component(self._store.settings, component_type, configuration)
+
     def _same_configuration(self, component: Component, configuration: dict[str, Any]) -> bool:
         # Compare plaintext: Fernet tokens differ on every encryption, so comparing stored
         # ciphertext would make every re-apply of the same file a new version.
@@ -215,6 +243,25 @@ class ComponentsAPI(StoreAPI):
     def archive(self, job: str, name: str) -> ComponentPublic:
         """Retire a component; refused while another live component depends on it."""
         return self.update(job, name, {"status": ComponentStatus.ARCHIVED})
+
+    @requires(Role.ADMIN)
+    def rename(self, job: str, old: str, new: str) -> ComponentPublic:
+        """Rename a component in place: its id, configuration history, runs and metrics stay.
+
+        Dependencies and dataclass links follow (they refer to the id). Audited as ``rename``
+        with the old and new names; bumps the job's revision. Renaming to the current name
+        changes nothing.
+
+        Raises:
+            ValidationError: ``new`` is not a valid component name.
+            NotFoundError: the job or its component ``old`` does not exist.
+            AlreadyExistsError: the job already has a component ``new`` (archived ones too).
+        """
+        target = self._validate(_rename.ComponentRename, {"name": new}, entity="component")
+        with self._tx() as session:
+            job_row = jobs_repo.get_job(session, job, for_update=True)
+            component = _rename.rename_component(self, session, job_row, old, target.name)
+            return self._public(session, job_row, component)
 
     @requires(Role.WRITER)
     def configuration(

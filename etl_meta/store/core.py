@@ -24,12 +24,13 @@ from functools import cached_property
 from typing import Any
 
 import sqlalchemy.exc as sa_exc
-from sqlalchemy.engine import Engine
+from pydantic import SecretStr
+from sqlalchemy.engine import URL, Engine
 from sqlalchemy.orm import Session
 
 from etl_meta import schema
 from etl_meta.access import Role
-from etl_meta.config import Settings, get_settings
+from etl_meta.config import Settings, get_settings, normalize_database_url
 from etl_meta.db import HeldConnection, create_engine, readonly, render_url
 from etl_meta.errors import (
     EtlMetaError,
@@ -82,9 +83,12 @@ class MetadataStore:
         engine: Engine | None = None,
         check_schema: bool = True,
     ) -> None:
-        self.settings = settings or get_settings()
+        settings = settings or get_settings()
         self._owns_engine = engine is None
-        self.engine = engine or create_engine(url, settings=self.settings)
+        self.engine = engine or create_engine(url, settings=settings)
+        # The settings must name the database this store really uses: the sandbox refuses
+        # components that would write into it, and it finds it through the settings.
+        self.settings = _naming(settings, self.engine.url) if url or engine else settings
         self._readonly_engine = readonly(self.engine)
         self._actor = check_actor(actor or self.settings.actor)
         self._acting_as: ContextVar[str | None] = ContextVar(f"etl_meta_actor_{id(self)}")
@@ -218,6 +222,14 @@ class MetadataStore:
 
     def __exit__(self, *_exc: Any) -> None:
         self.close()
+
+
+def _naming(settings: Settings, url: URL) -> Settings:
+    """``settings`` with ``database_url`` set to ``url`` (unchanged when it already is)."""
+    text = url.render_as_string(hide_password=False)
+    if settings.resolved_database_url() == normalize_database_url(text):
+        return settings
+    return settings.model_copy(update={"database_url": SecretStr(text)})
 
 
 def _role(value: Role | str) -> Role:

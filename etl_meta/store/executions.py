@@ -30,6 +30,7 @@ from etl_meta.repository import jobs as jobs_repo
 from etl_meta.store._base import StoreAPI
 from etl_meta.store._public import attempt_public, execution_public, jsonable
 from etl_meta.types import coerce_enum
+from etl_meta.validation import strict_bool, strict_int
 
 _KEY_FIELDS = {"orchestrator", "external_run_id", "attempt"}
 
@@ -222,6 +223,10 @@ class ExecutionsAPI(StoreAPI):
         with_steps: bool = False,
     ) -> list[ExecutionPublic]:
         """Executions newest first; page with ``before_id=<smallest id of the previous page>``."""
+        limit = strict_int(limit, "limit", minimum=1)
+        if before_id is not None:
+            strict_int(before_id, "before_id")
+        strict_bool(with_steps, "with_steps")
         with self._tx(readonly=True) as session:
             job_id = jobs_repo.get_job(session, job).id if job else None
             rows = repo.list_executions(

@@ -19,6 +19,7 @@ from etl_meta.errors import ConflictError, EtlMetaError, ValidationError
 from etl_meta.repository import maintenance as repo
 from etl_meta.store._base import StoreAPI
 from etl_meta.types import utcnow
+from etl_meta.validation import strict_bool
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -89,6 +90,7 @@ class MaintenanceAPI(StoreAPI):
             ConflictError: called inside ``store.transaction()`` (batches must commit alone).
             ArchiveError: a batch's archive could not be written; that batch was not deleted.
         """
+        strict_bool(dry_run, "dry_run")
         horizon = _check_arguments(older_than, batch_size)
         if not dry_run and self._store.in_transaction():
             raise ConflictError(

@@ -8,9 +8,7 @@ who ran it. An audit row per batch would double an op's write for nothing a read
 
 from __future__ import annotations
 
-import decimal
 import math
-import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +18,7 @@ import sqlalchemy.exc as sa_exc
 from sqlalchemy.orm import Session
 
 from etl_meta.access import Role, requires
+from etl_meta.components.contracts import did_you_mean
 from etl_meta.errors import FieldProblem, NotFoundError, ValidationError
 from etl_meta.models import Execution, ExecutionStatus, MetricPoint, MetricPublic, Orchestrator
 from etl_meta.models.metric import METRIC_NAME_MAX
@@ -30,9 +29,12 @@ from etl_meta.repository import metrics as repo
 from etl_meta.store._base import StoreAPI
 from etl_meta.store._errors import raise_translated
 from etl_meta.types import coerce_enum, utcnow
+from etl_meta.validation import check_metric_value, key_label
 
 #: A point as a tuple: ``(component, name, value[, step[, attempt[, recorded_at]]])``.
 PointTuple = tuple[Any, ...]
+#: The keys a point given as a mapping may have: those of :class:`MetricPoint`.
+_POINT_KEYS = tuple(MetricPoint.model_fields)
 _MAX_PROBLEMS = 20
 
 
@@ -288,14 +290,11 @@ def _check_point(
         raise _Bad("name", f"must be a string of 1 to {METRIC_NAME_MAX} characters")
     if not name.isprintable():
         raise _Bad("name", "must not contain NUL bytes or control characters")
-    if not _is_number(value):
-        raise _Bad("value", "must be a number")
     try:
-        value = float(value)
-    except OverflowError:  # an int beyond the float range, e.g. 10**400
-        raise _Bad("value", "must be a finite number (not NaN or infinity)") from None
-    if not math.isfinite(value):
-        raise _Bad("value", "must be a finite number (not NaN or infinity)")
+        # Any real number but a bool: numpy scalars and Decimal are floats once stored.
+        value = check_metric_value(value)
+    except ValueError as exc:
+        raise _Bad("value", str(exc)) from None
     if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < 2**63:
         raise _Bad("step", "must be a non-negative integer")
     if isinstance(attempt, bool) or not isinstance(attempt, int) or not 1 <= attempt < 2**31:
@@ -305,15 +304,6 @@ def _check_point(
     elif not isinstance(recorded_at, datetime) or recorded_at.utcoffset() is None:
         raise _Bad("recorded_at", "must be a timezone-aware datetime")
     return component_id, name, value, step, attempt, recorded_at
-
-
-def _is_number(value: Any) -> bool:
-    """A real number of any type a component may hand over (``numpy.int64`` from
-    ``df.amount.sum()``, ``numpy.float32``, ``Decimal`` from a database driver), never a bool:
-    ``True`` as a metric is a mistake, not ``1.0``."""
-    if isinstance(value, bool) or type(value).__name__ == "bool_":  # numpy's bool too
-        return False
-    return isinstance(value, numbers.Real | decimal.Decimal)
 
 
 class _Bad(Exception):
@@ -333,6 +323,10 @@ def _unpack(point: Any) -> tuple[Any, Any, Any, Any, Any, Any]:
             point.recorded_at,
         )
     if isinstance(point, Mapping):
+        # A misspelt key (``stpe``) would otherwise record the default step and say nothing.
+        for key in point:
+            if key not in _POINT_KEYS:
+                raise _Bad(key_label(key), f"unknown key{did_you_mean(str(key), _POINT_KEYS)}")
         if "component" not in point or "name" not in point or "value" not in point:
             raise _Bad("(point)", "needs component, name and value")
         return (

@@ -9,7 +9,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from etl_meta.access import Role, requires
-from etl_meta.errors import ConflictError, ValidationError
+from etl_meta.components.contracts import check_configuration
+from etl_meta.components.overrides import resolve_configuration
+from etl_meta.components.registry import UnknownComponentTypeError, get_component_type
+from etl_meta.errors import ConflictError, FieldProblem, ValidationError
+from etl_meta.masking import SECRET_OVERRIDE_MESSAGE, mask_value, overridden_secrets
 from etl_meta.models import (
     Orchestrator,
     RunRequest,
@@ -17,13 +21,60 @@ from etl_meta.models import (
     RunRequestPublic,
     RunRequestStatus,
 )
+from etl_meta.repository import components as components_repo
 from etl_meta.repository import jobs as jobs_repo
 from etl_meta.repository import run_requests as repo
 from etl_meta.repository.dialect import insert
 from etl_meta.store._base import StoreAPI, relative_paths
 from etl_meta.store._public import jsonable
 from etl_meta.types import coerce_enum, utcnow
-from etl_meta.validation import check_text
+from etl_meta.validation import check_text, strict_int
+
+
+def _refuse_secret_overrides(session: Session, job_id: int, run_config: Mapping[str, Any]) -> None:
+    """Raise :class:`ValidationError` when ``run_config`` would change a component's secret.
+
+    Compared with the stored configuration as stored (encrypted): masking shows both alike, so
+    nothing is decrypted. A component the job lacks counts every key any type declares secret.
+    """
+    components = components_repo.components_by_name(session, job_id)
+    problems = []
+    for name, overrides in run_config.items():
+        component = components.get(name)
+        problems += [
+            FieldProblem(f"run_config.{name}.{path}", SECRET_OVERRIDE_MESSAGE)
+            for path in overridden_secrets(
+                component.configuration if component is not None else {},
+                overrides,
+                component_type=component.component_type if component is not None else None,
+            )
+        ]
+    if problems:
+        raise ValidationError(problems, entity="run_request")
+
+
+def _refuse_contract_breaks(session: Session, job_id: int, run_config: Mapping[str, Any]) -> None:
+    """Raise :class:`ValidationError` when an override breaks its component's contract.
+
+    Checked on the masked stored configuration with the overrides merged in: secrets only ever
+    appear masked in overrides (see above), and a masked value satisfies the contract's type.
+    The sandbox is checked when the step runs, where the real values are.
+    """
+    components = components_repo.components_by_name(session, job_id)
+    problems = []
+    for name, overrides in run_config.items():
+        component = components.get(name)
+        if component is None or not isinstance(overrides, Mapping):
+            continue
+        try:
+            implementation = get_component_type(component.component_type)
+        except UnknownComponentTypeError:
+            continue  # installed only on workers: they check it when the step runs
+        stored = mask_value(component.configuration, component_type=component.component_type)
+        merged = resolve_configuration(stored, overrides, component_type=component.component_type)
+        problems += check_configuration(implementation, merged, prefix=f"run_config.{name}.")
+    if problems:
+        raise ValidationError(problems, entity="run_request")
 
 
 class RunRequestsAPI(StoreAPI):
@@ -37,6 +88,12 @@ class RunRequestsAPI(StoreAPI):
 
         With a ``request_key``, asking again returns the first request instead of a second
         one (a different job under the same key is a :class:`ConflictError`).
+
+        ``run_config`` is ``{component: {key: value}}``, overrides for this run. One that would
+        change a secret (see :func:`~etl_meta.components.overrides.resolve_configuration`; only
+        ``***``, or a URL secret's stored URL masked, may be echoed) raises
+        :class:`ValidationError` naming each field (``run_config.load.password``) before
+        anything is written.
         """
         request: RunRequestCreate = self._validate(RunRequestCreate, data, entity="run_request")
         key = request.request_key or uuid.uuid4().hex
@@ -47,6 +104,8 @@ class RunRequestsAPI(StoreAPI):
             job = jobs_repo.get_job(session, request.job)
             if job.is_archived:
                 raise ValidationError.single("job", "is archived", entity="run_request")
+            _refuse_secret_overrides(session, job.id, request.run_config)
+            _refuse_contract_breaks(session, job.id, request.run_config)
             now = utcnow()
             new_id = session.scalar(
                 insert(session, RunRequest)
@@ -102,6 +161,9 @@ class RunRequestsAPI(StoreAPI):
         limit: int = 100,
     ) -> list[RunRequestPublic]:
         """Requests oldest first (``orchestrator`` also matches requests naming none)."""
+        limit = strict_int(limit, "limit", minimum=1)
+        if after_id is not None:
+            strict_int(after_id, "after_id")
         with self._tx(readonly=True) as session:
             rows = repo.list_requests(
                 session,

@@ -78,7 +78,9 @@ class SecretsAPI(StoreAPI):
         """Re-encrypt every stored secret not yet under the newest key.
 
         Covers current component configurations, every configuration version, and run request
-        run configs; secrets still stored in clear are encrypted too. Rows are read in id order,
+        run configs; secrets still stored in clear are encrypted too, and so are the secret parts
+        of URL secrets (a URL an earlier version encrypted whole is split: only its password and
+        sensitive query values stay encrypted). Rows are read in id order,
         ``batch_size`` at a time, each batch in its own transaction with one audit event (counts
         and ids, never values). Interrupted, it can simply run again: secrets already under the
         newest key are left alone, so a second run changes nothing. Afterwards the older keys

@@ -43,6 +43,8 @@ class SyncCursorsAPI(StoreAPI):
     @requires(Role.WRITER)
     def set(self, name: str, value: Mapping[str, Any]) -> None:
         """Save ``value`` (a JSON object within the store's size limits) as cursor ``name``."""
+        if not isinstance(value, Mapping):
+            raise ValidationError.single("value", "must be a JSON object", entity="sync_cursor")
         checked = self._validate(_CursorValue, {"value": dict(value)}, entity="sync_cursor")
         with self._tx() as session:
             repo.save_cursor(session, name=_checked_name(name), value=checked.value, now=utcnow())

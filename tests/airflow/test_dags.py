@@ -13,6 +13,7 @@ from etl_meta.airflow.export import CATALOG_FILE, DAG_FILE, export_dags, read_ca
 from etl_meta.definitions import apply_definitions, load_definitions
 from tests.airflow.support import chain_job, dags_folder, exported_dags
 from tests.components.helpers import EXAMPLES
+from tests.plugins import declaring_worker_types
 
 
 def test_a_stored_job_becomes_a_dag_with_tasks_dependencies_retries_and_tags(store, airflow_env):
@@ -70,12 +71,13 @@ def test_the_dag_file_never_queries_the_store(store, airflow_env, monkeypatch):
 
 def test_a_job_that_cannot_be_built_is_left_out_and_the_others_load(store, airflow_env, caplog):
     chain_job(store)
-    store.jobs.create(
-        {
-            "name": "broken",
-            "components": [{"name": "x", "component_type": "no_such_type"}],
-        }
-    )
+    with declaring_worker_types(store, "no_such_type") as declaring:
+        declaring.jobs.create(
+            {
+                "name": "broken",
+                "components": [{"name": "x", "component_type": "no_such_type"}],
+            }
+        )
     dags = exported_dags(store)
     assert set(dags) == {"chain"}
     assert "broken" in caplog.text and "no_such_type" in caplog.text

@@ -180,8 +180,8 @@ def test_your_own_dag_tagged_etl_meta_is_recorded_and_uses_the_task_helpers(stor
         {
             "name": "handmade",
             "components": [
-                {"name": "extract", "component_type": "python", "configuration": {"n": 3}},
-                {"name": "load", "component_type": "python", "depends_on": ["extract"]},
+                {"name": "extract", "component_type": "test.step", "configuration": {"n": 3}},
+                {"name": "load", "component_type": "test.step", "depends_on": ["extract"]},
             ],
         }
     )

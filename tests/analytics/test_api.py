@@ -66,7 +66,11 @@ def _components(secret: str = SECRET) -> list[dict]:
             "name": "load",
             "component_type": "write_table",
             "depends_on": ["extract"],
-            "configuration": {"table": "t", "password": secret},
+            "configuration": {
+                "table": "t",
+                "connection_url": "sqlite:///out.db",
+                "password": secret,
+            },
         },
     ]
 
@@ -417,7 +421,15 @@ def compared(store: MetadataStore, factory: Factory, sales: str):
     """Run a on configuration v1, run b after load's table and password changed (v2)."""
     run_a = factory.finished_run(sales, run_id="cmp-a", config_versions={"extract": 1, "load": 1})
     store.components.update(
-        sales, "load", {"configuration": {"table": "t2", "password": SECRET_V2}}
+        sales,
+        "load",
+        {
+            "configuration": {
+                "table": "t2",
+                "connection_url": "sqlite:///out.db",
+                "password": SECRET_V2,
+            }
+        },
     )
     run_b = factory.execution(
         sales,

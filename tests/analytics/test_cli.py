@@ -45,7 +45,11 @@ def seeded(store, factory):
                 "name": "load",
                 "component_type": "write_table",
                 "depends_on": ["extract"],
-                "configuration": {"table": "t", "password": SECRET},
+                "configuration": {
+                    "table": "t",
+                    "connection_url": "sqlite:///out.db",
+                    "password": SECRET,
+                },
             },
         ],
     )
@@ -53,7 +57,15 @@ def seeded(store, factory):
         "sales", run_id="run-a", seconds=42, config_versions={"extract": 1, "load": 1}
     )
     store.components.update(
-        "sales", "load", {"configuration": {"table": "t2", "password": SECRET_V2}}
+        "sales",
+        "load",
+        {
+            "configuration": {
+                "table": "t2",
+                "connection_url": "sqlite:///out.db",
+                "password": SECRET_V2,
+            }
+        },
     )
     run_b = factory.execution(
         "sales",

@@ -26,8 +26,13 @@ from tests.factories import Factory, sample_points
 
 AT = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 COMPONENTS = [
-    {"name": "extract", "component_type": "read_csv"},
-    {"name": "load", "component_type": "write_table", "depends_on": ["extract"]},
+    {"name": "extract", "component_type": "read_csv", "configuration": {"path": "in.csv"}},
+    {
+        "name": "load",
+        "component_type": "write_table",
+        "configuration": {"table": "t", "connection_url": "sqlite:///out.db"},
+        "depends_on": ["extract"],
+    },
 ]
 
 

@@ -21,6 +21,7 @@ from tests.seed import seed_every_table
 
 SECRET = "view-secret-5b0c"
 SECRET_V2 = "view-secret-v2-91aa"
+URL = "sqlite:///out.db"
 RUN_CONFIG_MARKER = "run-config-marker-77e2"
 
 COLUMNS = {
@@ -130,16 +131,18 @@ def seeded(store: MetadataStore) -> dict[str, Any]:
                     "name": "load",
                     "component_type": "write_table",
                     "depends_on": ["extract"],
-                    "configuration": {"table": "t", "password": SECRET},
+                    "configuration": {"table": "t", "connection_url": URL, "password": SECRET},
                 },
-                {"name": "report", "component_type": "noop", "depends_on": ["load"]},
+                {"name": "report", "component_type": "test.step", "depends_on": ["load"]},
             ],
         }
     )
     store.components.archive("nightly", "report")  # not counted in v_job.components
     # A second configuration version: the first (with SECRET) stays in component_config.
     store.components.update(
-        "nightly", "load", {"configuration": {"table": "t", "password": SECRET_V2}}
+        "nightly",
+        "load",
+        {"configuration": {"table": "t", "connection_url": URL, "password": SECRET_V2}},
     )
     store.jobs.create({"name": "adhoc", "components": []})
     store.jobs.archive("adhoc")

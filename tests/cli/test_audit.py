@@ -15,7 +15,11 @@ def trail(store, factory):
             {
                 "name": "load",
                 "component_type": "write_table",
-                "configuration": {"table": "t", "password": SECRET},
+                "configuration": {
+                    "table": "t",
+                    "connection_url": "sqlite:///out.db",
+                    "password": SECRET,
+                },
             }
         ],
     )

@@ -21,7 +21,11 @@ def seeded(store, factory):
                 "name": "load",
                 "component_type": "write_table",
                 "depends_on": ["extract"],
-                "configuration": {"table": "t", "password": SECRET},
+                "configuration": {
+                    "table": "t",
+                    "connection_url": "sqlite:///out.db",
+                    "password": SECRET,
+                },
             },
         ],
     )

@@ -15,7 +15,9 @@ from etl_meta.components import (
     DataclassInfo,
     get_component_type,
 )
+from etl_meta.components.sandbox import Sandbox
 from etl_meta.definitions import DefinitionsFile, JobSpec
+from tests.backends import isolated_settings
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -25,6 +27,14 @@ def example_copy(tmp_path: Path) -> Path:
     target = tmp_path / "examples"
     shutil.copytree(EXAMPLES, target, ignore=shutil.ignore_patterns("output", "__pycache__"))
     return target
+
+
+def sandbox_for(base_dir: Path, **settings: Any) -> Sandbox:
+    """A sandbox over ``base_dir`` with ``settings`` (``sandbox_roots=[...]``, ...) of the
+    operator's, ignoring the developer's own environment."""
+    return Sandbox.from_settings(
+        isolated_settings(base_dir / ".etl-meta-home", **settings), base_dir=base_dir
+    )
 
 
 def context_for(
@@ -39,6 +49,7 @@ def context_for(
     dataclasses: Mapping[str, DataclassInfo] | None = None,
     job: str = "test_job",
     record_metrics: Callable[[Mapping[str, float]], None] | None = None,
+    sandbox: Sandbox | None = None,
 ) -> ComponentContext:
     """A context for one component outside any orchestrator."""
     return ComponentContext(
@@ -55,6 +66,7 @@ def context_for(
         dataclasses=dict(dataclasses or {}),
         log=logging.getLogger(f"etl_meta.component.{name}"),
         record_metrics=record_metrics,
+        sandbox=sandbox,
     )
 
 

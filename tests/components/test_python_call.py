@@ -12,7 +12,7 @@ import pytest
 
 from etl_meta.components import ComponentContext, ComponentResult
 from etl_meta.components.errors import ComponentFailed
-from tests.components.helpers import run_component
+from tests.components.helpers import run_component, sandbox_for
 
 FUNCTIONS = """
 import pandas as pd
@@ -155,6 +155,7 @@ def test_a_module_function_is_imported_from_sys_path(
         {"a": orders, "b": orders},
         base_dir=tmp_path / "elsewhere",
         job="nightly",
+        sandbox=sandbox_for(tmp_path, sandbox_callable_modules=package),
     )
 
     assert result.value == {"rows": 8, "job": "nightly"}
@@ -171,7 +172,13 @@ def test_a_module_function_is_imported_from_sys_path(
 )
 def test_unresolvable_callables_are_reported(code_dir: Path, reference: str, message: str) -> None:
     with pytest.raises(ComponentFailed) as caught:
-        run_component("python", {"callable": reference}, base_dir=code_dir, name="custom")
+        run_component(
+            "python",
+            {"callable": reference},
+            base_dir=code_dir,
+            name="custom",
+            sandbox=sandbox_for(code_dir, sandbox_callable_modules="no_such_module_xyz"),
+        )
     assert message in str(caught.value)
     assert caught.value.component == "custom"
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from pandas.api import types
 
-from tests.components.helpers import run_component
+from tests.components.helpers import run_component, sandbox_for
 
 
 def write_orders_csv(directory: Path) -> Path:
@@ -46,6 +46,7 @@ def test_read_csv_options_select_columns_and_separator(tmp_path: Path) -> None:
         "read_csv",
         {"path": str(tmp_path / "semi.csv"), "sep": ";", "usecols": ["a", "c"], "na_values": ["-"]},
         base_dir=tmp_path / "elsewhere",
+        sandbox=sandbox_for(tmp_path / "elsewhere", sandbox_roots=[tmp_path]),
     )
 
     assert list(result.value.columns) == ["a", "c"]

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 from etl_meta import RunRequestStatus
 from etl_meta.catalog import catalog_revision
 from tests.dagster.support import chain_job, definitions
+from tests.plugins import declaring_worker_types
 
 
 @pytest.fixture
@@ -37,9 +38,13 @@ def test_dagster_run_executes_a_stored_job_and_prints_what_the_store_recorded(cl
 
 def test_dagster_status_without_a_webserver_still_reports_the_store(cli, store):
     chain_job(store)
-    store.jobs.create(
-        {"name": "broken", "components": [{"name": "mystery", "component_type": "no.such_type"}]}
-    )
+    with declaring_worker_types(store, "no.such_type") as declaring:
+        declaring.jobs.create(
+            {
+                "name": "broken",
+                "components": [{"name": "mystery", "component_type": "no.such_type"}],
+            }
+        )
     result = cli("dagster", "status", "--url", "http://127.0.0.1:9", "--format", "json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)

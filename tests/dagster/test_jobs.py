@@ -8,6 +8,7 @@ import pytest
 from dagster_defs.jobs import build_jobs
 from etl_meta.catalog import take_snapshot
 from tests.dagster.support import SEEN_CONFIG, chain_job, dagster_env, definitions, run
+from tests.plugins import declaring_worker_types
 
 
 @pytest.fixture
@@ -105,9 +106,13 @@ def test_disabled_components_are_bridged_and_archived_ones_left_out(store, insta
 
 def test_an_unknown_component_type_fails_only_its_job_and_names_it(store, instance):
     chain_job(store)
-    store.jobs.create(
-        {"name": "broken", "components": [{"name": "mystery", "component_type": "no.such_type"}]}
-    )
+    with declaring_worker_types(store, "no.such_type") as declaring:
+        declaring.jobs.create(
+            {
+                "name": "broken",
+                "components": [{"name": "mystery", "component_type": "no.such_type"}],
+            }
+        )
     jobs, errors = build_jobs(take_snapshot(store))
     assert [j.name for j in jobs] == ["chain"]
     assert [(e.job, e.component) for e in errors] == [("broken", "mystery")]

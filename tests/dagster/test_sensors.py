@@ -132,7 +132,7 @@ def test_a_run_request_becomes_exactly_one_run_and_follows_its_outcome(store, in
     job = defs.resolve_job_def("chain")
     sensor = run_request_sensor([job])
     request = store.run_requests.create(
-        {"job": "chain", "request_key": "nightly", "run_config": {"a": {"n": 7, "password": "t0k"}}}
+        {"job": "chain", "request_key": "nightly", "run_config": {"a": {"n": 7, "password": "***"}}}
     )
     with dg.build_sensor_context(
         instance=instance, resources={"etl_meta": EtlMetaResource()}

@@ -33,6 +33,7 @@ from tests.dagster._server import (
     write_dagster_home,
 )
 from tests.dagster.conftest import copy_examples, example_definitions
+from tests.plugins import declaring_worker_types
 
 NOT_LOADED_KEY = "etl_meta/jobs_not_loaded"
 
@@ -89,7 +90,16 @@ def load_repository() -> Iterator[RemoteRepository]:
 
 
 def add_broken_job(store: MetadataStore) -> None:
-    """A job whose second component has a type no code knows."""
+    """A job whose second component has a type no code knows.
+
+    The store accepts it only because the operator declares the type installed on workers
+    (where the code location, which lacks it, must still load).
+    """
+    with declaring_worker_types(store, "no_such_type") as declaring:
+        _create_broken_job(declaring)
+
+
+def _create_broken_job(store: MetadataStore) -> None:
     store.jobs.create(
         {
             "name": "broken_job",

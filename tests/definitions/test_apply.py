@@ -103,7 +103,9 @@ def test_a_dataclass_known_only_to_the_store_can_be_referenced(
             "jobs": [
                 {
                     "name": "j",
-                    "components": [{"name": "a", "component_type": "x", "outputs": ["ledger"]}],
+                    "components": [
+                        {"name": "a", "component_type": "test.step", "outputs": ["ledger"]}
+                    ],
                 }
             ]
         },
@@ -245,7 +247,7 @@ def test_new_components_join_an_existing_job_with_their_dependencies(store: Meta
         {
             "name": "notify",
             "component_type": "python",
-            "configuration": {"callable": "shop.notify:send", "kwargs": {}},
+            "configuration": {"callable": "notify.py:send", "kwargs": {}},
             "depends_on": ["archive_copy", "load_warehouse"],
         }
     )
@@ -282,9 +284,9 @@ def test_reversing_a_dependency_never_passes_through_a_cycle(store: MetadataStor
             {
                 "name": "j",
                 "components": [
-                    {"name": "a", "component_type": "x"},
-                    {"name": "b", "component_type": "x", "depends_on": ["a"]},
-                    {"name": "c", "component_type": "x", "depends_on": ["b"]},
+                    {"name": "a", "component_type": "test.step"},
+                    {"name": "b", "component_type": "test.step", "depends_on": ["a"]},
+                    {"name": "c", "component_type": "test.step", "depends_on": ["b"]},
                 ],
             }
         ]
@@ -295,9 +297,9 @@ def test_reversing_a_dependency_never_passes_through_a_cycle(store: MetadataStor
             {
                 "name": "j",
                 "components": [
-                    {"name": "a", "component_type": "x", "depends_on": ["b"]},
-                    {"name": "b", "component_type": "x", "depends_on": ["c"]},
-                    {"name": "c", "component_type": "x"},
+                    {"name": "a", "component_type": "test.step", "depends_on": ["b"]},
+                    {"name": "b", "component_type": "test.step", "depends_on": ["c"]},
+                    {"name": "c", "component_type": "test.step"},
                 ],
             }
         ]
@@ -494,7 +496,9 @@ def test_store_refusal_while_updating_an_existing_job_rolls_back(
 def test_a_job_declared_without_components_keeps_its_stored_components(store, tmp_path):
     from etl_meta.definitions import apply_definitions, load_definitions
 
-    store.jobs.create({"name": "keep", "components": [{"name": "a", "component_type": "t"}]})
+    store.jobs.create(
+        {"name": "keep", "components": [{"name": "a", "component_type": "test.step"}]}
+    )
     plan = apply_definitions(
         store, load_definitions("jobs:\n  - name: keep\n    num_of_retries: 3\n")
     )

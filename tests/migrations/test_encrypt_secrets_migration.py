@@ -37,7 +37,9 @@ def _legacy_rows(engine: sa.Engine, home: Path) -> int:
         store.jobs.create(
             {
                 "name": "legacy",
-                "components": [{"name": "load", "component_type": "x", "configuration": {}}],
+                "components": [
+                    {"name": "load", "component_type": "test.step", "configuration": {}}
+                ],
             }
         )
         request_id = store.run_requests.create({"job": "legacy", "run_config": {}}).id

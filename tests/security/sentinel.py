@@ -24,7 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pydantic
+
 from etl_meta.components import ComponentContext, ComponentResult, ComponentType, register
+from etl_meta.components.contracts import SecretText
 
 #: ``"<orchestrator>:<job>.<component>" -> {field: sha256 of the value the component received}``.
 PROOF: dict[str, dict[str, str]] = {}
@@ -251,18 +254,18 @@ def all_logs_at_debug() -> Iterator[list[str]]:
 class SentinelProbe(ComponentType):
     """Receives the secrets at every secret position; records their sha256, emits nothing of them.
 
-    ``conn`` is declared secret by this type only: its name is on no sensitive-key list.
+    ``conn`` is declared secret by this type's contract only: its name is on no sensitive-key
+    list.
     """
 
     name = "test.sentinel_probe"
-    secret_keys = frozenset({"conn"})
     description = "Sentinel probe (tests): proves it received the real secrets."
 
     class Config(ComponentType.Config):
         password: str
         connection: dict[str, Any] = {}
         targets: list[dict[str, Any]] = []
-        conn: str = ""
+        conn: SecretText = pydantic.SecretStr("")
         region: str = ""
 
     def run(
@@ -272,7 +275,7 @@ class SentinelProbe(ComponentType):
             "password": config.password,
             "token": config.connection["credentials"]["token"],
             "api_key": config.targets[0]["api_key"],
-            "conn": config.conn,
+            "conn": config.conn.get_secret_value(),
         }
         PROOF[f"{context.orchestrator}:{context.job}.{context.component}"] = {
             key: sha256(value) for key, value in received.items()

@@ -29,6 +29,7 @@ from etl_meta.secrets import PREFIX
 from etl_meta.validation import TAG_KEY_RE
 from tests.backends import isolated_settings
 from tests.factories import Factory, unique
+from tests.plugins import STEP
 
 SQL_PAYLOADS = [
     "'; DROP TABLE job; --",
@@ -110,7 +111,14 @@ def tag_key_field(key: str) -> str:
 @pytest.fixture
 def base(store: MetadataStore, factory: Factory) -> int:
     """A job ``base`` (steps ``extract``, ``load``) with one run; returns the run's id."""
-    factory.job(name="base")
+    # An open contract: these tests store arbitrary JSON, whatever a real type would accept.
+    factory.job(
+        name="base",
+        components=[
+            {"name": "extract", "component_type": STEP},
+            {"name": "load", "component_type": STEP, "depends_on": ["extract"]},
+        ],
+    )
     return factory.execution("base", run_id="base-run").id
 
 
@@ -124,13 +132,15 @@ def test_sql_in_names_and_tag_keys_is_refused_naming_the_field(store, base):
         refused(store, lambda p=payload: store.dataclasses.create({"name": p}), "name")
         refused(
             store,
-            lambda p=payload: store.components.create("base", {"name": p, "component_type": "t"}),
+            lambda p=payload: store.components.create(
+                "base", {"name": p, "component_type": "test.step"}
+            ),
             "name",
         )
         refused(
             store,
             lambda p=payload: store.jobs.create(
-                {"name": "j", "components": [{"name": p, "component_type": "t"}]}
+                {"name": "j", "components": [{"name": p, "component_type": "test.step"}]}
             ),
             "components.0.name",
         )
@@ -154,7 +164,7 @@ def test_sql_in_text_and_json_is_stored_and_read_back_byte_identical(store, base
                 "components": [
                     {
                         "name": "step",
-                        "component_type": "t",
+                        "component_type": "test.step",
                         "description": payload,
                         "configuration": document,
                     }
@@ -203,7 +213,7 @@ def test_filters_compare_sql_as_data(store, base):
             {
                 "name": f"f_{index}",
                 "tags": {"env": payload},
-                "components": [{"name": "s", "component_type": "t"}],
+                "components": [{"name": "s", "component_type": "test.step"}],
             }
         )
         run = store.executions.upsert(
@@ -242,7 +252,9 @@ def test_filters_compare_sql_as_data(store, base):
 
 
 def test_cli_filters_take_sql_as_data_or_refuse_it_in_one_line(store, store_url, base):
-    store.jobs.create({"name": "victim", "components": [{"name": "s", "component_type": "t"}]})
+    store.jobs.create(
+        {"name": "victim", "components": [{"name": "s", "component_type": "test.step"}]}
+    )
     run = store.executions.upsert(
         {"job": "victim", "orchestrator": "manual", "external_run_id": "v1", "status": "running"}
     )
@@ -281,7 +293,7 @@ def text_fields(store: MetadataStore, run_id: int) -> list[tuple[Callable[[str],
             lambda v: store.jobs.create(
                 {
                     "name": "j",
-                    "components": [{"name": "c", "component_type": "t", "description": v}],
+                    "components": [{"name": "c", "component_type": "test.step", "description": v}],
                 }
             ),
             "components.0.description",
@@ -324,7 +336,7 @@ def json_fields(store: MetadataStore) -> list[tuple[Callable[[dict[str, Any]], A
     return [
         (
             lambda d: store.components.create(
-                "base", {"name": "c", "component_type": "t", "configuration": d}
+                "base", {"name": "c", "component_type": "test.step", "configuration": d}
             ),
             "configuration",
         ),
@@ -336,7 +348,9 @@ def json_fields(store: MetadataStore) -> list[tuple[Callable[[dict[str, Any]], A
             lambda d: store.jobs.create(
                 {
                     "name": "j",
-                    "components": [{"name": "c", "component_type": "t", "configuration": d}],
+                    "components": [
+                        {"name": "c", "component_type": "test.step", "configuration": d}
+                    ],
                 }
             ),
             "components.0.configuration",
@@ -486,7 +500,9 @@ def test_names_and_tag_keys_are_ascii_so_look_alikes_are_refused(store, base):
         refused(store, lambda n=name: store.dataclasses.create({"name": n}), "name")
         refused(
             store,
-            lambda n=name: store.components.create("base", {"name": n, "component_type": "t"}),
+            lambda n=name: store.components.create(
+                "base", {"name": n, "component_type": "test.step"}
+            ),
             "name",
         )
         refused(
@@ -621,7 +637,7 @@ def test_any_text_is_stored_exactly_or_refused_with_a_typed_error(store, target,
     tags = {text: "v"} if target == "tag key" else {"team": text if target == "tag value" else "a"}
     value = text if target == "config value" else "ok"
     configuration = {text: 1} if target == "config key" else {"k": [{"v": value}]}
-    step = {"name": "c", "component_type": "t", "configuration": configuration}
+    step = {"name": "c", "component_type": "test.step", "configuration": configuration}
     if target == "step description":
         step["description"] = text
     data = {

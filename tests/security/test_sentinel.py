@@ -37,7 +37,7 @@ from etl_meta.cli import app
 from etl_meta.components import get_component_type
 from etl_meta.components.runtime import RunIdentity, run_component
 from etl_meta.config import get_settings
-from etl_meta.errors import EtlMetaError, StoreUnavailableError
+from etl_meta.errors import EtlMetaError, StoreUnavailableError, ValidationError
 from etl_meta.masking import MASK
 from etl_meta.secrets import SecretDecryptError
 from tests.backends import TEST_SECRET_KEY, isolated_settings
@@ -121,9 +121,9 @@ def seed(store: MetadataStore, sentinel: Sentinel) -> Seeded:
             "job": JOB,
             "request_key": "sentinel-request",
             "orchestrator": "dagster",
-            "run_config": {
-                "probe": {"password": sentinel.value("request"), "region": sentinel.marker}
-            },
+            # Run-time overrides may only echo a secret masked (a real one is refused, see
+            # test_a_run_request_overriding_a_secret_is_refused_and_writes_nothing).
+            "run_config": {"probe": {"password": MASK, "region": sentinel.marker}},
         }
     )
     versions_1 = {"probe": 1, "call": 1, "load": 1}
@@ -189,6 +189,12 @@ def seed(store: MetadataStore, sentinel: Sentinel) -> Seeded:
     return Seeded(
         sentinel, probe_v1, probe_v2, request.id, dagster.external_run_id, airflow.external_run_id
     )
+
+
+@pytest.fixture(autouse=True)
+def _probe_module_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operator allow-lists the probe's module, as they would their project's own code."""
+    monkeypatch.setenv("ETL_META_SANDBOX_CALLABLE_MODULES", "tests.security.sentinel")
 
 
 @pytest.fixture
@@ -459,6 +465,13 @@ def test_no_cli_command_or_format_shows_a_secret(
         yaml.safe_dump({"probe": {"password": seeded.sentinel.value("cli-request")}}),
         encoding="utf-8",
     )
+    # A secret in run-time overrides is refused (naming the field, never the value).
+    refused = cli("runs", "request", JOB, "--config", str(overrides), "--key", "k1", ok=False)
+    assert refused.exit_code != 0 and "run_config.probe.password" in refused.output
+    overrides.write_text(
+        yaml.safe_dump({"probe": {"password": MASK, "region": seeded.sentinel.marker}}),
+        encoding="utf-8",
+    )
     cli("runs", "request", JOB, "--config", str(overrides), "--key", "k1", "--format", "json")
     cli("runs", "request", JOB, "--config", str(overrides), "--key", "k2")
     definitions = _definitions_file(tmp_path / "definitions.yaml", seeded)
@@ -467,6 +480,9 @@ def test_no_cli_command_or_format_shows_a_secret(
     cli("-v", "apply", "-f", str(definitions))
     cli("apply", "-f", str(definitions), "--format", "json")  # unchanged the second time
     cli("jobs", "show", "sentinel_applied", "--format", "json")
+    cli("jobs", "archive", "sentinel_applied")
+    cli("jobs", "restore", "sentinel_applied", "--format", "json")
+    cli("schema", "-o", str(out / "definitions.schema.json"), store=False)
     for name, text in _broken_definitions(seeded.sentinel).items():
         broken = tmp_path / f"broken_{name}.yaml"
         broken.write_text(text, encoding="utf-8")
@@ -987,14 +1003,19 @@ def _unreachable(secret: str, host: str) -> str:
     ).render_as_string(hide_password=False)
 
 
-def test_a_secret_only_the_type_declares_is_encrypted_in_a_run_request(
+def test_a_secret_only_the_type_declares_cannot_be_overridden_by_a_run_request(
     store: MetadataStore, sentinel: Sentinel, corpus: Corpus
 ) -> None:
+    stored_url = f"postgresql://etl:{sentinel.value('url')}@warehouse/db"
     store.jobs.create(
         {
             "name": JOB,
             "components": [
-                {"name": "load", "component_type": "write_table", "configuration": {"table": "t"}},
+                {
+                    "name": "load",
+                    "component_type": "write_table",
+                    "configuration": {"table": "t", "connection_url": stored_url},
+                },
                 {
                     "name": "probe",
                     "component_type": "test.sentinel_probe",
@@ -1003,18 +1024,31 @@ def test_a_secret_only_the_type_declares_is_encrypted_in_a_run_request(
             ],
         }
     )
-    request = store.run_requests.create(
-        {
-            "job": JOB,
-            "run_config": {
-                "load": {"connection_url": sentinel.value("request-url")},
-                "probe": {"conn": sentinel.value("request-conn")},
-            },
-        }
-    )
-    # Shown masked (the type is unknown there, so every declared key is masked) ...
+    # A new secret, or the stored password sent to another host: refused, nothing written ...
+    with pytest.raises(ValidationError) as caught:
+        store.run_requests.create(
+            {
+                "job": JOB,
+                "run_config": {
+                    "load": {"connection_url": "postgresql://etl:***@elsewhere/db"},
+                    "probe": {"conn": sentinel.value("request-conn")},
+                },
+            }
+        )
+    assert {p.field for p in caught.value.problems} == {
+        "run_config.load.connection_url",
+        "run_config.probe.conn",
+    }
+    corpus.add("refusal", str(caught.value))
+    assert store.run_requests.list() == []
+    # ... the masked echoes (what Dagster's Launchpad shows) are accepted, shown masked ...
+    echo = {
+        "load": {"connection_url": "postgresql://etl:***@warehouse/db"},
+        "probe": {"conn": MASK, "region": sentinel.marker},
+    }
+    request = store.run_requests.create({"job": JOB, "run_config": echo})
     shown = store.run_requests.get(request.id).model_dump_json()
-    assert MASK in shown and sentinel.core not in shown
+    assert "postgresql://etl:***@warehouse/db" in shown and sentinel.core not in shown
     # ... stored encrypted (rotation finds nothing left in clear) ...
     assert store.secrets.rotate().total == 0
     with store.engine.connect() as connection:
@@ -1022,7 +1056,5 @@ def test_a_secret_only_the_type_declares_is_encrypted_in_a_run_request(
             "run_request row", connection.execute(sa.text("SELECT * FROM run_request")).all()
         )
     corpus.assert_clean()
-    # ... and the sensor that launches the run gets the values back.
-    run_config = store.run_requests.run_config(request.id)
-    assert run_config["load"]["connection_url"] == sentinel.value("request-url")
-    assert run_config["probe"]["conn"] == sentinel.value("request-conn")
+    # ... and the sensor gets the echoes back, which the op resolves to the stored values.
+    assert store.run_requests.run_config(request.id) == echo

@@ -108,6 +108,12 @@ def _add_store_rows(corpus: Corpus, store: MetadataStore) -> None:
         )
 
 
+@pytest.fixture(autouse=True)
+def _probe_module_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operator allow-lists the probe's module, as they would their project's own code."""
+    monkeypatch.setenv("ETL_META_SANDBOX_CALLABLE_MODULES", "tests.security.sentinel")
+
+
 @pytest.fixture
 def sentinel() -> Sentinel:
     return Sentinel()
@@ -149,14 +155,10 @@ def test_a_real_dagster_run_shows_the_secret_only_to_the_running_component(
         {
             "job": job_name,
             "orchestrator": "dagster",
-            # Keys on the sensitive list only: one the type alone declares is stored in clear
-            # (reported; see test_sentinel.py) and checked below, up to Dagster, on its own.
+            # Run-time overrides may only echo secrets masked (a real one is refused, see
+            # test_secret_overrides.py): the echo reaches the op, which runs with the stored ones.
             "run_config": {
-                "probe": {
-                    "password": sentinel.value("request"),
-                    "api_token": sentinel.value("request-token"),
-                    "region": sentinel.marker,
-                }
+                "probe": {"password": MASK, "api_token": MASK, "region": sentinel.marker}
             },
         }
     )
@@ -253,9 +255,12 @@ def test_a_run_request_reaches_dagster_with_every_declared_secret_masked(
     store.run_requests.create(
         {
             "job": job_name,
+            # The probe may only echo its own secret masked (a real one is refused); the
+            # ``python`` step does not declare connection_url (its contract takes it only among
+            # its function's kwargs), but write_table does.
             "run_config": {
-                "probe": {"conn": sentinel.value("request-conn"), "region": sentinel.marker},
-                "call": {"connection_url": sentinel.value("request-url")},
+                "probe": {"conn": MASK, "region": sentinel.marker},
+                "call": {"kwargs": {"connection_url": sentinel.value("request-url")}},
             },
         }
     )
@@ -271,6 +276,7 @@ def test_a_run_request_reaches_dagster_with_every_declared_secret_masked(
         tick = sensor.evaluate_tick(context)
     (wanted,) = tick.run_requests
     assert wanted.run_config["ops"]["probe"]["config"] == {"conn": MASK, "region": sentinel.marker}
+    assert wanted.run_config["ops"]["call"]["config"] == {"kwargs": {"connection_url": MASK}}
     corpus.add("sensor run request", dg.serialize_value(wanted))
     corpus.add("sensor tick", repr(tick))
     corpus.assert_clean(min_chars=200)

@@ -5,6 +5,8 @@ import pytest
 from etl_meta import MetadataStore
 from etl_meta.masking import MASK
 
+URL = "sqlite:///out.db"
+
 
 def test_definition_changes_are_audited_with_actor_and_masked_diff(store_url, settings):
     with MetadataStore(store_url, settings=settings, actor="alice@laptop") as store:
@@ -15,12 +17,14 @@ def test_definition_changes_are_audited_with_actor_and_masked_diff(store_url, se
                     {
                         "name": "w",
                         "component_type": "write_table",
-                        "configuration": {"password": "p1"},
+                        "configuration": {"table": "t", "connection_url": URL, "password": "p1"},
                     }
                 ],
             }
         )
-        store.components.update("j", "w", {"configuration": {"password": "p2", "table": "t"}})
+        store.components.update(
+            "j", "w", {"configuration": {"table": "t2", "connection_url": URL, "password": "p2"}}
+        )
         store.jobs.update("j", {"num_of_retries": 4})
         events = store.audit.list()
     assert [(e.action, e.entity_type, e.entity_key) for e in events] == [
@@ -34,8 +38,9 @@ def test_definition_changes_are_audited_with_actor_and_masked_diff(store_url, se
         "num_of_retries": 4
     }
     config_change = events[1]
-    assert config_change.before["configuration"] == {"password": MASK}
-    assert config_change.after["configuration"] == {"password": MASK, "table": "t"}
+    before, after = config_change.before["configuration"], config_change.after["configuration"]
+    assert (before["table"], before["password"]) == ("t", MASK)
+    assert (after["table"], after["password"]) == ("t2", MASK)
     assert config_change.after["config_version"] == 2
     assert "p1" not in str(events) and "p2" not in str(events)
 

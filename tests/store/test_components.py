@@ -37,12 +37,21 @@ def test_secret_configuration_is_masked_for_readers_but_available_to_runners(sto
             {
                 "name": "w",
                 "component_type": "write_table",
-                "configuration": {"table": "t", "password": "pw-1"},
+                "configuration": {
+                    "table": "t",
+                    "connection_url": "sqlite:///out.db",
+                    "password": "pw-1",
+                },
             }
         ]
     )
     public = store.components.get(job.name, "w")
-    assert public.model_dump()["configuration"] == {"table": "t", "password": MASK}
+    # A URL without a password is no secret: people see which database a component writes to.
+    assert public.model_dump()["configuration"] == {
+        "table": "t",
+        "connection_url": "sqlite:///out.db",
+        "password": MASK,
+    }
     assert "pw-1" not in repr(public) and "pw-1" not in public.model_dump_json()
     assert store.components.configuration(job.name, "w")["password"] == "pw-1"
     history = store.components.config_history(job.name, "w")
@@ -52,10 +61,14 @@ def test_secret_configuration_is_masked_for_readers_but_available_to_runners(sto
 def test_dependencies_form_a_graph_in_topological_order(store, factory):
     job = factory.job(
         components=[
-            {"name": "orders", "component_type": "read_csv"},
-            {"name": "customers", "component_type": "read_csv"},
-            {"name": "joined", "component_type": "join", "depends_on": ["orders", "customers"]},
-            {"name": "report", "component_type": "write_csv", "depends_on": ["joined"]},
+            {"name": "orders", "component_type": "test.step"},
+            {"name": "customers", "component_type": "test.step"},
+            {
+                "name": "joined",
+                "component_type": "test.step",
+                "depends_on": ["orders", "customers"],
+            },
+            {"name": "report", "component_type": "test.step", "depends_on": ["joined"]},
         ]
     )
     graph = store.components.graph(job.name)
@@ -84,7 +97,7 @@ def test_a_component_cannot_depend_on_itself(store, factory):
 
 def test_dependencies_never_cross_jobs(store, factory):
     first = factory.job()
-    second = factory.job(components=[{"name": "only", "component_type": "t"}])
+    second = factory.job(components=[{"name": "only", "component_type": "test.step"}])
     with pytest.raises(ValidationError) as caught:
         store.components.set_dependencies(second.name, "only", ["extract"])
     assert caught.value.field == "depends_on"
@@ -96,7 +109,7 @@ def test_component_names_are_unique_within_a_job_only(store, factory):
     second = factory.job()
     assert store.components.get(second.name, "extract").job_id != first.id
     with pytest.raises(AlreadyExistsError):
-        store.components.create(first.name, {"name": "extract", "component_type": "t"})
+        store.components.create(first.name, {"name": "extract", "component_type": "test.step"})
 
 
 def test_archiving_a_component_others_depend_on_is_refused(store, factory):
@@ -113,10 +126,10 @@ def test_components_link_to_the_dataclasses_they_read_and_write(store, factory):
     orders = factory.dataclass()
     job = factory.job(
         components=[
-            {"name": "extract", "component_type": "read_csv", "outputs": [orders.name]},
+            {"name": "extract", "component_type": "test.step", "outputs": [orders.name]},
             {
                 "name": "load",
-                "component_type": "t",
+                "component_type": "test.step",
                 "inputs": [orders.name],
                 "depends_on": ["extract"],
             },
@@ -132,15 +145,18 @@ def test_components_link_to_the_dataclasses_they_read_and_write(store, factory):
 @pytest.mark.parametrize(
     ("data", "field"),
     [
-        ({"name": "dotted.name", "component_type": "t"}, "name"),
+        ({"name": "dotted.name", "component_type": "test.step"}, "name"),
         ({"name": "ok", "component_type": "bad type!"}, "component_type"),
-        ({"name": "ok", "component_type": "t", "configuration": [1, 2]}, "configuration"),
+        ({"name": "ok", "component_type": "test.step", "configuration": [1, 2]}, "configuration"),
         (
-            {"name": "ok", "component_type": "t", "configuration": {"x": float("nan")}},
+            {"name": "ok", "component_type": "test.step", "configuration": {"x": float("nan")}},
             "configuration",
         ),
-        ({"name": "ok", "component_type": "t", "configuration": {"x": "a\x00b"}}, "configuration"),
-        ({"name": "ok", "component_type": "t", "status": "sleeping"}, "status"),
+        (
+            {"name": "ok", "component_type": "test.step", "configuration": {"x": "a\x00b"}},
+            "configuration",
+        ),
+        ({"name": "ok", "component_type": "test.step", "status": "sleeping"}, "status"),
     ],
 )
 def test_invalid_component_is_rejected_naming_the_field(store, factory, data, field):
@@ -156,7 +172,7 @@ def test_oversized_configuration_is_rejected_with_the_store_limit(store, factory
     big = {"blob": "x" * (settings.max_json_bytes + 1)}
     with pytest.raises(ValidationError, match="bytes serialized"):
         store.components.create(
-            job.name, {"name": "c", "component_type": "t", "configuration": big}
+            job.name, {"name": "c", "component_type": "test.step", "configuration": big}
         )
 
 

@@ -32,10 +32,12 @@ def test_archived_dataclasses_take_no_new_links_until_restored(store, factory):
     assert [d.name for d in store.dataclasses.list(include_archived=True)] == [dc.name]
     job = factory.job(components=[])
     with pytest.raises(ValidationError, match="archived"):
-        store.components.create(job.name, {"name": "c", "component_type": "t", "inputs": [dc.name]})
+        store.components.create(
+            job.name, {"name": "c", "component_type": "test.step", "inputs": [dc.name]}
+        )
     store.dataclasses.restore(dc.name)
     linked = store.components.create(
-        job.name, {"name": "c", "component_type": "t", "inputs": [dc.name]}
+        job.name, {"name": "c", "component_type": "test.step", "inputs": [dc.name]}
     )
     assert linked.inputs == [dc.name]
 
@@ -43,6 +45,9 @@ def test_archived_dataclasses_take_no_new_links_until_restored(store, factory):
 def test_component_errors_name_their_position_when_created_with_a_job(store):
     with pytest.raises(ValidationError) as caught:
         store.jobs.create(
-            {"name": "j", "components": [{"name": "a", "component_type": "x", "inputs": ["nope"]}]}
+            {
+                "name": "j",
+                "components": [{"name": "a", "component_type": "test.step", "inputs": ["nope"]}],
+            }
         )
     assert caught.value.field == "components.0.inputs"

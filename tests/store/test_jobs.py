@@ -99,8 +99,8 @@ def test_job_with_components_is_created_atomically(store):
             {
                 "name": "atomic",
                 "components": [
-                    {"name": "a", "component_type": "t"},
-                    {"name": "b", "component_type": "t", "depends_on": ["missing"]},
+                    {"name": "a", "component_type": "test.step"},
+                    {"name": "b", "component_type": "test.step", "depends_on": ["missing"]},
                 ],
             }
         )

@@ -25,7 +25,7 @@ def _full_text(error: BaseException) -> str:
 def test_work_inside_a_failed_transaction_is_rolled_back_entirely(store):
     with pytest.raises(RuntimeError), store.transaction():
         store.jobs.create({"name": "a"})
-        store.components.create("a", {"name": "c", "component_type": "t"})
+        store.components.create("a", {"name": "c", "component_type": "test.step"})
         raise RuntimeError("caller gave up")
     assert store.jobs.list(include_archived=True) == []
     assert store.audit.list() == []
@@ -57,7 +57,7 @@ def test_a_check_violation_never_leaks_the_row_it_rejected(store, factory):
             sa.insert(Component.__table__).values(
                 job_id=job.id,
                 name="c",
-                component_type="t",
+                component_type="test.step",
                 configuration={"password": SENTINEL},
                 status="active",
                 config_version=0,

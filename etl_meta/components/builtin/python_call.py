@@ -12,15 +12,21 @@ import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pydantic
 
 from etl_meta.components.base import ComponentContext, ComponentResult, ComponentType
 from etl_meta.components.errors import ComponentFailed
 from etl_meta.components.registry import register
+from etl_meta.components.sandbox import Sandbox, SandboxError, refusals, sandbox_of
+from etl_meta.errors import FieldProblem
+
+if TYPE_CHECKING:
+    from etl_meta.config import Settings
 
 _RESERVED_ARGUMENTS = frozenset({"inputs", "context"})
+_FIELD = "configuration.callable"
 _CALLABLE_RE = re.compile(r"^(?P<target>.+):(?P<attribute>[A-Za-z_]\w*(\.[A-Za-z_]\w*)*)$")
 
 # Reentrant: a loaded file may itself run a `python` step that loads another file.
@@ -69,6 +75,10 @@ class PythonCall(ComponentType):
                 raise ValueError(f"{', '.join(clashes)} are passed by etl-meta, not by kwargs")
             return value
 
+    def check_definition(self, config: Any, settings: Settings) -> list[FieldProblem]:
+        sandbox = Sandbox.from_settings(settings)
+        return refusals(lambda: sandbox.callable(config.callable, field=_FIELD))
+
     def run(
         self, context: ComponentContext, config: Config, inputs: Mapping[str, Any]
     ) -> ComponentResult:
@@ -84,14 +94,20 @@ class PythonCall(ComponentType):
 
 
 def load_callable(reference: str, context: ComponentContext) -> Callable[..., Any]:
-    """The function ``reference`` names (``module:attr`` or ``file.py:attr``)."""
+    """The function ``reference`` names (``module:attr`` or ``file.py:attr``).
+
+    The sandbox is asked before anything is imported (importing a module runs its code), and
+    again about what the reference resolved to.
+    """
     match = _CALLABLE_RE.match(reference)
     if match is None:
         raise ComponentFailed(f"invalid callable reference {reference!r}")
     target, attribute = match["target"], match["attribute"]
     where = f"component {context.component!r}"
-    if target.endswith(".py") or "/" in target or "\\" in target:
-        module = _module_from_file(context.path(target), target, context)
+    sandbox = sandbox_of(context)
+    file = sandbox.callable(reference, field=_FIELD)
+    if file is not None:
+        module = _module_from_file(file, target, context)
     else:
         try:
             module = importlib.import_module(target)
@@ -111,6 +127,9 @@ def load_callable(reference: str, context: ComponentContext) -> Callable[..., An
             raise ComponentFailed(
                 f"{where}: {target!r} has no attribute {attribute!r}", component=context.component
             ) from None
+        if isinstance(found, ModuleType):  # `allowed_module:os.system` would reach around
+            raise SandboxError(_FIELD, "the attribute path passes through another module")
+    sandbox.loaded(found, field=_FIELD)
     if not callable(found):
         raise ComponentFailed(
             f"{where}: {reference!r} is not callable", component=context.component

@@ -21,8 +21,9 @@ class _Strict(pydantic.BaseModel):
 class Bounds(_Strict):
     """Inclusive bounds of one column; either may be left out. Dates may be given as text."""
 
-    min: int | float | str | None = None
-    max: int | float | str | None = None
+    # Strict: `true` is not a bound of 1, nor "3" a number (it stays text, e.g. a date).
+    min: pydantic.StrictInt | pydantic.StrictFloat | pydantic.StrictStr | None = None
+    max: pydantic.StrictInt | pydantic.StrictFloat | pydantic.StrictStr | None = None
 
 
 class Rules(_Strict):
@@ -34,8 +35,8 @@ class Rules(_Strict):
     unique: list[NonEmpty | list[NonEmpty]] = []
     ranges: dict[NonEmpty, Bounds] = {}
     allowed_values: dict[NonEmpty, list[Any]] = {}
-    min_rows: int | None = pydantic.Field(default=None, ge=0)
-    max_rows: int | None = pydantic.Field(default=None, ge=0)
+    min_rows: pydantic.StrictInt | None = pydantic.Field(default=None, ge=0)
+    max_rows: pydantic.StrictInt | None = pydantic.Field(default=None, ge=0)
 
 
 class Schema(pydantic.BaseModel):
@@ -97,7 +98,7 @@ class Validate(ComponentType):
     class Config(ComponentType.Config):
         dataclass: NonEmpty | None = None
         on_failure: Literal["fail", "warn"] = "fail"
-        allow_extra_columns: bool = True
+        allow_extra_columns: pydantic.StrictBool = True
 
     def run(
         self, context: ComponentContext, config: Config, inputs: Mapping[str, Any]

@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from etl_meta.components.base import ComponentContext, ComponentResult, ComponentType
 from etl_meta.components.builtin._common import NonEmpty
 from etl_meta.components.registry import register
+from etl_meta.components.sandbox import Sandbox, refusals, sandbox_of
+from etl_meta.errors import FieldProblem
+
+if TYPE_CHECKING:
+    from etl_meta.config import Settings
+
+
+class _Reader(ComponentType):
+    """A type reading ``configuration.path``: only inside the operator's sandbox."""
+
+    def check_definition(self, config: Any, settings: Settings) -> list[FieldProblem]:
+        sandbox = Sandbox.from_settings(settings)
+        return refusals(lambda: sandbox.file(config.path, field="configuration.path"))
 
 
 @register
-class ReadCsv(ComponentType):
+class ReadCsv(_Reader):
     """Read a CSV file.
 
     Configuration: ``path`` (required); ``parse_dates`` (columns to parse as dates);
@@ -38,7 +51,7 @@ class ReadCsv(ComponentType):
     ) -> ComponentResult:
         import pandas as pd
 
-        path = context.path(config.path)
+        path = sandbox_of(context).file(config.path, field="configuration.path")
         frame = pd.read_csv(
             path,
             parse_dates=config.parse_dates or None,
@@ -57,7 +70,7 @@ class ReadCsv(ComponentType):
 
 
 @register
-class ReadParquet(ComponentType):
+class ReadParquet(_Reader):
     """Read a Parquet file (or a directory of Parquet files) with pyarrow.
 
     Configuration: ``path`` (required); ``columns`` (read only these). Upstream values are
@@ -76,7 +89,10 @@ class ReadParquet(ComponentType):
     ) -> ComponentResult:
         import pandas as pd
 
-        path = context.path(config.path)
+        sandbox = sandbox_of(context)
+        path = sandbox.file(config.path, field="configuration.path")
+        if path.is_dir():
+            sandbox.tree(path, field="configuration.path")
         frame = pd.read_parquet(path, columns=config.columns, engine="pyarrow")
         context.log.info("read %d rows from %s", len(frame), config.path)
         return ComponentResult(

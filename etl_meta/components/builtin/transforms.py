@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
+import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from functools import partial
+from typing import TYPE_CHECKING, Any, Literal
 
 import pydantic
 
@@ -11,6 +14,75 @@ from etl_meta.components.base import ComponentContext, ComponentResult, Componen
 from etl_meta.components.builtin._common import NonEmpty, frame_inputs, single_frame
 from etl_meta.components.errors import ComponentFailed
 from etl_meta.components.registry import register
+from etl_meta.components.sandbox import SandboxError, refusals
+from etl_meta.errors import FieldProblem
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from etl_meta.config import Settings
+
+# What a `transform` expression may be: column arithmetic, comparisons and pandas' math
+# functions. No attribute access or method calls: `amount.to_csv('/anywhere')` would write a file.
+_EXPRESSION_NODES = (
+    ast.Expression, ast.Name, ast.Load, ast.Constant, ast.BinOp, ast.UnaryOp, ast.BoolOp,
+    ast.Compare, ast.List, ast.Tuple, ast.operator, ast.unaryop, ast.boolop, ast.cmpop,
+)  # fmt: skip
+_MATH_WORDS = """
+    sin cos tan exp log expm1 log1p sqrt sinh cosh tanh arcsin arccos arctan arccosh arcsinh
+    arctanh abs log10 floor ceil arctan2
+"""
+_MATH_FUNCTIONS = frozenset(_MATH_WORDS.split())
+_BACKTICKED = re.compile(r"`[^`]*`")
+
+
+def check_expression(expression: str, *, field: str) -> None:
+    """Refuse a pandas expression that is more than column arithmetic and comparisons."""
+    # Backticked column names and `@` (refused later by the empty namespaces) are pandas syntax.
+    text = _BACKTICKED.sub("_column", expression).replace("@", "")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError:
+        raise SandboxError(field, "not a single expression") from None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            name = node.func.id if isinstance(node.func, ast.Name) else None
+            if name not in _MATH_FUNCTIONS or node.keywords:
+                raise SandboxError(field, "only pandas' math functions may be called")
+        elif not isinstance(node, _EXPRESSION_NODES):
+            raise SandboxError(
+                field, f"{type(node).__name__} is not allowed (no attributes, methods, indexing)"
+            )
+
+
+def _expressions(config: Any) -> list[tuple[str, str]]:
+    """``(expression, field)`` for every pandas expression of a ``transform`` configuration."""
+    found = [(e, f"configuration.expressions.{c}") for c, e in config.expressions.items()]
+    if config.filter is not None:
+        found.append((config.filter, "configuration.filter"))
+    return found
+
+
+# Authorizer actions a query over the loaded tables needs; anything else (ATTACH, DETACH, PRAGMA,
+# writes, transactions) is denied, so the query cannot open or create a file.
+_QUERY_ACTIONS = frozenset({"SQLITE_SELECT", "SQLITE_READ", "SQLITE_FUNCTION", "SQLITE_RECURSIVE"})
+
+
+def _deny_all_but_reads(connection: sqlite3.Connection) -> None:
+    import sqlite3
+
+    allowed = {getattr(sqlite3, name) for name in _QUERY_ACTIONS}
+
+    def authorize(action: int, arg1: str | None, arg2: str | None, *_: object) -> int:
+        if action not in allowed or (
+            action == sqlite3.SQLITE_FUNCTION and arg2 == "load_extension"
+        ):
+            return sqlite3.SQLITE_DENY
+        return sqlite3.SQLITE_OK
+
+    connection.set_authorizer(authorize)
+    # A second wall should the authorizer ever let one through: no database may be attached.
+    connection.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
 
 
 @register
@@ -38,9 +110,14 @@ class Transform(ComponentType):
         select: list[NonEmpty] | None = None
         rename: dict[NonEmpty, NonEmpty] = {}
 
+    def check_definition(self, config: Any, settings: Settings) -> list[FieldProblem]:
+        return refusals(*(partial(check_expression, e, field=f) for e, f in _expressions(config)))
+
     def run(
         self, context: ComponentContext, config: Config, inputs: Mapping[str, Any]
     ) -> ComponentResult:
+        for expression, field in _expressions(config):
+            check_expression(expression, field=field)
         frame = single_frame(context, inputs)
         rows_in = len(frame)
         where = f"component {context.component!r}"
@@ -191,8 +268,10 @@ class Sql(ComponentType):
         try:
             for table, frame in frames.items():
                 frame.to_sql(table, connection, index=False)
-            # The query is the user's and runs as written; query_only makes writes fail.
+            # The query is the user's and runs as written; query_only makes writes fail, and
+            # the authorizer refuses anything but reading (ATTACH would open or create a file).
             connection.execute("PRAGMA query_only = ON")
+            _deny_all_but_reads(connection)
             try:
                 result = pd.read_sql_query(
                     config.query,

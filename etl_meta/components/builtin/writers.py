@@ -4,25 +4,38 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pydantic
 
 from etl_meta.components.base import ComponentContext, ComponentResult, ComponentType
 from etl_meta.components.builtin._common import NonEmpty, single_frame, write_atomically
+from etl_meta.components.contracts import SecretText, SecretURL
 from etl_meta.components.errors import ComponentFailed
 from etl_meta.components.registry import register
+from etl_meta.components.sandbox import Sandbox, refusals, sandbox_of
+from etl_meta.errors import FieldProblem
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
+
+    from etl_meta.config import Settings
 
 
 def _written(path: Path, rows: int) -> ComponentResult:
     return ComponentResult(value=None, metrics={"rows_written": rows}, metadata={"path": str(path)})
 
 
+class _FileWriter(ComponentType):
+    """A type writing ``configuration.path``: only inside the operator's sandbox."""
+
+    def check_definition(self, config: Any, settings: Settings) -> list[FieldProblem]:
+        sandbox = Sandbox.from_settings(settings)
+        return refusals(lambda: sandbox.file(config.path, field="configuration.path", write=True))
+
+
 @register
-class WriteParquet(ComponentType):
+class WriteParquet(_FileWriter):
     """Write the single input table to a Parquet file (pyarrow).
 
     Configuration: ``path`` (required; parent directories are created); ``compression``
@@ -42,7 +55,7 @@ class WriteParquet(ComponentType):
         self, context: ComponentContext, config: Config, inputs: Mapping[str, Any]
     ) -> ComponentResult:
         frame = single_frame(context, inputs)
-        path = context.path(config.path)
+        path = sandbox_of(context).file(config.path, field="configuration.path", write=True)
         write_atomically(
             path,
             lambda target: frame.to_parquet(
@@ -54,7 +67,7 @@ class WriteParquet(ComponentType):
 
 
 @register
-class WriteCsv(ComponentType):
+class WriteCsv(_FileWriter):
     """Write the single input table to a CSV file.
 
     Configuration: ``path`` (required; parent directories are created); ``index`` (write the
@@ -68,7 +81,7 @@ class WriteCsv(ComponentType):
 
     class Config(ComponentType.Config):
         path: NonEmpty
-        index: bool = False
+        index: pydantic.StrictBool = False
         sep: NonEmpty = ","
         encoding: NonEmpty = "utf-8"
 
@@ -76,7 +89,7 @@ class WriteCsv(ComponentType):
         self, context: ComponentContext, config: Config, inputs: Mapping[str, Any]
     ) -> ComponentResult:
         frame = single_frame(context, inputs)
-        path = context.path(config.path)
+        path = sandbox_of(context).file(config.path, field="configuration.path", write=True)
         write_atomically(
             path,
             lambda target: frame.to_csv(
@@ -107,17 +120,16 @@ class WriteTable(ComponentType):
 
     name = "write_table"
     description = "Write a table to a database table (SQLAlchemy)."
-    secret_keys: ClassVar[frozenset[str]] = frozenset({"connection_url"})
 
     class Config(ComponentType.Config):
         table: NonEmpty
-        connection_url: pydantic.SecretStr
+        connection_url: SecretURL
         if_exists: Literal["replace", "append", "fail"] = "replace"
         # `schema` would shadow a pydantic BaseModel attribute: stored as `db_schema`.
         db_schema: NonEmpty | None = pydantic.Field(default=None, alias="schema")
         user: NonEmpty | None = None
-        password: pydantic.SecretStr | None = None
-        chunksize: int | None = pydantic.Field(default=None, ge=1)
+        password: SecretText | None = None
+        chunksize: pydantic.StrictInt | None = pydantic.Field(default=None, ge=1)
 
         @pydantic.field_validator("connection_url")
         @classmethod
@@ -125,6 +137,17 @@ class WriteTable(ComponentType):
             if not value.get_secret_value().strip():
                 raise ValueError("the connection URL is blank")
             return value
+
+    def check_definition(self, config: Any, settings: Settings) -> list[FieldProblem]:
+        from sqlalchemy.engine import make_url
+
+        sandbox = Sandbox.from_settings(settings)
+        text = config.connection_url.get_secret_value()
+        try:
+            target: str | URL = _with_user(make_url(text.strip()), config)
+        except Exception:  # refused below without quoting it
+            target = text
+        return refusals(lambda: sandbox.database(target, field="configuration.connection_url"))
 
     def run(
         self, context: ComponentContext, config: Config, inputs: Mapping[str, Any]
@@ -174,18 +197,25 @@ class WriteTable(ComponentType):
             ) from None
         if url.drivername in ("postgres", "postgresql"):
             url = url.set(drivername="postgresql+psycopg")  # the driver etl-meta ships with
+        url = _with_user(url, config)
+        # Checked before any engine exists (connecting alone creates a SQLite file), on the
+        # final URL: without a database name, PostgreSQL connects to the one named like the user.
+        sqlite_path = sandbox_of(context).database(url, field="configuration.connection_url")
         if url.get_backend_name() == "sqlite":
-            database = url.database or ""
-            if database and database != ":memory:" and not database.startswith("file:"):
-                path = context.path(database)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                url = url.set(database=str(path))
+            if sqlite_path is not None:  # the sandbox's real path: symlinks resolved once
+                sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+                url = url.set(database=str(sqlite_path))
             return url  # SQLite has no users or passwords: the URL forms refuse them
-        if config.user is not None:
-            url = url.set(username=config.user)
         if config.password is not None:
             url = url.set(password=config.password.get_secret_value())
         return url
+
+
+def _with_user(url: URL, config: WriteTable.Config) -> URL:
+    """``url`` with the configured ``user`` (SQLite has no users: left alone)."""
+    if config.user is None or url.get_backend_name() == "sqlite":
+        return url
+    return url.set(username=config.user)
 
 
 def _describe(url: URL) -> str:

@@ -1,0 +1,45 @@
+"""A component type for tests about storage rather than about any one type's contract.
+
+Its contract accepts any configuration keys (a plugin may declare an open contract), so tests of
+dependencies, links, limits and history can store components without a real type's required
+fields. Registered when the test suite starts (``tests/conftest.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import pydantic
+
+from etl_meta import MetadataStore
+from etl_meta.components import ComponentContext, ComponentResult, ComponentType, register
+
+#: The ``component_type`` of components whose type does not matter to a test.
+STEP = "test.step"
+
+
+@register
+class Step(ComponentType):
+    """Does nothing; accepts any configuration."""
+
+    name = STEP
+    description = "A step that does nothing (tests)."
+
+    class Config(ComponentType.Config):
+        model_config = pydantic.ConfigDict(extra="allow")
+
+    def run(
+        self, context: ComponentContext, config: Any, inputs: Mapping[str, Any]
+    ) -> ComponentResult:
+        return ComponentResult()
+
+
+@contextmanager
+def declaring_worker_types(store: MetadataStore, *types: str) -> Iterator[MetadataStore]:
+    """``store`` as an operator sees it who declared ``types`` installed only on workers, so
+    components of types this process lacks can be stored (to test what orchestrators do then)."""
+    settings = store.settings.model_copy(update={"worker_component_types": list(types)})
+    with MetadataStore(engine=store.engine, settings=settings) as declaring:
+        yield declaring
