@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import pydantic
 
 from etl_meta.errors import FieldProblem
-from etl_meta.validation import key_label
+from etl_meta.validation import STRICT_TYPE_MESSAGES, key_label
 
 if TYPE_CHECKING:
     from etl_meta.components.base import ComponentType
@@ -99,7 +99,7 @@ def problems_from(
         # Keys are shown, values never; a key that is not a plain word is JSON-escaped, so
         # control or bidi characters in it cannot rewrite the terminal line of the error.
         path = ".".join(key_label(part) if isinstance(part, str) else str(part) for part in loc)
-        message = item["msg"].removeprefix("Value error, ")
+        message = STRICT_TYPE_MESSAGES.get(item["type"], item["msg"].removeprefix("Value error, "))
         if item["type"] == "extra_forbidden" and loc:
             model = _model_at(config, loc[:-1])
             hint = (

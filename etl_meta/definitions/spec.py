@@ -31,7 +31,14 @@ from etl_meta.masking import mask_value
 from etl_meta.models.component import ComponentStatusField
 from etl_meta.models.enums import ComponentStatus, StrategyType
 from etl_meta.models.job import MAX_RETRIES, StrategyTypeField
-from etl_meta.validation import TAG_KEY_RE, Identifier, JSONObject, TypeName, check_text
+from etl_meta.validation import (
+    STRICT_TYPE_MESSAGES,
+    TAG_KEY_RE,
+    Identifier,
+    JSONObject,
+    TypeName,
+    check_text,
+)
 
 #: The only file format version this code reads.
 FORMAT_VERSION = 1
@@ -142,7 +149,7 @@ def _pydantic_problems(
         loc = tuple(item["loc"])
         about_key = item["type"] in ("extra_forbidden",) or loc[-1:] == ("[key]",)
         path = loc[:-1] if loc[-1:] == ("[key]",) else loc
-        message = item["msg"].removeprefix("Value error, ")
+        message = STRICT_TYPE_MESSAGES.get(item["type"], item["msg"].removeprefix("Value error, "))
         if item["type"] == "extra_forbidden":
             message = f"unknown key {path[-1]!r}"
         elif about_key:
