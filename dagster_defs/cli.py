@@ -7,14 +7,12 @@ the commands only, so other ``etl-meta`` commands never pay for it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlparse
 
 import typer
 
+from dagster_defs.cli_run import quiet_dagster_warnings, run_jobs
 from etl_meta.cli._common import (
     DatabaseUrlOption,
     FormatOption,
@@ -24,6 +22,7 @@ from etl_meta.cli._common import (
     handle_errors,
     parse_since,
     print_json,
+    require_existing_store,
     settings_for,
 )
 
@@ -83,15 +82,22 @@ def status(
     output: FormatOption = OutputFormat.table,
 ) -> None:
     """Compare the store's definitions with what the Dagster location has loaded, and (with
-    DAGSTER_HOME set) how far the store is behind Dagster's finished runs."""
+    DAGSTER_HOME set) how far the store is behind Dagster's finished runs.
+
+    Exits 0 when the location is up to date, 1 when it is stale (run `etl-meta dagster reload`),
+    2 when the webserver cannot be reached: scripts and CI checks can tell them apart.
+    """
     from dagster_defs.jobs import build_jobs
     from etl_meta.catalog import take_snapshot
     from etl_meta.store import MetadataStore
 
-    with handle_errors(), MetadataStore(settings=settings_for(database_url)) as store:
-        snapshot = take_snapshot(store)
-        recording = _recording_lag(store, recent)
-    _, errors = build_jobs(snapshot)
+    settings = settings_for(database_url)
+    require_existing_store(settings)
+    with quiet_dagster_warnings():
+        with handle_errors(), MetadataStore(settings=settings) as store:
+            snapshot = take_snapshot(store)
+            recording = _recording_lag(store, recent)
+        _, errors = build_jobs(snapshot)
     report: dict[str, Any] = {
         "store_catalog_revision": snapshot.revision,
         "jobs_not_loadable": [str(e) for e in errors],
@@ -115,7 +121,7 @@ def status(
         report["up_to_date"] = report["loaded_catalog_revision"] == snapshot.revision
     if output is OutputFormat.json:
         print_json(report)
-        return
+        raise typer.Exit(_status_code(report))
     console.print(f"store catalog revision:  {snapshot.revision}", highlight=False)
     if recording is not None:
         console.print(
@@ -138,6 +144,18 @@ def status(
             console.print(f"[yellow]stale:[/yellow] {stale} — run `etl-meta dagster reload`")
     for error in errors:
         err_console.print(f"[red]not loadable:[/red] {error}", highlight=False)
+    raise typer.Exit(_status_code(report))
+
+
+#: ``etl-meta dagster status`` exit codes (documented in docs/cli.md).
+STATUS_UP_TO_DATE, STATUS_STALE, STATUS_UNREACHABLE = 0, 1, 2
+
+
+def _status_code(report: dict[str, Any]) -> int:
+    """0 up to date, 1 stale, 2 webserver unreachable (nothing known about the location)."""
+    if "webserver_error" in report:
+        return STATUS_UNREACHABLE
+    return STATUS_UP_TO_DATE if report.get("up_to_date") else STATUS_STALE
 
 
 def _recording_lag(store: Any, recent: int) -> dict[str, Any] | None:
@@ -268,111 +286,4 @@ def reconcile(
         raise typer.Exit(1)
 
 
-@app.command("run")
-def run_jobs(
-    jobs: Annotated[list[str], typer.Argument(help="Stored jobs to run, in this order.")],
-    base_dir: Annotated[
-        Path | None,
-        typer.Option(help="Resolve relative paths in configuration here (ETL_META_BASE_DIR)."),
-    ] = None,
-    database_url: DatabaseUrlOption = None,
-) -> None:
-    """Run stored jobs through Dagster in this process and show what the store recorded.
-
-    Uses the Dagster instance in DAGSTER_HOME when set (the runs then show in the UI), else a
-    temporary one. Jobs are built exactly as the code location builds them.
-    """
-    from dagster_defs.loader import definitions_from_catalog
-    from dagster_defs.recording import record_run
-    from etl_meta.catalog import take_snapshot
-    from etl_meta.store import MetadataStore
-
-    settings = settings_for(database_url)
-    overrides = {}
-    if base_dir is not None:
-        settings = settings.model_copy(update={"base_dir": base_dir.resolve()})
-        overrides["ETL_META_BASE_DIR"] = str(base_dir.resolve())
-    if database_url:
-        overrides["ETL_META_DATABASE_URL"] = database_url
-    failed = False
-    # The resource reads its settings from the environment, like it does under `dagster dev`.
-    with _environment(overrides), handle_errors(), MetadataStore(settings=settings) as store:
-        definitions = definitions_from_catalog(take_snapshot(store))
-        with _instance() as instance:
-            for name in jobs:
-                job = definitions.resolve_job_def(name)
-                console.print(f"[bold]running {name}[/bold] through Dagster …", highlight=False)
-                result = job.execute_in_process(instance=instance, raise_on_error=False)
-                record_run(store, instance, result.run_id)
-                failed |= not result.success
-                _print_recorded(store, result.run_id)
-    if failed:
-        raise typer.Exit(1)
-
-
-@contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for the duration, then restore them exactly."""
-    import os
-
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-def _instance():
-    import os
-    import tempfile
-
-    import dagster as dg
-
-    @contextmanager
-    def opened():
-        if os.environ.get("DAGSTER_HOME"):
-            yield dg.DagsterInstance.get()
-            return
-        with tempfile.TemporaryDirectory() as home:
-            Path(home, "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-            with dg.DagsterInstance.from_config(home) as instance:
-                yield instance
-
-    return opened()
-
-
-def _print_recorded(store: Any, run_id: str) -> None:
-    from etl_meta.cli._common import print_table, when
-
-    execution = store.executions.find("dagster", run_id, with_steps=True)
-    console.print(
-        f"  store: run {execution.id} ({run_id[:8]}) {execution.status}, "
-        f"{execution.duration_seconds or 0:.1f}s",
-        highlight=False,
-    )
-    print_table(
-        f"{execution.job_name}: steps",
-        ["component", "attempt", "status", "started", "took", "error"],
-        [
-            (
-                s.component_name,
-                s.attempt,
-                s.status,
-                when(s.started_at),
-                f"{s.duration_seconds:.2f}s" if s.duration_seconds is not None else "",
-                (s.error or "")[:70],
-            )
-            for s in execution.steps or []
-        ],
-    )
-    metrics = store.metrics.list(execution_id=execution.id, final_attempt_only=True)
-    print_table(
-        f"{execution.job_name}: metrics",
-        ["component", "metric", "value"],
-        [(m.component_name, m.name, f"{m.value:g}") for m in metrics],
-    )
+app.command("run")(run_jobs)

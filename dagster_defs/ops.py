@@ -17,8 +17,8 @@ from dagster_defs.resources import JOB_METADATA_KEY, EtlMetaResource, handoff_me
 from etl_meta import outbox
 from etl_meta.catalog import DataclassSnapshot, JobSnapshot
 from etl_meta.components import ComponentFailed, get_component_type
+from etl_meta.components.failures import describe_failure, is_final
 from etl_meta.components.runtime import MetricRecorder, RunIdentity, run_component, run_log_path
-from etl_meta.errors import ValidationError
 
 INPUT = "upstream"
 OUTPUT = "result"
@@ -136,23 +136,19 @@ def op_for_type(component_type: str) -> dg.OpDefinition:
                 log=context.log,
                 recorder=recorder,
             )
-        except ValidationError as exc:
+        except Exception as exc:
             _hand_off_on_failure(context, recorder)
-            # Invalid configuration, or run config overriding a secret, fails the same way on
-            # every attempt: don't retry it.
-            raise dg.Failure(description=str(exc), allow_retries=False) from exc
-        except ComponentFailed as exc:
-            _hand_off_on_failure(context, recorder)
-            if exc.retryable:
+            # Invalid configuration, an override of a secret, a sandbox refusal, a secret that
+            # cannot be decrypted, a missing file, failed checks: each fails the same way on
+            # every attempt, so the job's retry policy must not repeat it (see is_final).
+            if not is_final(exc):
                 raise
+            checks = exc.checks if isinstance(exc, ComponentFailed) else ()
             raise dg.Failure(
-                description=str(exc),
-                metadata={"checks": dg.MetadataValue.json(list(exc.checks))} if exc.checks else {},
+                description=describe_failure(exc),
+                metadata={"checks": dg.MetadataValue.json(list(checks))} if checks else {},
                 allow_retries=False,
             ) from exc
-        except Exception:
-            _hand_off_on_failure(context, recorder)
-            raise
         return dg.Output(
             ComponentOutput(name, result.value),
             metadata=_dagster_metadata(result.metadata, result.metrics, recorder),

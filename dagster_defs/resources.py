@@ -15,11 +15,11 @@ from pydantic import Field, PrivateAttr
 from etl_meta import outbox
 from etl_meta.access import Role
 from etl_meta.catalog import JobSnapshot
+from etl_meta.components.failures import describe_failure, is_final
 from etl_meta.components.overrides import resolve_configuration
 from etl_meta.components.runtime import MetricRecorder, RunIdentity
 from etl_meta.config import Settings
 from etl_meta.db import shared_engine
-from etl_meta.errors import ValidationError
 from etl_meta.models import StrategyType
 from etl_meta.retry import retry_transient
 from etl_meta.store import MetadataStore, RecordResult
@@ -153,21 +153,24 @@ class EtlMetaResource(dg.ConfigurableResource):
         job, name = context.job_name, context.op_handle.name
         deadline = time.monotonic() + self.settings.store_wait_seconds
         store = self.open_store()
-        stored = retry_transient(
-            lambda: store.components.configuration(job, name),
-            max_seconds=max(deadline - time.monotonic(), 0.0),
-        )
-        # The type decides which fields are secrets (its contract declares them).
-        component_type = retry_transient(
-            lambda: store.components.get(job, name).component_type,
-            max_seconds=max(deadline - time.monotonic(), 0.0),
-        )
         overrides = context.op_config if isinstance(context.op_config, Mapping) else {}
         try:
+            stored = retry_transient(
+                lambda: store.components.configuration(job, name),
+                max_seconds=max(deadline - time.monotonic(), 0.0),
+            )
+            # The type decides which fields are secrets (its contract declares them).
+            component_type = retry_transient(
+                lambda: store.components.get(job, name).component_type,
+                max_seconds=max(deadline - time.monotonic(), 0.0),
+            )
             return resolve_configuration(stored, overrides, component_type=component_type)
-        except ValidationError as exc:
-            # An override of a secret fails the same way on every attempt: don't retry it.
-            raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        except Exception as exc:
+            # An override of a secret, or a secret no key decrypts, fails the same way on every
+            # attempt: don't retry it (the store being down stays retryable).
+            if is_final(exc):
+                raise dg.Failure(description=describe_failure(exc), allow_retries=False) from exc
+            raise
 
     def recorder(
         self, context: dg.OpExecutionContext, run: RunIdentity | None = None

@@ -7,12 +7,16 @@ in orchestrator metadata and UIs); code that runs a component asks the store for
 of the exact configuration version the snapshot names.
 
 ``catalog_revision`` is a short fingerprint of every definition's revision: compare the one a
-pipeline was built from with the store's current one to know whether a reload is due.
+pipeline was built from with the store's current one to know whether a reload is due. The same
+fingerprint keys a per-process cache of snapshots: :func:`take_snapshot` reads the fingerprint
+(two small queries) and rebuilds only when it changed, so a cached snapshot is never stale, also
+when another process changed the definitions.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +25,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from etl_meta.components.base import DataclassInfo
 from etl_meta.masking import mask_value
-from etl_meta.models import ComponentStatus, Dataclass, Job, StrategyType
+from etl_meta.models import (
+    ComponentStatus,
+    Dataclass,
+    DataclassPublic,
+    Job,
+    JobPublic,
+    StrategyType,
+)
 from etl_meta.store import MetadataStore
 from etl_meta.types import utcnow
 
@@ -128,24 +139,58 @@ class CatalogSnapshot(_Frozen):
 def catalog_revision(store: MetadataStore) -> str:
     """A 12-character fingerprint of every job's and dataclass's revision (two small queries)."""
     with store.transaction(readonly=True) as session:
+        # Ids and update times too: a revision number alone repeats when a database is rebuilt
+        # with the same names, and dataclass_type changes without a new version (only schema
+        # and rules are versioned). The fingerprint keys take_snapshot's cache.
         jobs = session.execute(
-            sa.select(Job.name, Job.revision, Job.is_archived).order_by(Job.name)
+            sa.select(Job.name, Job.id, Job.revision, Job.is_archived, Job.updated_at).order_by(
+                Job.name
+            )
         ).all()
         dataclasses = session.execute(
-            sa.select(Dataclass.name, Dataclass.version, Dataclass.is_archived).order_by(
-                Dataclass.name
-            )
+            sa.select(
+                Dataclass.name,
+                Dataclass.id,
+                Dataclass.version,
+                Dataclass.dataclass_type,
+                Dataclass.is_archived,
+                Dataclass.updated_at,
+            ).order_by(Dataclass.name)
         ).all()
     digest = hashlib.sha256(repr((list(map(tuple, jobs)), list(map(tuple, dataclasses)))).encode())
     return digest.hexdigest()[:12]
 
 
-def take_snapshot(store: MetadataStore) -> CatalogSnapshot:
-    """Read every live job (with components) and dataclass in one read transaction."""
+_cache_lock = threading.Lock()
+#: ``{database URL: the last snapshot taken from it}`` in this process.
+_cache: dict[str, CatalogSnapshot] = {}
+
+
+def take_snapshot(store: MetadataStore, *, cached: bool = True) -> CatalogSnapshot:
+    """Every live job (with components) and dataclass, read in one read transaction.
+
+    With ``cached`` (the default), a snapshot this process took of the same database is reused
+    when the catalog's fingerprint has not changed since (checked on every call, two small
+    queries), with a fresh ``taken_at``.
+    """
+    key = store.engine.url.render_as_string(hide_password=True)
     with store.transaction(readonly=True):
         revision = catalog_revision(store)
+        with _cache_lock:
+            hit = _cache.get(key) if cached else None
+        if hit is not None and hit.revision == revision:
+            return hit.model_copy(update={"taken_at": utcnow()})
         jobs = store.jobs.list(with_components=True)
         dataclasses = store.dataclasses.list()
+    snapshot = _build(revision, jobs, dataclasses)
+    with _cache_lock:
+        _cache[key] = snapshot
+    return snapshot
+
+
+def _build(
+    revision: str, jobs: list[JobPublic], dataclasses: list[DataclassPublic]
+) -> CatalogSnapshot:
     return CatalogSnapshot(
         revision=revision,
         taken_at=utcnow(),

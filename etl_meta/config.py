@@ -128,6 +128,14 @@ class Settings(BaseSettings):
     )
     max_json_depth: int = Field(default=32, ge=2, le=256, description="Deepest JSON nesting.")
     echo_sql: bool = Field(default=False, description="Log SQL statements (never parameters).")
+    slow_query_ms: float | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "Log statements that take at least this many milliseconds on the "
+            "`etl_meta.slow_query` logger (duration, statement without parameters, caller)."
+        ),
+    )
     secret_keys: SecretStr | None = Field(
         default=None,
         description="Comma-separated Fernet keys, newest first, encrypting stored secrets.",

@@ -31,7 +31,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from etl_meta import query_timing
 from etl_meta.config import Settings, get_settings, normalize_database_url
+from etl_meta.errors import ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +50,60 @@ def create_engine(url: str | URL | None = None, *, settings: Settings | None = N
     :mod:`etl_meta.schema`).
     """
     settings = settings or get_settings()
-    raw = url if url is not None else settings.resolved_database_url()
-    parsed = make_url(normalize_database_url(raw) if isinstance(raw, str) else raw)
+    parsed = parse_database_url(url if url is not None else settings.resolved_database_url())
+    if parsed.get_backend_name() == "sqlite":
+        engine = _sqlite_engine(parsed, settings)
+    else:
+        engine = _postgresql_engine(parsed, settings)
+    query_timing.instrument(engine, slow_query_ms=settings.slow_query_ms)
+    return engine
+
+
+#: The backends etl-meta's schema and queries are written for.
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+
+
+def parse_database_url(url: str | URL) -> URL:
+    """``url`` parsed (bare ``postgresql://`` pointed at psycopg 3) and checked to name a
+    supported backend.
+
+    Raises :class:`~etl_meta.errors.ValidationError` (field ``database_url``, also a
+    ``ValueError``) when SQLAlchemy cannot read it, its port is not a number, or it names a
+    backend other than SQLite or PostgreSQL. The message never quotes the URL, which may hold
+    a password; for ``mysql://u:pw@h/db`` it reads ``invalid database URL: database_url:
+    unsupported backend 'mysql': use sqlite or postgresql``.
+    """
+    if isinstance(url, URL):
+        parsed = url
+    else:
+        try:
+            parsed = make_url(normalize_database_url(url))
+        except sa.exc.ArgumentError:
+            raise _invalid_url(
+                "not a database URL (expected sqlite:///PATH or postgresql://USER@HOST/DATABASE)"
+            ) from None
+        except ValueError as exc:
+            # SQLAlchemy converts the port with int() and lets its ValueError (which quotes
+            # the text) through; ``from None``: nothing of the URL travels with the error.
+            reason = "invalid literal for int()" in str(exc)
+            raise _invalid_url(
+                "the port is not a number" if reason else "not a database URL"
+            ) from None
     backend = parsed.get_backend_name()
+    if backend not in SUPPORTED_BACKENDS:
+        raise _invalid_url(f"unsupported backend {backend!r}: use sqlite or postgresql")
     if backend == "sqlite":
-        return _sqlite_engine(parsed, settings)
-    if backend == "postgresql":
-        return _postgresql_engine(parsed, settings)
-    raise ValueError(f"unsupported database backend {backend!r}: use sqlite or postgresql")
+        try:
+            parsed.get_dialect()  # an unknown driver (sqlite+nope://) fails here, not later
+        except sa.exc.NoSuchModuleError:
+            raise _invalid_url(
+                f"unknown SQLite driver {parsed.get_driver_name()!r}: use sqlite:///PATH"
+            ) from None
+    return parsed
+
+
+def _invalid_url(message: str) -> ValidationError:
+    return ValidationError.single("database_url", message, entity="database URL")
 
 
 #: The settings :func:`create_engine` reads: two settings objects equal on these make the same
@@ -110,7 +158,7 @@ def readonly(engine: Engine) -> Engine:
 def _sqlite_engine(url: URL, settings: Settings) -> Engine:
     database = url.database or ""
     if database in ("", ":memory:") or database.startswith("file::memory:"):
-        raise ValueError(
+        raise _invalid_url(
             "in-memory SQLite is not supported: every connection would see an empty database; "
             "use a file path"
         )

@@ -25,10 +25,12 @@ from sqlalchemy.engine import Connection, Engine
 
 from etl_meta.errors import (
     SchemaDriftError,
+    SchemaError,
     SchemaNotInitializedError,
     SchemaOutOfDateError,
     SchemaTooNewError,
 )
+from etl_meta.migration_env import lock_for_migration
 
 if TYPE_CHECKING:
     from etl_meta.config import Settings
@@ -70,7 +72,19 @@ def migration_context_options() -> dict[str, Any]:
         # fails half-way (a downgrade refusing without the key) would leave the earlier steps
         # applied; with it, every backend migrates all-or-nothing.
         "transactional_ddl": True,
+        "render_item": _render_item,
     }
+
+
+def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+    # Autogenerate renders a type from outside SQLAlchemy with its module path
+    # (``sqlmodel.sql.sqltypes.AutoString``, ``etl_meta.types.UTCDateTime``) but imports nothing,
+    # so the new revision failed with a NameError. Import the module; let alembic render as usual.
+    if type_ == "type" and autogen_context.imports is not None:
+        module = type(obj).__module__
+        if not module.startswith("sqlalchemy"):
+            autogen_context.imports.add(f"import {module}")
+    return False
 
 
 def _include_object(obj: Any, name: str | None, type_: str, reflected: bool, _other: Any) -> bool:
@@ -216,17 +230,45 @@ def check_no_drift(engine: Engine | Connection) -> None:
         )
 
 
-def upgrade(engine: Engine, revision: str = "head", *, settings: Settings | None = None) -> None:
+@dataclass(frozen=True)
+class Migration:
+    """The revisions a migration found and left, both read under the migration lock."""
+
+    before: str | None
+    after: str | None
+
+
+def upgrade(
+    engine: Engine, revision: str = "head", *, settings: Settings | None = None
+) -> Migration:
     """Migrate the database up to ``revision`` (default: the newest).
 
-    ``settings`` supply the secret keys data migrations encrypt with (default: the environment).
+    Holds the migration lock (:func:`lock_for_migration`): run twice at once, the second call
+    waits for the first and then finds nothing to do. ``settings`` supply the secret keys data
+    migrations encrypt with (default: the environment).
     """
-    _run_alembic(engine, lambda config: command.upgrade(config, revision), settings)
+    return _run_alembic(engine, lambda config: command.upgrade(config, revision), settings)
 
 
-def downgrade(engine: Engine, revision: str, *, settings: Settings | None = None) -> None:
-    """Migrate the database down to ``revision`` (``base`` removes etl-meta's schema)."""
-    _run_alembic(engine, lambda config: command.downgrade(config, revision), settings)
+def downgrade(
+    engine: Engine,
+    revision: str,
+    *,
+    settings: Settings | None = None,
+    expect_current: str | None = None,
+) -> Migration:
+    """Migrate the database down to ``revision`` (``base`` removes etl-meta's schema).
+
+    Data in the tables and columns it drops is lost: :func:`plan_downgrade` says how much.
+    ``expect_current``: refuse, changing nothing, unless the database is still at this revision
+    (what the plan was made at) once the lock is held.
+    """
+    return _run_alembic(
+        engine,
+        lambda config: command.downgrade(config, revision),
+        settings,
+        expect_current=expect_current,
+    )
 
 
 def migration_settings(config: Config) -> Settings:
@@ -239,30 +281,57 @@ def migration_settings(config: Config) -> Settings:
     return settings
 
 
-def _run_alembic(
-    engine: Engine, action: Callable[[Config], None], settings: Settings | None = None
-) -> None:
+def _config(connection: Connection, settings: Settings | None) -> Config:
+    config = alembic_config(connection)
+    if settings is not None:
+        config.attributes["settings"] = settings
+    return config
+
+
+@contextmanager
+def _migrating(engine: Engine) -> Iterator[Connection]:
+    """A connection in a transaction holding the migration lock; rolled back unless committed."""
     with engine.connect() as connection:
         sqlite = connection.dialect.name == "sqlite"
         if sqlite:
             # Batch mode rebuilds SQLite tables (copy, drop, rename); with foreign keys on, the
             # drop would cascade into child rows. The pragma only works outside a transaction,
-            # so it goes straight to the driver before alembic begins one.
+            # so it goes straight to the driver before the migration begins one.
             connection.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")
         try:
-            config = alembic_config(connection)
-            if settings is not None:
-                config.attributes["settings"] = settings
-            action(config)
-            if connection.in_transaction():
-                connection.commit()
+            lock_for_migration(connection)
+            yield connection
         finally:
+            if connection.in_transaction():
+                connection.rollback()  # a failure: the pragmas below need no open transaction
             if sqlite:
                 raw = connection.connection.dbapi_connection
                 violations = raw.execute("PRAGMA foreign_key_check").fetchall()
                 raw.execute("PRAGMA foreign_keys=ON")
                 if violations:
                     raise RuntimeError(f"migration left broken foreign keys: {violations[:5]}")
+
+
+def _run_alembic(
+    engine: Engine,
+    action: Callable[[Config], None],
+    settings: Settings | None = None,
+    *,
+    expect_current: str | None = None,
+) -> Migration:
+    with _migrating(engine) as connection:
+        before = current_revision(connection)
+        if expect_current is not None and before != expect_current:
+            raise SchemaError(
+                f"the database schema moved from {expect_current} to {before} in the meantime: "
+                "nothing changed, look again",
+                current=before,
+                expected=expect_current,
+            )
+        action(_config(connection, settings))
+        after = current_revision(connection)
+        connection.commit()
+    return Migration(before=before, after=after)
 
 
 @contextmanager

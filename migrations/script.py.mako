@@ -8,9 +8,12 @@ Create Date: ${create_date}
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+## What the revision renders from outside SQLAlchemy (sqlmodel.sql.sqltypes.AutoString,
+## etl_meta.types...): schema.migration_context_options' render_item collects the modules.
+% if imports:
+${imports}
+% endif
 from alembic import op
-
-${imports if imports else ""}
 
 revision: str = ${repr(up_revision)}
 down_revision: str | None = ${repr(down_revision)}

@@ -14,10 +14,29 @@ from typing import Any
 import pydantic
 
 from etl_meta import MetadataStore
-from etl_meta.components import ComponentContext, ComponentResult, ComponentType, register
+from etl_meta.components import (
+    ComponentContext,
+    ComponentResult,
+    ComponentType,
+    SandboxError,
+    register,
+)
+from etl_meta.errors import ValidationError
+from etl_meta.secrets import SecretDecryptError
 
 #: The ``component_type`` of components whose type does not matter to a test.
 STEP = "test.step"
+#: The ``component_type`` of a step that raises the error its ``raises`` key names.
+FAILING = "test.failing"
+
+#: Errors by name: a retry fixes only ``transient``.
+RAISES = {
+    "missing_file": lambda: FileNotFoundError(2, "No such file or directory", "data/in.csv"),
+    "undecryptable": lambda: SecretDecryptError("no configured key decrypts it", field="password"),
+    "invalid": lambda: ValidationError.single("path", "must be relative"),
+    "sandbox": lambda: SandboxError("path", "hidden files and directories are off limits"),
+    "transient": lambda: ConnectionError("server closed the connection"),
+}
 
 
 @register
@@ -34,6 +53,21 @@ class Step(ComponentType):
         self, context: ComponentContext, config: Any, inputs: Mapping[str, Any]
     ) -> ComponentResult:
         return ComponentResult()
+
+
+@register
+class Failing(ComponentType):
+    """Raises the error its configuration names, on every attempt."""
+
+    name = FAILING
+
+    class Config(ComponentType.Config):
+        raises: str = "transient"
+
+    def run(
+        self, context: ComponentContext, config: Any, inputs: Mapping[str, Any]
+    ) -> ComponentResult:
+        raise RAISES[config.raises]()
 
 
 @contextmanager

@@ -13,13 +13,15 @@ from the exported catalog. When it runs it:
    take within ``ETL_META_RECORD_WAIT_SECONDS`` go to XCom, see :mod:`etl_meta.airflow.xcom`);
 3. writes the output to a run-scoped file and returns its path (the task's XCom).
 
-Failures a retry cannot fix (invalid configuration, an override of a secret, failed data checks,
-wrong wiring) raise
-``AirflowFailException`` so Airflow does not retry them; any other error uses the task's retries.
+Failures a retry cannot fix (invalid configuration, an override of a secret, a sandbox refusal, a
+secret that cannot be decrypted, a missing file, failed data checks, wrong wiring; see
+:func:`etl_meta.components.failures.is_final`) raise ``AirflowFailException`` so Airflow does not
+retry them; any other error uses the task's retries.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Mapping
@@ -31,7 +33,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from etl_meta.airflow import handoff, xcom
 from etl_meta.airflow.stores import airflow_actor, open_store
 from etl_meta.catalog import ComponentSnapshot, DataclassSnapshot, JobSnapshot
-from etl_meta.components import ComponentFailed
+from etl_meta.components.failures import describe_failure, is_final
 from etl_meta.components.runtime import (
     MetricRecorder,
     RunIdentity,
@@ -59,6 +61,36 @@ def run_overrides(conf: Mapping[str, Any] | None, component: str) -> dict[str, A
     components = (conf or {}).get(CONF_COMPONENTS)
     override = components.get(component) if isinstance(components, Mapping) else None
     return dict(override) if isinstance(override, Mapping) else {}
+
+
+class FinalValidationError(ValidationError, AirflowFailException):
+    """A :class:`~etl_meta.errors.ValidationError` Airflow does not retry: code that catches
+    ``ValidationError`` (bad metric values, an override of a secret) still can."""
+
+
+@functools.cache
+def _final_class(cls: type[ValidationError]) -> type[ValidationError]:
+    # Named as the original (SandboxError, SecretKeyMissingError…) so the recorded error and
+    # Airflow's log say what went wrong; an instance of both, so either kind of handler works.
+    bases = (FinalValidationError,) if cls is ValidationError else (cls, FinalValidationError)
+    return type(cls.__name__, bases, {"__module__": cls.__module__})
+
+
+def raise_final(exc: BaseException) -> None:
+    """Raise ``AirflowFailException`` from ``exc`` when another try would fail the same way.
+
+    A ``ValidationError`` stays an instance of its own class too (and of
+    :class:`FinalValidationError`). Returns (the caller re-raises ``exc``) for failures the
+    task's retries may fix.
+    """
+    if not is_final(exc) or isinstance(exc, AirflowFailException):
+        return
+    if isinstance(exc, ValidationError):
+        final_class = _final_class(type(exc))
+        final = final_class.__new__(final_class, *exc.args)
+        final.__dict__.update(exc.__dict__)
+        raise final from exc
+    raise AirflowFailException(describe_failure(exc)) from exc
 
 
 def _doc(component: ComponentSnapshot) -> str:
@@ -158,13 +190,9 @@ class EtlMetaComponentOperator(BaseOperator):
                 log=component_log,
                 recorder=recorder,
             )
-        except ValidationError as exc:
-            # Invalid configuration fails the same way on every try: don't retry it.
-            raise AirflowFailException(str(exc)) from exc
-        except ComponentFailed as exc:
-            if exc.retryable:
-                raise
-            raise AirflowFailException(str(exc)) from exc
+        except Exception as exc:
+            raise_final(exc)
+            raise
         finally:
             # Succeeded or failed: what the store missed survives the try in XCom.
             xcom.hand_off(ti, recorder)

@@ -26,17 +26,18 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException
-
 from etl_meta.airflow import xcom
-from etl_meta.airflow.operator import EtlMetaComponentOperator, run_overrides
+
+# Re-exported: what the helpers raise when another try would fail the same way.
+from etl_meta.airflow.operator import AirflowFailException as AirflowFailException
+from etl_meta.airflow.operator import EtlMetaComponentOperator, raise_final, run_overrides
+from etl_meta.airflow.operator import FinalValidationError as FinalValidationError
 from etl_meta.airflow.recording import ORCHESTRATOR
 from etl_meta.airflow.stores import airflow_actor, open_store
 from etl_meta.catalog import JobSnapshot
 from etl_meta.components.overrides import resolve_configuration
 from etl_meta.components.runtime import MetricRecorder, RunIdentity
 from etl_meta.config import Settings
-from etl_meta.errors import ValidationError
 from etl_meta.retry import retry_transient
 from etl_meta.store import MetadataStore, RecordResult
 
@@ -87,29 +88,31 @@ def component_config(context: Mapping[str, Any] | None = None) -> dict[str, Any]
     task = ctx.get("task")
     version = task.component.config_version if isinstance(task, EtlMetaComponentOperator) else None
     store = _store(ti)
-    # Within the store wait window; past it the StoreUnavailableError fails this try, and
-    # Airflow retries it (a retryable error, unlike AirflowFailException).
-    stored = retry_transient(
-        lambda: store.components.configuration(ti.dag_id, ti.task_id, version=version),
-        max_seconds=store.settings.store_wait_seconds,
-    )
-    conf = getattr(ctx.get("dag_run"), "conf", None)
-    # The type decides which fields are secrets (its contract declares them).
-    component_type = (
-        task.component.component_type
-        if isinstance(task, EtlMetaComponentOperator)
-        else retry_transient(
-            lambda: store.components.get(ti.dag_id, ti.task_id).component_type,
+    try:
+        # Within the store wait window; past it the StoreUnavailableError fails this try, and
+        # Airflow retries it (a retryable error, unlike AirflowFailException).
+        stored = retry_transient(
+            lambda: store.components.configuration(ti.dag_id, ti.task_id, version=version),
             max_seconds=store.settings.store_wait_seconds,
         )
-    )
-    try:
+        conf = getattr(ctx.get("dag_run"), "conf", None)
+        # The type decides which fields are secrets (its contract declares them).
+        component_type = (
+            task.component.component_type
+            if isinstance(task, EtlMetaComponentOperator)
+            else retry_transient(
+                lambda: store.components.get(ti.dag_id, ti.task_id).component_type,
+                max_seconds=store.settings.store_wait_seconds,
+            )
+        )
         return resolve_configuration(
             stored, run_overrides(conf, ti.task_id), component_type=component_type
         )
-    except ValidationError as exc:
-        # An override of a secret fails the same way on every try: don't retry it.
-        raise AirflowFailException(str(exc)) from exc
+    except Exception as exc:
+        # An override of a secret, or a secret no configured key decrypts, fails the same way
+        # on every try: don't retry it.
+        raise_final(exc)
+        raise
 
 
 def log_metrics(context: Mapping[str, Any] | None, metrics: Mapping[str, float]) -> RecordResult:
@@ -142,5 +145,8 @@ def log_metrics(context: Mapping[str, Any] | None, metrics: Mapping[str, float])
         recorder = _recorders[key] = MetricRecorder(opener, job, ti.task_id, run)
     try:
         return recorder.record(metrics)
+    except Exception as exc:
+        raise_final(exc)  # invalid points are refused the same way on every try
+        raise
     finally:
         xcom.hand_off(ti, recorder)

@@ -12,10 +12,14 @@ from typing import TYPE_CHECKING, Any
 from etl_meta.analytics.metrics import metrics_frame
 from etl_meta.masking import mask_value
 from etl_meta.models import ExecutionPublic, ExecutionStatus
+from etl_meta.repository import components as components_repo
+from etl_meta.repository import jobs as jobs_repo
+from etl_meta.secrets import SecretDecryptError
 from etl_meta.store import MetadataStore
 
 if TYPE_CHECKING:
     import pandas as pd
+    from sqlalchemy.orm import Session
 
 _MISSING = "<absent>"
 
@@ -113,38 +117,76 @@ def _config_changes(
 ) -> list[ConfigChange]:
     versions_a = run_a.config_versions or {}
     versions_b = run_b.config_versions or {}
+    same_job = run_a.job_name == run_b.job_name
     changes: list[ConfigChange] = []
-    for name in sorted(set(versions_a) | set(versions_b)):
-        va, vb = versions_a.get(name), versions_b.get(name)
-        if va == vb:
-            continue
-        history = {
-            h.version: h
-            for h in store.components.config_history(run_b.job_name, name)
-            if h.version in (va, vb)
-        }
-        component_type = next(iter(history.values())).component_type if history else None
-        before = _shown_fields(history[va].configuration, component_type) if va in history else {}
-        after = _shown_fields(history[vb].configuration, component_type) if vb in history else {}
-        for field in sorted(set(before) | set(after)):
-            old, old_raw = before.get(field, (_MISSING, None))
-            new, new_raw = after.get(field, (_MISSING, None))
-            # Compare what was configured, show it masked: a rotated secret is a change too
-            # (reported as *** -> ***), and its value never leaves this function.
-            if old_raw != new_raw:
-                changes.append(ConfigChange(name, field, va, vb, old, new))
+    # One read transaction for every version; the plaintext read in it never leaves this
+    # function (only masked values do), so no ``decrypt`` event is written: nothing is revealed.
+    with store.transaction(readonly=True) as session:
+        for name in sorted(set(versions_a) | set(versions_b)):
+            va, vb = versions_a.get(name), versions_b.get(name)
+            if same_job and va == vb:
+                continue
+            before = _version_fields(store, session, run_a.job_name, name, va)
+            after = _version_fields(store, session, run_b.job_name, name, vb)
+            for field in sorted(set(before) | set(after)):
+                old, old_plain = before.get(field, (_MISSING, None))
+                new, new_plain = after.get(field, (_MISSING, None))
+                # Compare plaintext, show it masked: a rotated secret is a change (*** -> ***),
+                # an unchanged one re-encrypted into a new version is not (Fernet tokens differ
+                # on every encryption, so ciphertext would always differ).
+                if old_plain != new_plain:
+                    changes.append(ConfigChange(name, field, va, vb, old, new))
     return changes
 
 
-def _shown_fields(
-    configuration: Any, component_type: str | None
+def _version_fields(
+    store: MetadataStore, session: Session, job: str, name: str, version: int | None
 ) -> dict[str, tuple[Any, dict[str, Any]]]:
-    """Per field as displayed (flattened, masked): the masked value and the raw values under it.
+    """:func:`_shown_fields` of version ``version`` of ``job``'s component ``name``.
 
-    A secret key holding a mapping is one masked field covering every raw field below it.
+    Empty when the run used no such version or the job has no component of that name (any
+    more: renamed; or a run of another job), so its fields compare as ``<absent>``.
     """
-    raw = _flatten(configuration)
-    shown = _flatten(mask_value(configuration, component_type=component_type))
+    if version is None:
+        return {}
+    job_row = jobs_repo.find_job(session, job)
+    component = components_repo.find_component(session, job_row.id, name) if job_row else None
+    if component is None:
+        return {}
+    if version == component.config_version:
+        stored = component.configuration
+    else:
+        row = components_repo.find_config_version(session, component.id, version)
+        if row is None:
+            return {}
+        stored = row.configuration
+    component_type = component.component_type
+    return _shown_fields(stored, _plaintext(store, stored, component_type), component_type)
+
+
+def _plaintext(store: MetadataStore, stored: Any, component_type: str | None) -> Any:
+    """``stored`` with its secrets decrypted, for comparing only; never returned to callers.
+
+    A secret this process cannot decrypt (no key, or no matching one) stays ciphertext, which
+    compares unequal to anything: reported as changed rather than hidden.
+    """
+    try:
+        return store.cipher.decrypt_document(stored, component_type=component_type)
+    except SecretDecryptError:
+        return stored
+
+
+def _shown_fields(
+    stored: Any, plaintext: Any, component_type: str | None
+) -> dict[str, tuple[Any, dict[str, Any]]]:
+    """Per field as displayed (flattened, masked): the masked value and the plaintext under it.
+
+    A secret key holding a mapping is one masked field covering every plaintext field below it.
+    A URL secret (``connection_url``) shows with only its password masked, and compares by its
+    whole plaintext, password included.
+    """
+    raw = _flatten(plaintext)
+    shown = _flatten(mask_value(stored, component_type=component_type))
     return {
         field: (value, {k: v for k, v in raw.items() if k == field or k.startswith(field + ".")})
         for field, value in shown.items()

@@ -9,7 +9,8 @@ Nothing here knows about fields or SQL: each query compiles the AST against its 
 
 Input is untrusted: every error is a :class:`FilterSyntaxError` carrying a 0-based ``position``;
 messages quote at most a short token of the input and never a string literal. Length, nesting,
-list and term limits are checked while parsing, so hostile input cannot exhaust the stack.
+list and term limits are checked while parsing, so hostile input cannot exhaust the stack, and a
+``like`` pattern's wildcards and length are bounded, so it cannot keep the database busy.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from etl_meta.analytics.filters_ast import (
     MAX_DEPTH,
     MAX_IN_ITEMS,
     MAX_LENGTH,
+    MAX_LIKE_LENGTH,
+    MAX_LIKE_WILDCARDS,
     MAX_TERMS,
     And,
     Compare,
@@ -41,6 +44,7 @@ from etl_meta.analytics.filters_ast import (
     Or,
     Term,
     Value,
+    check_like_pattern,
     check_limits,
     render_filter,
 )
@@ -50,6 +54,8 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_IN_ITEMS",
     "MAX_LENGTH",
+    "MAX_LIKE_LENGTH",
+    "MAX_LIKE_WILDCARDS",
     "MAX_TERMS",
     "And",
     "Compare",
@@ -63,6 +69,7 @@ __all__ = [
     "Term",
     "Token",
     "Value",
+    "check_like_pattern",
     "check_limits",
     "parse_filter",
     "render_filter",
@@ -297,7 +304,9 @@ class _Parser:
             self.advance()
             if self.tok.kind != "string":
                 raise self.fail("a quoted pattern")
-            return Like(name, str(self.advance().value), negated, pos)
+            like = Like(name, str(self.advance().value), negated, pos)
+            check_like_pattern(like)  # refused here, before any database sees it
+            return like
         if self.is_keyword("is"):
             self.advance()
             negated = self.is_keyword("not")

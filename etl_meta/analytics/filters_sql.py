@@ -45,6 +45,7 @@ from etl_meta.analytics.filters import (
     check_limits,
     parse_filter,
 )
+from etl_meta.analytics.filters_ast import short_field as _short
 
 FieldKind = Literal["text", "number", "timestamp", "boolean"]
 #: Builds a condition on a value column (the compiler supplies it to a ``tag_condition``).
@@ -146,10 +147,6 @@ class _Compiler:
     def allowed(self) -> str:
         names = [f"{n}.<key>" if s.keyed else n for n, s in sorted(self.fields.items())]
         return ", ".join(names) if names else "(none)"
-
-
-def _short(text: str) -> str:
-    return text if len(text) <= 20 else text[:19] + "…"
 
 
 def _type_error(node: Term, kind: str, problem: str, expected: str) -> FilterSyntaxError:

@@ -11,11 +11,14 @@ import logging
 import typer
 
 from etl_meta import __version__
+from etl_meta.cli._common import OneLineErrorsGroup
 
 app = typer.Typer(
     name="etl-meta",
     help="The metadata store for ETL pipelines run by Dagster and Airflow.",
     no_args_is_help=True,
+    # Every command's errors, plugins' too, end as one `error:` line (docs/cli.md).
+    cls=OneLineErrorsGroup,
     pretty_exceptions_show_locals=False,  # locals may hold secrets
     rich_markup_mode="rich",
 )
@@ -29,15 +32,30 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what etl-meta does."),
+    timings: bool = typer.Option(
+        False,
+        "--timings",
+        help="When the command ends, print how many statements it ran and how long they took.",
+    ),
 ) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if timings:
+        ctx.call_on_close(_print_timings)
+
+
+def _print_timings() -> None:
+    from etl_meta.query_timing import format_query_stats, query_stats
+
+    # stderr: the command's own output (CSV, JSON) stays parseable.
+    typer.echo("store statements:\n" + format_query_stats(query_stats()), err=True)
 
 
 #: Entry-point group through which integrations add command groups (``etl-meta dagster …``):

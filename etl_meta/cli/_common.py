@@ -5,16 +5,21 @@ from __future__ import annotations
 import json
 import os
 import sys
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
+from urllib.parse import unquote
 
+import pydantic
 import typer
 from pydantic import BaseModel, SecretStr
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from etl_meta.config import Settings, get_settings
 from etl_meta.errors import EtlMetaError, ValidationError
@@ -65,22 +70,146 @@ def settings_for(database_url: str | None) -> Settings:
     return settings
 
 
+#: Exit codes shared by every command (docs/cli.md, "Errors and exit codes").
+EXIT_ERROR = 1  # an expected failure: bad input, the database, a migration, a file
+EXIT_USAGE = 2  # the command line itself (click's code); also `db check` drift, `db roles` warning
+EXIT_UNEXPECTED = 3  # an error etl-meta did not foresee: a bug; `-v` prints its traceback
+
+
 @contextmanager
 def handle_errors() -> Iterator[None]:
-    """Print etl-meta errors as one readable line (exit 1), never a traceback with values."""
+    """Print any error as one ``error: …`` line on stderr and exit with its code; never a
+    traceback (unless ``-v``) and never a secret from the database URL.
+
+    Commands wrap their work in it so the error is reported before anything else prints; the
+    root command group (:class:`OneLineErrorsGroup`) wraps every command in it too, so nothing
+    escapes as a traceback. ``typer.Exit`` and a missing-arguments help screen pass through.
+    """
     try:
         yield
-    except ValidationError as exc:
-        err_console.print(f"[red]error:[/red] {exc.entity or 'input'} is invalid:", highlight=False)
-        for problem in exc.problems:
-            err_console.print(
-                f"  {problem.field}: {problem.message}", highlight=False, markup=False
-            )
-        raise typer.Exit(1) from None
-    except EtlMetaError as exc:
-        err_console.print(f"[red]error:[/red] {type(exc).__name__}: ", end="", highlight=False)
-        err_console.print(str(exc), highlight=False, markup=False)
-        raise typer.Exit(1) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except typer.TyperException as exc:
+        # Typer vendors click and exports only the base class of its errors: the help screen
+        # of a group called without arguments is one of them, and must still show.
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            raise
+        _report(exc)
+    except Exception as exc:
+        _report(exc)
+
+
+def _report(exc: Exception) -> NoReturn:
+    """Print ``exc`` as one line (plus the traceback with ``-v``) and exit with its code."""
+    message, code = describe_error(exc)
+    secrets = _url_secrets()
+    err_console.print("[red]error:[/red] ", end="", highlight=False)
+    err_console.print(_scrub(message, secrets), highlight=False, markup=False, soft_wrap=True)
+    if _verbose():
+        trace = "".join(traceback.format_exception(exc))
+        err_console.print(_scrub(trace, secrets), highlight=False, markup=False, soft_wrap=True)
+    raise typer.Exit(code) from None
+
+
+def describe_error(exc: BaseException) -> tuple[str, int]:
+    """The one line (after ``error: ``) and the exit code that report ``exc``."""
+    from alembic.util import CommandError
+    from sqlalchemy import exc as sa_exc
+
+    from etl_meta.store._errors import translate_db_error, translate_validation_error
+
+    if isinstance(exc, typer.TyperException):  # click's errors (bad options, usage)
+        context = getattr(exc, "ctx", None)  # usage errors know their command
+        hint = f" (see '{context.command_path} --help')" if context is not None else ""
+        return _one_line(exc.format_message()) + hint, exc.exit_code
+    if isinstance(exc, pydantic.ValidationError):  # ETL_META_* settings the environment set
+        exc = translate_validation_error(exc, entity="settings")
+    elif isinstance(exc, sa_exc.SQLAlchemyError) and not isinstance(exc, sa_exc.ArgumentError):
+        # Driver errors (a lost connection, a migration's failing statement, the loser of two
+        # concurrent migrations): the store's translation keeps the primary message only,
+        # never DETAIL lines or statement parameters, which may quote values.
+        exc = translate_db_error(exc)
+    if isinstance(exc, ValidationError):
+        problems = "; ".join(str(problem) for problem in exc.problems)
+        return _one_line(f"{exc.entity or 'input'} is invalid: {problems}"), EXIT_ERROR
+    if isinstance(exc, EtlMetaError | sa_exc.ArgumentError | OSError):
+        return _one_line(f"{type(exc).__name__}: {exc}"), EXIT_ERROR
+    if isinstance(exc, CommandError):  # alembic refused: an unknown revision, a bad target
+        return _one_line(f"migration refused: {exc}"), EXIT_ERROR
+    # Only the first line: the rest of an unforeseen message may quote values.
+    first = next(iter(str(exc).strip().splitlines()), "")
+    return (
+        f"unexpected {type(exc).__name__}: {first} (a bug? `etl-meta -v …` shows the traceback)",
+        EXIT_UNEXPECTED,
+    )
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _verbose() -> bool:
+    context = _invocation.get()
+    return bool(context and context.find_root().params.get("verbose"))
+
+
+#: The command being run (set by :class:`OneLineErrorsGroup`): typer exports no accessor for
+#: click's current context, and error reports need its options (``-v``, ``--database-url``).
+_invocation: ContextVar[typer.Context | None] = ContextVar("etl_meta_cli_invocation", default=None)
+
+#: ``ctx.meta`` key: the command line as given, for :func:`_url_secrets`.
+_ARGV_KEY = "etl_meta.argv"
+
+
+def _url_secrets() -> list[str]:
+    """What must never be printed: the passwords (and secret query values) of the database URLs
+    this process was given; the whole URL when it is not one we can read unambiguously."""
+    from etl_meta.masking import is_sensitive_key
+    from etl_meta.secret_urls import secret_parts
+
+    candidates = [os.environ.get("ETL_META_DATABASE_URL", "")]
+    context = _invocation.get()
+    if context is not None:
+        for arg in context.meta.get(_ARGV_KEY, ()):
+            option, equals, value = arg.partition("=")
+            # --database-url=URL; a bare URL's own "=" (?sslmode=…) is part of it.
+            candidates.append(value if option.startswith("--") and equals else arg)
+        candidates += [str(context.params.get("database_url") or "")]
+    try:
+        configured = get_settings().database_url  # also read from a .env file
+    except Exception:  # invalid settings: reported by the caller, nothing to hide here
+        configured = None
+    if configured is not None:
+        candidates.append(configured.get_secret_value())
+    secrets: set[str] = set()
+    for text in candidates:
+        if "://" in text:
+            parts = secret_parts(text, is_sensitive_key)
+            secrets.update(parts if parts is not None else [text])
+    secrets |= {unquote(secret) for secret in secrets}  # a driver may print the decoded form
+    return sorted((secret for secret in secrets if secret), key=len, reverse=True)
+
+
+def _scrub(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+class OneLineErrorsGroup(TyperGroup):
+    """The ``etl-meta`` root group: whatever a command (a plugin's too) raises, and any bad
+    option or argument, ends as one ``error:`` line (see :func:`handle_errors`)."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        ctx.meta[_ARGV_KEY] = list(args)  # every sub-command's arguments, --database-url too
+        _invocation.set(ctx)
+        with handle_errors():
+            return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        _invocation.set(ctx)
+        with handle_errors():
+            return super().invoke(ctx)
 
 
 def print_json(data: Any) -> None:
@@ -130,3 +259,37 @@ def parse_since(value: str) -> datetime:
             f"{value!r}: use a duration like 7d, 12h, 30m, or an ISO time like 2026-01-31T00:00Z"
         ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def require_existing_store(settings: Settings) -> None:
+    """Exit 1 with ``no store at PATH`` when the SQLite store file does not exist.
+
+    Opening a SQLite URL creates the file (and its directory): a mistyped path or an unset
+    ``ETL_META_HOME`` would leave an empty database behind, and every later command would then
+    complain about its schema instead of its location. Commands that need a store call this
+    before opening it; ``etl-meta db upgrade`` does not, since it is what creates one.
+    PostgreSQL and SQLite URI filenames (``file:…?uri=true``) are left to the driver.
+    """
+    from pathlib import Path
+
+    from etl_meta.db import parse_database_url
+
+    # Not make_url: a malformed or unsupported URL is refused as such (one line, exit 1).
+    url = parse_database_url(settings.resolved_database_url())
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or not database or "uri" in url.query:
+        return
+    if database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database).expanduser()
+    if path.exists():
+        return
+    err_console.print("[red]error:[/red] ", end="", highlight=False)
+    err_console.print(
+        f"no store at {path}, run `etl-meta db upgrade` to create one "
+        "(or point --database-url / ETL_META_DATABASE_URL at an existing store)",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,  # one line however long the path: never wrapped at the console width
+    )
+    raise typer.Exit(1)

@@ -15,6 +15,7 @@ from etl_meta.cli._common import (
     parse_since,
     print_json,
     print_table,
+    require_existing_store,
     settings_for,
     when,
 )
@@ -51,7 +52,9 @@ def list_events(
 ) -> None:
     """List audit events, newest first. Values are masked; decrypt events name fields only."""
     start = parse_since(since) if since else None
-    with handle_errors(), MetadataStore(settings=settings_for(database_url)) as store:
+    settings = settings_for(database_url)
+    require_existing_store(settings)
+    with handle_errors(), MetadataStore(settings=settings) as store:
         events = store.audit.list(
             entity_type=entity_type,
             entity_key=key,

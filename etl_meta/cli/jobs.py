@@ -14,6 +14,7 @@ from etl_meta.cli._common import (
     handle_errors,
     print_json,
     print_table,
+    require_existing_store,
     settings_for,
     when,
 )
@@ -23,9 +24,14 @@ app = typer.Typer(help="List, show, archive and restore jobs.", no_args_is_help=
 
 
 def open_store(database_url: str | None) -> MetadataStore:
-    """The store the command works on (errors become one readable line)."""
+    """The store the command works on (errors become one readable line).
+
+    A SQLite store that does not exist is refused, not created (:func:`require_existing_store`).
+    """
+    settings = settings_for(database_url)
+    require_existing_store(settings)
     with handle_errors():
-        return MetadataStore(settings=settings_for(database_url))
+        return MetadataStore(settings=settings)
 
 
 @app.command("list")
@@ -37,7 +43,7 @@ def list_jobs(
     ] = None,
     archived: Annotated[bool, typer.Option(help="Include archived jobs.")] = False,
 ) -> None:
-    """List jobs with their retries, strategy, tags and latest run."""
+    """List jobs with their max retries per step, strategy, tags and latest run."""
     tags = dict(t.split("=", 1) if "=" in t else (t, "") for t in tag or [])
     with open_store(database_url) as store, handle_errors():
         jobs = store.jobs.list(include_archived=archived, tags=tags, with_components=True)
@@ -62,7 +68,9 @@ def list_jobs(
     ]
     print_table(
         "jobs",
-        ["name", "components", "retries", "strategy", "file log", "tags", "rev", "last run"],
+        # "max retries": how often a failed step may be retried (num_of_retries), a limit,
+        # unlike `runs list`'s "retries used"; JSON keeps the field name num_of_retries.
+        ["name", "components", "max retries", "strategy", "file log", "tags", "rev", "last run"],
         rows,
     )
 
@@ -84,7 +92,7 @@ def show_job(
     if job.description:
         console.print(job.description, highlight=False, markup=False)
     console.print(
-        f"retries: {job.num_of_retries}   strategy: {job.strategy_type}"
+        f"max retries: {job.num_of_retries}   strategy: {job.strategy_type}"
         + (f" (max {job.max_concurrency})" if job.max_concurrency else "")
         + f"   file logging: {'on' if job.file_logging else 'off'}",
         highlight=False,

@@ -296,7 +296,7 @@ def _query_points(
 
     total = count_points(store, selection.filters)
     if total == 0:
-        say_nothing(fmt)
+        say_nothing(fmt, out)
         return
     if fmt is MetricsFormat.table:
         assert limit is not None
@@ -326,7 +326,7 @@ def _query_aggregated(
         **selection.filters,
     )
     if frame.empty:
-        say_nothing(fmt)
+        say_nothing(fmt, out)
         return
     total = len(frame)
     if limit is not None:

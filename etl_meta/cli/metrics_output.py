@@ -293,9 +293,15 @@ def write_frames(
         raise typer.Exit(1) from None
 
 
-def say_nothing(fmt: MetricsFormat) -> None:
-    # Exports keep stdout for data: the note goes to stderr, and no file is written.
+def say_nothing(fmt: MetricsFormat, out: Path | None = None) -> None:
+    """Say that no point matched: in the table, or on stderr beside an export.
+
+    Exports keep stdout for data and write no file; JSON on stdout is still ``[]``, so a
+    program parsing it sees an empty list, not empty output.
+    """
     (console if fmt is MetricsFormat.table else err_console).print(NOTHING, highlight=False)
+    if fmt is MetricsFormat.json and out is None:
+        sys.stdout.write("[]\n")
 
 
 def report_written(out: Path | None, written: int) -> None:

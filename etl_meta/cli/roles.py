@@ -93,7 +93,9 @@ def roles(
                     end="",
                     highlight=False,
                 )
-                err_console.print(str(exc.orig).strip(), markup=False, highlight=False)
+                # libpq's message may run over several lines (a hint): errors print one.
+                reason = " ".join(str(exc.orig).split())
+                err_console.print(reason, markup=False, highlight=False, soft_wrap=True)
                 raise typer.Exit(1) from None
     finally:
         engine.dispose()

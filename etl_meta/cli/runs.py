@@ -22,6 +22,7 @@ from etl_meta.cli._common import (
 )
 from etl_meta.cli.jobs import open_store
 from etl_meta.cli.metrics_output import format_number
+from etl_meta.cli.run_lookup import MIN_PREFIX, AmbiguousRunError, resolve_run
 
 
 def _duration(seconds: float | None) -> str:
@@ -50,7 +51,13 @@ def list_runs(
             job=job, status=status, orchestrator=orchestrator, limit=limit, with_steps=True
         )
     if output is OutputFormat.json:
-        print_json(runs)
+        # retries_used: added beside the stored fields (the table's "retries used" column).
+        print_json(
+            [
+                {**json.loads(run.model_dump_json()), "retries_used": _retries_used(run)}
+                for run in runs
+            ]
+        )
         return
     rows = [
         (
@@ -61,22 +68,42 @@ def list_runs(
             run.status,
             when(run.started_at),
             _duration(run.duration_seconds),
-            sum(1 for s in run.steps or [] if s.attempt > 1),
+            _retries_used(run),
         )
         for run in runs
     ]
-    print_table("runs", ["id", "job", "by", "run id", "status", "started", "took", "retries"], rows)
+    # "retries used": attempts beyond each step's first, what this run spent of the job's
+    # "max retries" (`jobs list`) per step.
+    columns = ["id", "job", "by", "run id", "status", "started", "took", "retries used"]
+    print_table("runs", columns, rows)
+
+
+def _retries_used(run: Any) -> int:
+    return sum(1 for step in run.steps or [] if step.attempt > 1)
 
 
 @app.command("show")
 def show_run(
-    run: Annotated[str, typer.Argument(help="The store's id or the orchestrator's run id.")],
+    run: Annotated[
+        str,
+        typer.Argument(
+            help="The store's id, the orchestrator's run id, or its first "
+            f"{MIN_PREFIX}+ characters (the 8 the Dagster UI shows)."
+        ),
+    ],
     database_url: DatabaseUrlOption = None,
     output: FormatOption = OutputFormat.table,
 ) -> None:
-    """Show one run with every attempt of every step."""
+    """Show one run with every attempt of every step.
+
+    A run id prefix matching several runs lists them, one per line, and exits 1.
+    """
     with open_store(database_url) as store, handle_errors():
-        execution = store.executions.resolve(run, with_steps=True)
+        try:
+            execution = resolve_run(store, run, with_steps=True)
+        except AmbiguousRunError as exc:
+            _print_candidates(exc)
+            raise typer.Exit(1) from None
     if output is OutputFormat.json:
         print_json(execution)
         return
@@ -117,6 +144,20 @@ def show_run(
         for step in execution.steps or []
     ]
     print_table("steps", ["component", "attempt", "status", "started", "took", "error"], rows)
+
+
+def _print_candidates(exc: AmbiguousRunError) -> None:
+    err_console.print("[red]error:[/red] ", end="", highlight=False)
+    err_console.print(str(exc), highlight=False, markup=False)
+    for c in exc.candidates:
+        err_console.print(
+            f"  {c.id}  {c.orchestrator}  {c.external_run_id}  {c.job_name}  {c.status}  "
+            f"{when(c.started_at)}".rstrip(),
+            highlight=False,
+            markup=False,
+        )
+    if exc.more:
+        err_console.print("  …", highlight=False, markup=False)
 
 
 @app.command(

@@ -23,6 +23,11 @@ class AuditEvent(EtlModel, table=True):
     __table_args__ = (
         sa.Index("ix_audit_event_entity_type_entity_id", "entity_type", "entity_id"),
         sa.Index("ix_audit_event_occurred_at", "occurred_at"),
+        # One per filter of ``store.audit.list``, ending with ``id``: a filtered page, newest
+        # first from ``before_id``, is a backward range scan (migration 0008).
+        sa.Index("ix_audit_event_entity_type_entity_key_id", "entity_type", "entity_key", "id"),
+        sa.Index("ix_audit_event_action_id", "action", "id"),
+        sa.Index("ix_audit_event_actor_id", "actor", "id"),
     )
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True))

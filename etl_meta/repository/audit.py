@@ -12,6 +12,9 @@ from sqlalchemy.orm import Session
 from etl_meta.masking import mask_value
 from etl_meta.models import AuditEvent
 
+#: The key of ``after`` listing the paths of secrets that changed (their values stay masked).
+MASKED_CHANGES = "masked_changes"
+
 
 def record_event(
     session: Session,
@@ -24,8 +27,17 @@ def record_event(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
     component_type: str | None = None,
+    masked_changes: Sequence[str] = (),
 ) -> AuditEvent:
-    """Add an audit event; ``before``/``after`` are masked here whatever the caller passed."""
+    """Add an audit event; ``before``/``after`` are masked here whatever the caller passed.
+
+    ``masked_changes`` names the secrets that changed (paths, never values): added to the
+    masked ``after`` as ``masked_changes``, since ``***`` → ``***`` alone shows no change.
+    """
+    masked_after = mask_value(after, component_type=component_type) if after is not None else None
+    if masked_changes:
+        # Added after masking: the key must not read as a secret (no "secret" in its name).
+        masked_after = {**(masked_after or {}), MASKED_CHANGES: sorted(set(masked_changes))}
     event = AuditEvent(
         actor=actor,
         action=action,
@@ -33,7 +45,7 @@ def record_event(
         entity_id=entity_id,
         entity_key=entity_key[:300],
         before=mask_value(before, component_type=component_type) if before is not None else None,
-        after=mask_value(after, component_type=component_type) if after is not None else None,
+        after=masked_after,
     )
     session.add(event)
     return event

@@ -1,9 +1,10 @@
 """Executions and step attempts: idempotent, forward-only upserts on the orchestrator's keys.
 
 An upsert first tries ``INSERT … ON CONFLICT DO NOTHING``; when the row exists it locks it and
-merges. Merging never moves a status backwards: a late "running" after "success" only fills fields
-that are still empty. Replaying an event therefore changes nothing, and two writers racing on a new
-run cannot create two rows.
+merges. Merging never moves a status backwards: a late "queued" after "running" only fills fields
+that are still empty, and once a row is terminal only an event of that same status may fill its
+empty fields (anything else changes nothing). Replaying an event therefore changes nothing, and two
+writers racing on a new run cannot create two rows.
 """
 
 from __future__ import annotations
@@ -35,23 +36,31 @@ Outcome = Literal["created", "updated", "unchanged"]
 
 
 def _merge(row: Any, values: Mapping[str, Any], status_field: str = "status") -> dict[str, Any]:
-    """Apply ``values`` to ``row`` forward-only; return ``{field: (old, new)}`` of real changes."""
+    """Apply ``values`` to ``row`` forward-only; return ``{field: (old, new)}`` of real changes.
+
+    Once the row is terminal it is settled: an event of another status (a late ``running``, a
+    contradicting ``failed`` after ``success``) changes nothing at all, and one of the same
+    status may only fill fields still empty (an end time, the error of a failure).
+    """
     old_status: StrEnum = getattr(row, status_field)
     new_status: StrEnum | None = values.get(status_field)
+    if old_status.is_terminal and new_status != old_status:
+        # Its fields describe another outcome or an earlier moment: a late ``failed`` must not
+        # give a successful run an error, nor a late ``running`` a new log path. Between two
+        # terminal statuses the first one recorded wins.
+        return {}
     regress = new_status is not None and new_status.rank < old_status.rank
-    # Two different terminal statuses: the first one recorded wins.
-    sideways = (
-        new_status is not None and new_status != old_status and new_status.rank == old_status.rank
-    )
+    # A stale event (behind the stored status), or the final one again: may only fill gaps.
+    gaps_only = regress or old_status.is_terminal
     changes: dict[str, Any] = {}
     for field, new in values.items():
         if new is None:
             continue
         old = getattr(row, field)
-        if field == status_field and (regress or sideways):
+        if field == status_field and regress:
             continue
-        if (regress or sideways) and old is not None:
-            continue  # stale event: may only fill gaps
+        if gaps_only and old is not None:
+            continue
         if old != new:
             setattr(row, field, new)
             changes[field] = (old, new)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pydantic
 
+from etl_meta.masking import is_sensitive_key, normalize_key, secret_rules
 from etl_meta.repository import audit as audit_repo
+from etl_meta.secret_urls import secret_parts
+from etl_meta.secrets import SecretDecryptError
 from etl_meta.store._errors import validate_input
 
 if TYPE_CHECKING:
@@ -50,6 +53,17 @@ class StoreAPI:
         after: dict[str, Any] | None = None,
         component_type: str | None = None,
     ) -> None:
+        """Record a change; ``before``/``after`` as stored (secrets encrypted), masked here.
+
+        Where a secret changed, masked values alike on both sides (``***`` → ``***``) would hide
+        that anything happened: the paths of the secrets whose plaintext changed are listed in
+        ``after["masked_changes"]`` (never their values).
+        """
+        masked_changes = (
+            self._changed_secrets(before, after, component_type)
+            if before is not None and after is not None
+            else []
+        )
         audit_repo.record_event(
             session,
             actor=self._store.actor,
@@ -60,7 +74,23 @@ class StoreAPI:
             before=before,
             after=after,
             component_type=component_type,
+            masked_changes=masked_changes,
         )
+
+    def _changed_secrets(
+        self, before: dict[str, Any], after: dict[str, Any], component_type: str | None
+    ) -> list[str]:
+        # Compare plaintext: Fernet tokens differ on every encryption, so ciphertext would mark
+        # every secret of a new configuration version changed. Decrypted values stay here: no
+        # ``decrypt`` event, nothing revealed. A side that cannot be decrypted compares as
+        # stored, which marks its secrets changed (unknown is not "unchanged").
+        cipher = self._store.cipher
+        try:
+            plain_before = cipher.decrypt_document(before, component_type=component_type)
+            plain_after = cipher.decrypt_document(after, component_type=component_type)
+        except SecretDecryptError:
+            plain_before, plain_after = before, after
+        return changed_secrets(plain_before, plain_after, component_type=component_type)
 
     def _audit_decrypt(
         self, *, entity_type: str, entity_key: str, entity_id: int | None, after: dict[str, Any]
@@ -78,11 +108,57 @@ class StoreAPI:
 
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The keys whose values differ, as ``(before, after)`` restricted to those keys."""
-    keys = [key for key in after if before.get(key) != after.get(key)]
-    return {k: before.get(k) for k in keys}, {k: after[k] for k in keys}
+    """The keys whose values differ, as ``(before, after)`` restricted to those keys.
+
+    A key on one side only reads as ``None`` on the other, so both documents name every change.
+    """
+    keys = [key for key in {**before, **after} if before.get(key) != after.get(key)]
+    return {k: before.get(k) for k in keys}, {k: after.get(k) for k in keys}
 
 
 def relative_paths(paths: Iterable[str], prefix: str) -> list[str]:
     """``job.c.configuration.db.password`` → ``db.password``: the paths an audit event names."""
     return [path.removeprefix(prefix).removeprefix(".") for path in paths]
+
+
+def changed_secrets(before: Any, after: Any, *, component_type: str | None = None) -> list[str]:
+    """Dotted paths of the secret values that differ between two plaintext documents.
+
+    Secret positions follow the masking rules (sensitive keys at any depth, keys the component
+    type declares). Under a URL key only the URL's secret parts count (a new host with the same
+    password is no secret change; the masked URL shows it). Example::
+
+        changed_secrets({"db": {"password": "a"}}, {"db": {"password": "b"}}) == ["db.password"]
+    """
+    keys, urls = secret_rules(component_type)
+    found: list[str] = []
+
+    def secret_differs(old: Any, new: Any, is_url: bool) -> bool:
+        if is_url and isinstance(old, str) and isinstance(new, str):
+            old_parts = secret_parts(old, is_sensitive_key)
+            new_parts = secret_parts(new, is_sensitive_key)
+            if old_parts is not None and new_parts is not None:
+                return old_parts != new_parts
+        return bool(old != new)
+
+    def visit(old: Any, new: Any, path: str) -> None:
+        if isinstance(old, Mapping) or isinstance(new, Mapping):
+            old = old if isinstance(old, Mapping) else {}
+            new = new if isinstance(new, Mapping) else {}
+            for key in [*old, *(k for k in new if k not in old)]:
+                where = f"{path}.{key}" if path else str(key)
+                if isinstance(key, str) and is_sensitive_key(key, keys):
+                    if secret_differs(old.get(key), new.get(key), normalize_key(key) in urls):
+                        found.append(where)
+                else:
+                    visit(old.get(key), new.get(key), where)
+        elif isinstance(old, list | tuple) and isinstance(new, list | tuple):
+            for index in range(max(len(old), len(new))):
+                visit(
+                    old[index] if index < len(old) else None,
+                    new[index] if index < len(new) else None,
+                    f"{path}.{index}" if path else str(index),
+                )
+
+    visit(before, after, "")
+    return found

@@ -199,7 +199,7 @@ class ComponentsAPI(StoreAPI):
         component.updated_at = utcnow()
         self._audit(
             session,
-            action="update",
+            action=_update_action(before_diff, after_diff),
             entity_type="component",
             entity_key=f"{job.name}.{component.name}",
             entity_id=component.id,
@@ -387,3 +387,13 @@ class ComponentsAPI(StoreAPI):
                 )
             )
         return result
+
+
+def _update_action(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """``archive``/``restore`` when the update moves the status into or out of ``archived``,
+    as ``store.jobs`` and ``store.dataclasses`` name theirs; ``update`` otherwise."""
+    if after.get("status") == ComponentStatus.ARCHIVED:
+        return "archive"
+    if before.get("status") == ComponentStatus.ARCHIVED:
+        return "restore"
+    return "update"

@@ -1,7 +1,9 @@
 """``store.executions``: runs and step attempts reported by orchestrators.
 
 Every write is an upsert on the orchestrator's own keys, and statuses only move forward, so an
-orchestrator may replay any event any number of times, late or out of order.
+orchestrator may replay any event any number of times, late or out of order. A terminal run or
+attempt is settled: later events of another status change nothing, not even the audit trail
+(see :func:`etl_meta.repository.executions.upsert_execution`).
 """
 
 from __future__ import annotations

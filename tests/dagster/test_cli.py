@@ -46,7 +46,7 @@ def test_dagster_status_without_a_webserver_still_reports_the_store(cli, store):
             }
         )
     result = cli("dagster", "status", "--url", "http://127.0.0.1:9", "--format", "json")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 2, result.output  # 2: the webserver is unreachable
     report = json.loads(result.output)
     assert report["store_catalog_revision"] == catalog_revision(store)
     assert report["loaded"] is None and report["webserver_error"]

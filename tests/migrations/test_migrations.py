@@ -154,7 +154,7 @@ def test_db_commands_upgrade_report_and_check(empty_url):
 
     assert runner.invoke(app, ["db", "check", "--database-url", empty_url]).exit_code == 0
 
-    result = runner.invoke(app, ["db", "downgrade", "base", "--database-url", empty_url])
+    result = runner.invoke(app, ["db", "downgrade", "base", "--yes", "--database-url", empty_url])
     assert result.exit_code == 0 and "-> base" in result.output
 
 

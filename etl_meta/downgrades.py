@@ -1,0 +1,79 @@
+"""What a downgrade would drop, before it does: tables, columns and the data they hold.
+
+``etl-meta db downgrade`` shows this plan and asks before going on; a plan that loses data needs
+``--force`` as well (docs/cli.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from alembic import command
+from sqlalchemy.engine import Connection, Engine
+
+from etl_meta.config import Settings
+from etl_meta.schema import VERSION_TABLE, _config, _migrating, current_revision
+
+
+@dataclass(frozen=True)
+class Drop:
+    """A table (``column`` is ``None``) or a column a downgrade drops, and the data it holds."""
+
+    table: str
+    column: str | None
+    count: int  # rows of the table, or non-NULL values of the column
+
+
+@dataclass(frozen=True)
+class DowngradePlan:
+    """What a downgrade would do: from and to which revision, and what it would drop."""
+
+    current: str | None
+    target: str | None
+    drops: tuple[Drop, ...]
+
+    @property
+    def loses_data(self) -> bool:
+        """Whether anything dropped holds a row or a non-NULL value."""
+        return any(drop.count for drop in self.drops)
+
+
+def plan_downgrade(
+    engine: Engine, revision: str, *, settings: Settings | None = None
+) -> DowngradePlan:
+    """Run the downgrade in a transaction that is rolled back, and report what it dropped.
+
+    Comparing the live schema before and after catches every drop of every revision, those
+    written later included, with nothing for a migration author to declare and keep in sync.
+    The rows and values are counted before the drops (in a savepoint), and only for what is
+    dropped. A renamed column shows as dropped: the plan errs on the side of caution.
+    """
+    with _migrating(engine) as connection:
+        current = current_revision(connection)
+        before = _table_columns(connection)
+        savepoint = connection.begin_nested()
+        command.downgrade(_config(connection, settings), revision)
+        target = current_revision(connection)
+        after = _table_columns(connection)
+        savepoint.rollback()
+        drops: list[Drop] = []
+        for table, columns in sorted(before.items()):
+            if table not in after:
+                count = sa.select(sa.func.count()).select_from(sa.table(table))
+                drops.append(Drop(table, None, connection.execute(count).scalar_one()))
+                continue
+            for column in sorted(columns - after[table]):
+                values = sa.select(sa.func.count(sa.column(column))).select_from(sa.table(table))
+                drops.append(Drop(table, column, connection.execute(values).scalar_one()))
+        connection.rollback()
+    return DowngradePlan(current=current, target=target, drops=tuple(drops))
+
+
+def _table_columns(connection: Connection) -> dict[str, set[str]]:
+    inspector = sa.inspect(connection)
+    return {
+        table: {column["name"] for column in inspector.get_columns(table)}
+        for table in inspector.get_table_names()
+        if table != VERSION_TABLE
+    }
