@@ -22,6 +22,7 @@ from etl_meta.models import ExecutionStatus, RunRequestStatus, StepStatus
 from etl_meta.models.execution import MAX_ERROR_CHARS
 from etl_meta.outbox import PendingPoint
 from etl_meta.retry import retry_transient
+from etl_meta.run_tags import orchestrator_tags
 from etl_meta.store import MetadataStore
 from etl_meta.validation import clean_text
 
@@ -235,6 +236,7 @@ def observe_run(
         "parent_run_id": run.parent_run_id,
         "root_run_id": run.root_run_id,
         "error": _run_error(events, steps) if status is ExecutionStatus.FAILED else None,
+        "tags": run_tags(run.tags),
     }
     request = run.tags.get(TAG_RUN_REQUEST)
     return Observation(
@@ -244,6 +246,14 @@ def observe_run(
         status=status,
         points=events.points,
     )
+
+
+def run_tags(tags: Any) -> dict[str, str] | None:
+    """A Dagster run's tags as run tags: all but etl-meta's own (``etl_meta/…``, stored as the
+    run's fields) and Dagster's hidden ones (``.dagster/…``, which no tag key may start with),
+    secrets masked (see :func:`etl_meta.run_tags.orchestrator_tags`)."""
+    kept = {k: v for k, v in dict(tags or {}).items() if not str(k).startswith("etl_meta/")}
+    return orchestrator_tags(kept) or None
 
 
 def record_run(

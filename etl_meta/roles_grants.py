@@ -37,13 +37,21 @@ ROLE_NAMES: Mapping[Role, str] = {
     Role.ADMIN: ADMIN_ROLE,
 }
 
-#: The analyst views (migration 0002). The only objects the reader role may read.
-READER_VIEWS: tuple[str, ...] = ("v_run", "v_step_attempt", "v_metric", "v_metric_daily", "v_job")
+#: The analyst views (migrations 0002 and 0009). The only objects the reader role may read.
+READER_VIEWS: tuple[str, ...] = (
+    "v_run",
+    "v_step_attempt",
+    "v_metric",
+    "v_metric_daily",
+    "v_job",
+    "v_run_tag",
+)
 
 #: Where the writer records runs: rows are added and updated (status moves forward), never removed.
 WRITER_RECORDS: tuple[str, ...] = (
     "component_execution",
     "execution",
+    "execution_tag",
     "metric",
     "metric_latest",
     "run_request",

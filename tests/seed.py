@@ -55,6 +55,7 @@ def seed_every_table(store: MetadataStore) -> None:
             "started_at": T0,
             "ended_at": T0 + timedelta(seconds=9),
             "config_versions": {"extract": 2, "load": 1},
+            "tags": {"dagster/schedule_name": "daily", "conf.db_password": "pw"},
         },
         steps=[
             {"component": "extract", "attempt": 1, "status": "failed", "error": "io"},
@@ -67,5 +68,6 @@ def seed_every_table(store: MetadataStore) -> None:
         orchestrator="dagster",
         run_id="run-1",
     )
+    store.executions.tag("run-1", {"reviewed": "yes"})
     store.run_requests.create({"job": "daily_sales", "request_key": "seed"})
     store.sync_cursors.set("airflow.reconcile", {"updated_at_gte": T0.isoformat()})

@@ -57,6 +57,9 @@ def execution_row(run: dict[str, Any], status: ExecutionStatus, *, include_conf:
     }
     if include_conf and run.get("conf"):
         execution["run_config"] = dict(run["conf"])
+    execution["tags"] = recording.dag_run_tags(
+        run.get("conf"), run.get("note"), run.get("run_type")
+    )
     if execution["started_at"] and execution["ended_at"]:
         execution["ended_at"] = max(execution["ended_at"], execution["started_at"])
     return {key: value for key, value in execution.items() if value is not None}

@@ -24,8 +24,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from etl_meta import validation
+from etl_meta.masking import mask_value
 from etl_meta.models import ExecutionStatus, StepStatus
 from etl_meta.models.execution import MAX_ERROR_CHARS
+from etl_meta.run_tags import orchestrator_tags
 
 ORCHESTRATOR = "airflow"
 #: Tag on every DAG of an etl-meta job; the listener and reconciliation ignore DAGs without it.
@@ -121,9 +123,40 @@ def execution_for_task(
         "job_revision": job.revision,
         "config_versions": job.config_versions or None,
         "run_config": dict(conf) if conf else None,
+        "tags": dag_run_tags(conf, None, getattr(dag_run, "run_type", None)),
         "log_path": log_path,
     }
     return {key: value for key, value in execution.items() if value is not None}
+
+
+def dag_run_tags(conf: Any, note: Any = None, run_type: Any = None) -> dict[str, str] | None:
+    """A DAG run's run tags: ``conf.<key>`` for each top-level scalar of its conf (secrets
+    masked by key; nested values are in ``run_config`` already), ``airflow/note`` for its note
+    and ``airflow/run_type`` (``manual``, ``scheduled``, ``backfill``, ``asset_triggered``)."""
+    raw: dict[str, Any] = {}
+    if isinstance(conf, dict):
+        masked = mask_value(conf)
+        raw.update(
+            (f"conf.{key}", value)
+            for key, value in masked.items()
+            if isinstance(key, str) and isinstance(value, str | int | float | bool)
+        )
+    if isinstance(note, str) and note.strip():
+        raw["airflow/note"] = note
+    run_type = getattr(run_type, "value", run_type)
+    if isinstance(run_type, str) and run_type:
+        raw["airflow/run_type"] = run_type
+    return orchestrator_tags(raw) or None
+
+
+def dag_run_note(dag_run: Any) -> str | None:
+    """The DAG run's note, or ``None`` when it has none or it cannot be read without the
+    database session it came from (a detached run object)."""
+    try:
+        note = getattr(dag_run, "note", None)
+    except Exception:
+        return None
+    return note if isinstance(note, str) else None
 
 
 def execution_for_dag_run(dag_run: Any, status: ExecutionStatus) -> dict[str, Any]:
@@ -137,6 +170,7 @@ def execution_for_dag_run(dag_run: Any, status: ExecutionStatus) -> dict[str, An
         "started_at": when(getattr(dag_run, "start_date", None)),
         "ended_at": when(getattr(dag_run, "end_date", None)) if status.is_terminal else None,
         "run_config": dict(conf) if conf else None,
+        "tags": dag_run_tags(conf, dag_run_note(dag_run), getattr(dag_run, "run_type", None)),
     }
     if execution["started_at"] and execution["ended_at"]:
         execution["ended_at"] = max(execution["ended_at"], execution["started_at"])

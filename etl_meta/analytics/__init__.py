@@ -15,6 +15,7 @@ from etl_meta.analytics._select import METRIC_FIELDS, RUN_FIELDS
 from etl_meta.analytics.compare import (
     ConfigChange,
     RunComparison,
+    TagChange,
     changes_since_last_success,
     compare_runs,
     last_success_before,
@@ -37,6 +38,7 @@ __all__ = [
     "FilterSyntaxError",
     "Page",
     "RunComparison",
+    "TagChange",
     "aggregate_metrics",
     "changes_since_last_success",
     "compare_runs",

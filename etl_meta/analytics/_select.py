@@ -18,7 +18,16 @@ import sqlalchemy as sa
 from etl_meta.analytics._compiled import param
 from etl_meta.analytics.filters_sql import FieldSpec, ValuePredicate, filter_clause
 from etl_meta.errors import ValidationError
-from etl_meta.models import Component, Execution, Job, JobTag, Metric, MetricLatest, Tag
+from etl_meta.models import (
+    Component,
+    Execution,
+    ExecutionTag,
+    Job,
+    JobTag,
+    Metric,
+    MetricLatest,
+    Tag,
+)
 
 Attempts = Literal["all", "final"]
 
@@ -43,6 +52,19 @@ def _job_tag(job_id: Any) -> Any:
     return condition
 
 
+def _run_tag(execution_id: Any) -> Any:
+    def condition(key: str, predicate: ValuePredicate | None) -> sa.ColumnElement[bool]:
+        # One probe of the run's primary key (execution_id, key) per run.
+        found = sa.select(ExecutionTag.execution_id).where(
+            ExecutionTag.execution_id == execution_id, ExecutionTag.key == key
+        )
+        if predicate is not None:
+            found = found.where(predicate(ExecutionTag.value))
+        return found.exists()
+
+    return condition
+
+
 #: Fields of metric filters (``etl-meta metrics query --filter``).
 METRIC_FIELDS: Mapping[str, FieldSpec] = {
     "job": FieldSpec(job.c.name),
@@ -56,6 +78,7 @@ METRIC_FIELDS: Mapping[str, FieldSpec] = {
     "status": FieldSpec(execution.c.status),
     "orchestrator": FieldSpec(execution.c.orchestrator),
     "tag": FieldSpec(tag_condition=_job_tag(job.c.id)),
+    "run_tag": FieldSpec(tag_condition=_run_tag(execution.c.id)),
 }
 
 #: Fields of run filters (``etl-meta runs list --filter`` and the run history API).
@@ -68,6 +91,7 @@ RUN_FIELDS: Mapping[str, FieldSpec] = {
     "ended_at": FieldSpec(execution.c.ended_at, "timestamp"),
     "job_revision": FieldSpec(execution.c.job_revision, "number"),
     "tag": FieldSpec(tag_condition=_job_tag(job.c.id)),
+    "run_tag": FieldSpec(tag_condition=_run_tag(execution.c.id)),
 }
 
 

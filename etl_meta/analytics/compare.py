@@ -1,4 +1,5 @@
-"""Compare two runs: metrics side by side, and which configuration changed, field by field.
+"""Compare two runs: metrics side by side, which configuration changed field by field, and
+which run tags differ.
 
 "What changed since the last green run?" is :func:`changes_since_last_success`.
 """
@@ -37,6 +38,15 @@ class ConfigChange:
 
 
 @dataclass(frozen=True)
+class TagChange:
+    """A run tag that differs between two runs (``None``: the run does not carry it)."""
+
+    key: str
+    a: str | None
+    b: str | None
+
+
+@dataclass(frozen=True)
 class RunComparison:
     """Two runs side by side."""
 
@@ -49,6 +59,8 @@ class RunComparison:
     #: False when a run did not record which configuration versions it used (then
     #: ``config_changes`` is empty because it cannot be known, not because nothing changed).
     config_known: bool = True
+    #: Run tags whose values differ (or that one run lacks), by key.
+    tag_changes: tuple[TagChange, ...] = ()
 
     def config_frame(self) -> pd.DataFrame:
         import pandas as pd
@@ -66,6 +78,17 @@ def compare_runs(store: MetadataStore, a: str | int, b: str | int) -> RunCompari
         metrics=_metrics_side_by_side(store, run_a, run_b),
         config_changes=tuple(_config_changes(store, run_a, run_b)) if known else (),
         config_known=known,
+        tag_changes=tag_changes(run_a, run_b),
+    )
+
+
+def tag_changes(run_a: ExecutionPublic, run_b: ExecutionPublic) -> tuple[TagChange, ...]:
+    """The run tags that differ between ``run_a`` and ``run_b``, by key."""
+    keys = sorted(set(run_a.tags) | set(run_b.tags))
+    return tuple(
+        TagChange(key, run_a.tags.get(key), run_b.tags.get(key))
+        for key in keys
+        if run_a.tags.get(key) != run_b.tags.get(key)
     )
 
 

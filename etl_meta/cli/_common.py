@@ -19,6 +19,7 @@ import typer
 from pydantic import BaseModel, SecretStr
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from typer.core import TyperGroup
 
 from etl_meta.config import Settings, get_settings
@@ -233,8 +234,23 @@ def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequen
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*("" if cell is None else str(cell) for cell in row))
+        # Text, not str: a cell holds stored text (a tag value, an error), never markup.
+        table.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
     console.print(table)
+
+
+def parse_key_values(items: Sequence[str] | None, param_hint: str) -> dict[str, str]:
+    """``["team=growth", "tier=1"]`` as ``{"team": "growth", "tier": "1"}``.
+
+    The error names the argument by position, never by content: it may be a mistyped secret.
+    """
+    pairs: dict[str, str] = {}
+    for number, item in enumerate(items or [], start=1):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"argument {number} is not KEY=VALUE", param_hint=param_hint)
+        pairs[key.strip()] = value.strip()
+    return pairs
 
 
 def when(value: Any) -> str:

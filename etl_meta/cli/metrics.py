@@ -23,6 +23,7 @@ from etl_meta.cli._common import (
     console,
     err_console,
     handle_errors,
+    parse_key_values,
     parse_since,
     when,
 )
@@ -148,16 +149,6 @@ def _split(text: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in (text or "").split(",") if part.strip())
 
 
-def _tags(values: list[str] | None) -> dict[str, str]:
-    tags: dict[str, str] = {}
-    for item in values or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise typer.BadParameter(f"{item!r}: use KEY=VALUE", param_hint="--tag")
-        tags[key.strip()] = value.strip()
-    return tags
-
-
 def _selection(
     *,
     job: list[str] | None,
@@ -183,7 +174,7 @@ def _selection(
         )
     groups = _split(by) if by is not None else GROUPS
     bucket = None if every is EveryChoice.none else (every or EveryChoice.day).value
-    tags = _tags(tag)
+    tags = parse_key_values(tag, "--tag")
     filters: dict[str, Any] = {
         "job": job or None,
         "component": component or None,

@@ -13,6 +13,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from etl_meta.cli._common import err_console, when
 from etl_meta.errors import EtlMetaError, NotFoundError
 from etl_meta.models import Execution, ExecutionPublic, Job
 from etl_meta.store import MetadataStore
@@ -90,3 +91,18 @@ def resolve_run(store: MetadataStore, ref: str, *, with_steps: bool = False) -> 
     if len(candidates) > 1:
         raise AmbiguousRunError(ref, candidates[:MAX_LISTED], more=len(candidates) > MAX_LISTED)
     return store.executions.get(candidates[0].id, with_steps=with_steps)
+
+
+def print_candidates(exc: AmbiguousRunError) -> None:
+    """The runs an ambiguous prefix matches, one per line on stderr (then exit 1)."""
+    err_console.print("[red]error:[/red] ", end="", highlight=False)
+    err_console.print(str(exc), highlight=False, markup=False)
+    for c in exc.candidates:
+        err_console.print(
+            f"  {c.id}  {c.orchestrator}  {c.external_run_id}  {c.job_name}  {c.status}  "
+            f"{when(c.started_at)}".rstrip(),
+            highlight=False,
+            markup=False,
+        )
+    if exc.more:
+        err_console.print("  …", highlight=False, markup=False)

@@ -16,13 +16,15 @@ from etl_meta.cli._common import (
     console,
     err_console,
     handle_errors,
+    parse_key_values,
     print_json,
     print_table,
     when,
 )
 from etl_meta.cli.jobs import open_store
 from etl_meta.cli.metrics_output import format_number
-from etl_meta.cli.run_lookup import MIN_PREFIX, AmbiguousRunError, resolve_run
+from etl_meta.cli.run_lookup import MIN_PREFIX, AmbiguousRunError, print_candidates, resolve_run
+from etl_meta.cli.runs_tag import print_tags, tag_run
 
 
 def _duration(seconds: float | None) -> str:
@@ -43,12 +45,24 @@ def list_runs(
         str | None, typer.Option(help="queued, running, success, failed, canceled.")
     ] = None,
     orchestrator: Annotated[str | None, typer.Option(help="dagster, airflow or manual.")] = None,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tag", metavar="KEY=VALUE", help="Only runs tagged KEY=VALUE (repeatable; all match)."
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many.")] = 50,
 ) -> None:
     """List runs, newest first."""
+    tags = parse_key_values(tag, "--tag") or None
     with open_store(database_url) as store, handle_errors():
         runs = store.executions.list(
-            job=job, status=status, orchestrator=orchestrator, limit=limit, with_steps=True
+            job=job,
+            status=status,
+            orchestrator=orchestrator,
+            tags=tags,
+            limit=limit,
+            with_steps=True,
         )
     if output is OutputFormat.json:
         # retries_used: added beside the stored fields (the table's "retries used" column).
@@ -102,7 +116,7 @@ def show_run(
         try:
             execution = resolve_run(store, run, with_steps=True)
         except AmbiguousRunError as exc:
-            _print_candidates(exc)
+            print_candidates(exc)
             raise typer.Exit(1) from None
     if output is OutputFormat.json:
         print_json(execution)
@@ -132,6 +146,8 @@ def show_run(
     if execution.error:
         console.print("error:", style="red")
         console.print(execution.error, highlight=False, markup=False)
+    if execution.tags:
+        print_tags(execution)
     rows = [
         (
             step.component_name,
@@ -146,23 +162,10 @@ def show_run(
     print_table("steps", ["component", "attempt", "status", "started", "took", "error"], rows)
 
 
-def _print_candidates(exc: AmbiguousRunError) -> None:
-    err_console.print("[red]error:[/red] ", end="", highlight=False)
-    err_console.print(str(exc), highlight=False, markup=False)
-    for c in exc.candidates:
-        err_console.print(
-            f"  {c.id}  {c.orchestrator}  {c.external_run_id}  {c.job_name}  {c.status}  "
-            f"{when(c.started_at)}".rstrip(),
-            highlight=False,
-            markup=False,
-        )
-    if exc.more:
-        err_console.print("  …", highlight=False, markup=False)
-
-
 @app.command(
     "compare",
-    help="Compare two runs: status, duration, metrics side by side, configuration changes.\n\n"
+    help="Compare two runs: status, duration, metrics side by side, configuration changes, "
+    "run tags that differ.\n\n"
     "RUN_A is the baseline; each run is the store's id or an orchestrator's run id. Metrics are "
     "the last value of each step's final attempt. Configuration changes are field by field "
     "between the versions the runs used, secrets masked (a changed secret shows *** → ***). "
@@ -198,6 +201,15 @@ def compare_runs(
             "give two runs (RUN_A RUN_B) or --since-last-success RUN", param_hint="RUN_A RUN_B"
         )
     with open_store(database_url) as store, handle_errors():
+        try:  # the runs as people paste them: ids, run ids or prefixes of run ids
+            refs = [
+                None if ref is None else resolve_run(store, ref).id
+                for ref in (run_a, run_b, since_last_success)
+            ]
+        except AmbiguousRunError as exc:
+            print_candidates(exc)
+            raise typer.Exit(1) from None
+        run_a, run_b, since_last_success = (None if r is None else str(r) for r in refs)
         if since_last_success is not None:
             comparison = changes_since_last_success(store, since_last_success)
             if comparison is None:
@@ -226,7 +238,11 @@ def _comparison_json(comparison: Any) -> dict[str, Any]:
         "metrics": metrics.to_dict("records"),
         "config_known": comparison.config_known,
         "config_changes": [dataclasses.asdict(change) for change in comparison.config_changes],
+        "tag_changes": [dataclasses.asdict(change) for change in comparison.tag_changes],
     }
+
+
+app.command("tag")(tag_run)
 
 
 def _print_comparison(comparison: Any) -> None:
@@ -269,6 +285,19 @@ def _print_comparison(comparison: Any) -> None:
                     _config_value(change.after),
                 )
                 for change in comparison.config_changes
+            ],
+        )
+
+    if not comparison.tag_changes:
+        console.print("run tags: the same", highlight=False)
+    else:
+        absent = "-"
+        print_table(
+            "run tags that differ",
+            ["key", "a", "b"],
+            [
+                (c.key, c.a if c.a is not None else absent, c.b if c.b is not None else absent)
+                for c in comparison.tag_changes
             ],
         )
 

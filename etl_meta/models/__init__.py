@@ -37,6 +37,7 @@ from etl_meta.models.execution import (
     StepAttemptPublic,
     StepAttemptUpsert,
 )
+from etl_meta.models.execution_tag import ExecutionTag, TagSource
 from etl_meta.models.job import Job, JobBase, JobCreate, JobPublic, JobTag, JobUpdate, Tag
 from etl_meta.models.metric import Metric, MetricLatest, MetricPoint, MetricPublic
 from etl_meta.models.relationships import configure as _configure_relationships
@@ -73,6 +74,7 @@ __all__ = [
     "Execution",
     "ExecutionPublic",
     "ExecutionStatus",
+    "ExecutionTag",
     "ExecutionUpsert",
     "Job",
     "JobBase",
@@ -97,5 +99,6 @@ __all__ = [
     "SyncCursor",
     "SyncCursorPublic",
     "Tag",
+    "TagSource",
     "metadata",
 ]

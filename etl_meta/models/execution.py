@@ -17,6 +17,7 @@ from etl_meta.models.base import (
     updated_at_field,
 )
 from etl_meta.models.enums import ExecutionStatus, Orchestrator, StepStatus
+from etl_meta.models.execution_tag import MAX_RUN_TAGS, RunTagKey, RunTagValue
 from etl_meta.types import JSONDocument, UTCDateTime, lenient_enum, string_enum
 from etl_meta.validation import AwareDatetime, Identifier, JSONObject, SafeText
 
@@ -71,7 +72,10 @@ class Execution(EtlModel, table=True):
 class ExecutionUpsert(InputModel):
     """What an orchestrator reports about a run. Replaying it any number of times is harmless.
 
-    Unset fields keep their stored values; ``status`` only moves forward.
+    Unset fields keep their stored values; ``status`` only moves forward. ``tags`` are the run's
+    tags as the orchestrator has them: new keys are added and changed values updated, even on a
+    settled run, but a tag a person set (``store.executions.tag``) is never overwritten and no
+    tag is ever removed this way.
     """
 
     _masked_fields: ClassVar[tuple[str, ...]] = ("run_config",)
@@ -89,6 +93,7 @@ class ExecutionUpsert(InputModel):
     parent_run_id: SafeText | None = Field(default=None, max_length=255)
     root_run_id: SafeText | None = Field(default=None, max_length=255)
     log_path: SafeText | None = Field(default=None, max_length=1024)
+    tags: dict[RunTagKey, RunTagValue] | None = Field(default=None, max_length=MAX_RUN_TAGS)
 
 
 class ExecutionPublic(PublicModel):
@@ -113,6 +118,7 @@ class ExecutionPublic(PublicModel):
     log_path: str | None
     created_at: datetime
     updated_at: datetime
+    tags: dict[str, str] = Field(default_factory=dict)
     steps: list[StepAttemptPublic] | None = None
 
     @computed_field

@@ -24,6 +24,7 @@ from etl_meta.models import (
     ComponentExecution,
     Execution,
     ExecutionStatus,
+    ExecutionTag,
     Job,
     Orchestrator,
     StepStatus,
@@ -211,10 +212,20 @@ def list_executions(
     orchestrator: Orchestrator | None = None,
     since: datetime | None = None,
     before_id: int | None = None,
+    tags: Mapping[str, str] | None = None,
     limit: int = 50,
 ) -> Sequence[Execution]:
-    """Executions newest first (by id, which is stable under concurrent inserts for paging)."""
+    """Executions newest first (by id, which is stable under concurrent inserts for paging);
+    ``tags``: only runs carrying every given ``key=value``."""
     query = sa.select(Execution).order_by(Execution.id.desc()).limit(limit)
+    for key, value in (tags or {}).items():
+        query = query.where(
+            sa.exists().where(
+                ExecutionTag.execution_id == Execution.id,
+                ExecutionTag.key == key,
+                ExecutionTag.value == value,
+            )
+        )
     if job_id is not None:
         query = query.where(Execution.job_id == job_id)
     if status is not None:

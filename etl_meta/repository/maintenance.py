@@ -20,7 +20,15 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from etl_meta.models import Component, ComponentExecution, Execution, ExecutionStatus, Job, Metric
+from etl_meta.models import (
+    Component,
+    ComponentExecution,
+    Execution,
+    ExecutionStatus,
+    ExecutionTag,
+    Job,
+    Metric,
+)
 from etl_meta.repository.dialect import dialect_name
 from etl_meta.transpose import columns_of
 
@@ -107,10 +115,13 @@ def still_expired(session: Session, ids: Sequence[int], *, older_than: datetime)
 
 
 def delete_runs(session: Session, ids: Sequence[int]) -> DeleteCounts:
-    """Delete the runs ``ids`` with their metric points and step attempts."""
+    """Delete the runs ``ids`` with their metric points, step attempts and tags."""
     if not ids:
         return DeleteCounts(0, 0, 0)
     options = {"synchronize_session": False}
+    session.execute(
+        sa.delete(ExecutionTag).where(ExecutionTag.execution_id.in_(ids)), execution_options=options
+    )
     metrics = session.execute(
         sa.delete(Metric).where(Metric.execution_id.in_(ids)), execution_options=options
     )
@@ -178,12 +189,21 @@ METRIC_COLUMNS: ArchiveColumns = (
     ("value", Metric.value, "float"),
     ("recorded_at", Metric.recorded_at, "time"),
 )
+TAG_COLUMNS: ArchiveColumns = (
+    ("execution_id", ExecutionTag.execution_id, "int"),
+    ("key", ExecutionTag.key, "str"),
+    ("value", ExecutionTag.value, "str"),
+    ("source", ExecutionTag.source, "str"),
+    ("created_at", ExecutionTag.created_at, "time"),
+    ("updated_at", ExecutionTag.updated_at, "time"),
+)
 
 #: The archived tables, in archive order: ``{name: columns}``.
 ARCHIVE_TABLES: dict[str, ArchiveColumns] = {
     "runs": RUN_COLUMNS,
     "attempts": ATTEMPT_COLUMNS,
     "metrics": METRIC_COLUMNS,
+    "tags": TAG_COLUMNS,
 }
 
 
@@ -195,6 +215,12 @@ def _archive_query(table: str, ids: Sequence[int]) -> sa.Select[Any]:
             .join(Job, Job.id == Execution.job_id)
             .where(Execution.id.in_(ids))
             .order_by(Execution.id)
+        )
+    if table == "tags":
+        return (
+            sa.select(*columns)
+            .where(ExecutionTag.execution_id.in_(ids))
+            .order_by(ExecutionTag.execution_id, ExecutionTag.key)
         )
     model = ComponentExecution if table == "attempts" else Metric
     return (
@@ -210,7 +236,7 @@ def _archive_query(table: str, ids: Sequence[int]) -> sa.Select[Any]:
 def archive_rows(
     session: Session, table: str, ids: Sequence[int], *, chunk_size: int = 50_000
 ) -> Iterator[list[list[Any]]]:
-    """The rows of ``table`` ("runs", "attempts", "metrics") belonging to the runs ``ids``.
+    """The rows of ``table`` ("runs", "attempts", "metrics", "tags") belonging to the runs ``ids``.
 
     Streamed in chunks of at most ``chunk_size`` rows, each chunk column by column in the order
     of ``ARCHIVE_TABLES[table]``, with plain values: enums as their text, JSON documents as JSON

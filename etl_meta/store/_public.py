@@ -61,9 +61,11 @@ def execution_public(
     *,
     job_name: str,
     steps: Sequence[tuple[ComponentExecution, str]] | None = None,
+    tags: dict[str, str] | None = None,
 ) -> ExecutionPublic:
     data = execution.model_dump()
     data["job_name"] = job_name
+    data["tags"] = tags or {}
     if steps is not None:
         data["steps"] = [attempt_public(attempt, name) for attempt, name in steps]
     return ExecutionPublic.model_validate(data)

@@ -8,7 +8,7 @@ attempt is settled: later events of another status change nothing, not even the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -26,9 +26,12 @@ from etl_meta.models import (
     StepAttemptPublic,
     StepAttemptUpsert,
 )
+from etl_meta.models.execution_tag import RunTagsRemove, RunTagsSet, TagSource
 from etl_meta.repository import components as components_repo
 from etl_meta.repository import executions as repo
 from etl_meta.repository import jobs as jobs_repo
+from etl_meta.repository import run_tags as tags_repo
+from etl_meta.run_tags import check_user_tags, mask_tags
 from etl_meta.store._base import StoreAPI
 from etl_meta.store._public import attempt_public, execution_public, jsonable
 from etl_meta.types import coerce_enum
@@ -51,8 +54,8 @@ class ExecutionsAPI(StoreAPI):
     ) -> ExecutionPublic:
         """Record what an orchestrator knows about a run (and, optionally, its steps) at once.
 
-        ``run_config`` is masked before it is stored: the store keeps a snapshot for people,
-        never the secrets in it.
+        ``run_config`` and ``tags`` are masked before they are stored: the store keeps a snapshot
+        for people, never the secrets in it.
         """
         run: ExecutionUpsert = self._validate(ExecutionUpsert, data, entity="execution")
         attempts: list[StepAttemptUpsert] = [
@@ -64,12 +67,21 @@ class ExecutionsAPI(StoreAPI):
             self._check_times(attempt.started_at, attempt.ended_at)
         with self._tx() as session:
             job = jobs_repo.get_job(session, run.job)
-            values = run.model_dump(exclude={"job"}, exclude_unset=True)
+            values = run.model_dump(exclude={"job", "tags"}, exclude_unset=True)
             if values.get("run_config") is not None:
                 values["run_config"] = mask_value(values["run_config"])
             # One lookup of the job's components for all attempts (a run has one per step try).
             components = components_repo.components_by_name(session, job.id) if attempts else {}
             row, outcome, changes = repo.upsert_execution(session, job=job, values=values)
+            given_tags = mask_tags(run.tags) if run.tags else {}
+            if given_tags:
+                tagged = tags_repo.merge_orchestrator_tags(
+                    session, row.id, given_tags, TagSource(row.orchestrator.value)
+                )
+                if tagged and outcome == "unchanged":
+                    outcome = "updated"
+                if tagged:
+                    changes["tags"] = _tag_sides(tagged)
             self._audit_outcome(session, "execution", _run_key(row), row.id, outcome, changes, row)
             keys = {(a.component, a.attempt) for a in attempts}
             if attempts and outcome == "created" and len(keys) == len(attempts):
@@ -80,10 +92,18 @@ class ExecutionsAPI(StoreAPI):
                     steps = self._insert_attempts(
                         session, row, attempts, job_name=job.name, known=components
                     )
-                return self._public(session, row, job.name, with_steps=True, steps=steps)
+                return self._public(
+                    session, row, job.name, with_steps=True, steps=steps, tags=given_tags
+                )
             for attempt in attempts:
                 self._upsert_attempt(session, row, attempt, job_name=job.name, known=components)
-            return self._public(session, row, job.name, with_steps=bool(attempts))
+            return self._public(
+                session,
+                row,
+                job.name,
+                with_steps=bool(attempts),
+                tags=given_tags if outcome == "created" else None,
+            )
 
     @requires(Role.WRITER)
     def record_attempt(
@@ -199,18 +219,8 @@ class ExecutionsAPI(StoreAPI):
         A run id pasted from the Dagster or Airflow UI works as well as ``42``.
         """
         with self._tx(readonly=True) as session:
-            matches = list(repo.find_by_run_id(session, str(ref)))
-            if not matches and str(ref).isdigit():
-                row = session.get(Execution, int(ref))
-                matches = [row] if row is not None else []
-            if not matches:
-                raise NotFoundError("execution", ref)
-            if len(matches) > 1:
-                raise ConflictError(
-                    f"run id {ref!r} is known to several orchestrators; use find(orchestrator, id)",
-                    entity="execution",
-                )
-            return self._public(session, matches[0], None, with_steps=with_steps)
+            row = self._resolve_row(session, ref)
+            return self._public(session, row, None, with_steps=with_steps)
 
     @requires(Role.READER)
     def list(
@@ -221,11 +231,17 @@ class ExecutionsAPI(StoreAPI):
         orchestrator: Orchestrator | str | None = None,
         since: datetime | None = None,
         before_id: int | None = None,
+        tags: Mapping[str, str] | None = None,
         limit: int = 50,
         with_steps: bool = False,
     ) -> list[ExecutionPublic]:
-        """Executions newest first; page with ``before_id=<smallest id of the previous page>``."""
+        """Executions newest first; page with ``before_id=<smallest id of the previous page>``.
+
+        ``tags``: only runs carrying every given run tag ``key=value``.
+        """
         limit = strict_int(limit, "limit", minimum=1)
+        if tags is not None:
+            tags = self._validate(RunTagsSet, {"tags": tags}, entity="execution").tags
         if before_id is not None:
             strict_int(before_id, "before_id")
         strict_bool(with_steps, "with_steps")
@@ -238,18 +254,64 @@ class ExecutionsAPI(StoreAPI):
                 orchestrator=coerce_enum(Orchestrator, orchestrator) if orchestrator else None,
                 since=since,
                 before_id=before_id,
+                tags=tags,
                 limit=limit,
             )
             steps = repo.attempts_by_execution(session, [r.id for r in rows]) if with_steps else {}
             names = jobs_repo.job_names(session, [r.job_id for r in rows])
+            tags = tags_repo.tags_by_execution(session, [r.id for r in rows])
             return [
                 execution_public(
                     r,
                     job_name=names[r.job_id],
                     steps=steps.get(r.id, []) if with_steps else None,
+                    tags=tags.get(r.id, {}),
                 )
                 for r in rows
             ]
+
+    @requires(Role.WRITER)
+    def tag(self, ref: str | int, tags: Mapping[str, str]) -> ExecutionPublic:
+        """Set a person's tags on the run ``ref`` (the store's id or a run id, as in
+        :meth:`resolve`); returns the run with all its tags.
+
+        A person's tag overrides the orchestrator's value of the same key, and the orchestrator's
+        later replays leave it alone. Setting a tag to the value it has changes nothing (not even
+        the audit trail). A key or value that looks like a secret is refused: tags are shown in
+        clear to everyone who reads runs.
+        """
+        given = self._validate(RunTagsSet, {"tags": tags}, entity="execution").tags
+        check_user_tags(given)
+        return self._change_tags(ref, lambda s, r: tags_repo.set_user_tags(s, r.id, given))
+
+    @requires(Role.ADMIN)
+    def untag(self, ref: str | int, keys: Iterable[str]) -> ExecutionPublic:
+        """Remove a person's tags from the run ``ref``; a key it does not carry is ignored.
+
+        An orchestrator's tag cannot be removed (its next replay would write it again) and is
+        refused with :class:`ConflictError`; overwrite it with :meth:`tag` instead.
+        """
+        names = self._validate(RunTagsRemove, {"remove": keys}, entity="execution").remove
+        return self._change_tags(ref, lambda s, r: tags_repo.remove_user_tags(s, r.id, names))
+
+    def _change_tags(
+        self, ref: str | int, change: Callable[[Session, Execution], tags_repo.TagChanges]
+    ) -> ExecutionPublic:
+        with self._tx() as session:
+            row = self._resolve_row(session, ref, for_update=True)
+            changed = change(session, row)
+            if changed:
+                before, after = _tag_sides(changed)
+                self._audit(
+                    session,
+                    action="tag",
+                    entity_type="execution",
+                    entity_key=_run_key(row),
+                    entity_id=row.id,
+                    before={"tags": before},
+                    after={"tags": after},
+                )
+            return self._public(session, row, None, with_steps=False)
 
     @requires(Role.READER)
     def attempts(self, execution_id: int) -> list[StepAttemptPublic]:
@@ -259,6 +321,23 @@ class ExecutionsAPI(StoreAPI):
             return [attempt_public(attempt, name) for attempt, name in rows]
 
     # -- helpers -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _resolve_row(session: Session, ref: str | int, *, for_update: bool = False) -> Execution:
+        matches = list(repo.find_by_run_id(session, str(ref)))
+        if not matches and str(ref).isdigit():
+            row = session.get(Execution, int(ref))
+            matches = [row] if row is not None else []
+        if not matches:
+            raise NotFoundError("execution", ref)
+        if len(matches) > 1:
+            raise ConflictError(
+                f"run id {ref!r} is known to several orchestrators; use find(orchestrator, id)",
+                entity="execution",
+            )
+        if for_update:  # writers of one run's tags take turns on the run's row
+            session.refresh(matches[0], with_for_update=True)
+        return matches[0]
 
     def _find_row(
         self, session: Session, orchestrator: Orchestrator | str, run_id: str
@@ -287,6 +366,8 @@ class ExecutionsAPI(StoreAPI):
             return
         if outcome == "created":
             after = jsonable(row.model_dump(exclude={"id", "created_at", "updated_at"}))
+            if "tags" in changes:
+                after["tags"] = changes["tags"][1]
             before = None
         else:
             changed = {k: v for k, v in changes.items() if k not in _KEY_FIELDS}
@@ -310,11 +391,23 @@ class ExecutionsAPI(StoreAPI):
         *,
         with_steps: bool,
         steps: list[tuple[Any, str]] | None = None,
+        tags: dict[str, str] | None = None,
     ) -> ExecutionPublic:
-        if with_steps and steps is None:  # ``steps``: the caller has them already, in order
+        """``steps`` and ``tags``: when the caller has them already (``steps`` in order)."""
+        if with_steps and steps is None:
             steps = repo.attempts_by_execution(session, [row.id]).get(row.id, [])
         name = job_name or jobs_repo.job_names(session, [row.job_id])[row.job_id]
-        return execution_public(row, job_name=name, steps=steps)
+        if tags is None:
+            tags = tags_repo.tags_by_execution(session, [row.id]).get(row.id, {})
+        return execution_public(row, job_name=name, steps=steps, tags=tags)
+
+
+def _tag_sides(changes: tags_repo.TagChanges) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``({key: old}, {key: new})`` of changed tags (``None`` where absent), for the audit."""
+    return (
+        {key: old for key, (old, _new) in changes.items()},
+        {key: new for key, (_old, new) in changes.items()},
+    )
 
 
 def _run_key(row: Execution) -> str:

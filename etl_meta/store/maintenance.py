@@ -224,7 +224,8 @@ class _Archive:
         self.created = False
 
     def write_batch(self, session: Session, number: int, ids: list[int], out: list[Path]) -> None:
-        """``runs-N``, ``attempts-N`` and ``metrics-N.parquet`` of runs ``ids``, durable on disk.
+        """``runs-N``, ``attempts-N``, ``metrics-N`` and ``tags-N.parquet`` of runs ``ids``,
+        durable on disk.
 
         Each file is written under a temporary name, fsynced, renamed, and the directory fsynced,
         all before the caller deletes anything. Every file written is appended to ``out``.

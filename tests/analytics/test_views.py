@@ -85,6 +85,16 @@ COLUMNS = {
         "created_at",
         "updated_at",
     ],
+    "v_run_tag": [
+        "run_id",
+        "job",
+        "orchestrator",
+        "external_run_id",
+        "key",
+        "value",
+        "source",
+        "updated_at",
+    ],
 }
 
 
@@ -189,8 +199,10 @@ def seeded(store: MetadataStore) -> dict[str, Any]:
             "started_at": T0 + timedelta(minutes=5),
             "parent_run_id": "run-a",
             "root_run_id": "run-a",
+            "tags": {"conf.experiment": "B", "conf.password": SECRET},
         },
     )
+    store.executions.tag("run-a", {"reviewed": "yes"})
     hour = timedelta(hours=1)
     store.metrics.record(
         [
@@ -376,6 +388,23 @@ def test_v_job_lists_definitions_with_sorted_tags_and_live_components(store, see
     assert ts(nightly["created_at"]) == api.created_at
     assert ts(nightly["updated_at"]) == api.updated_at
     assert (adhoc["tags"], adhoc["components"], flag(adhoc["is_archived"])) == ("", 0, True)
+
+
+def test_v_run_tag_lists_every_tag_of_every_run_masked(store, seeded):
+    found = [
+        (r["run_id"], r["job"], r["orchestrator"], r["external_run_id"], r["key"], r["value"])
+        for r in rows(store, "v_run_tag", "run_id, key")
+    ]
+    failed, running = seeded["failed"].id, seeded["running"].id
+    assert found == [
+        (failed, "nightly", "dagster", "run-a", "reviewed", "yes"),
+        (running, "nightly", "airflow", "run-b", "conf.experiment", "B"),
+        (running, "nightly", "airflow", "run-b", "conf.password", "***"),
+    ]
+    sources = {r["key"]: r["source"] for r in rows(store, "v_run_tag")}
+    assert sources == {"reviewed": "user", "conf.experiment": "airflow", "conf.password": "airflow"}
+    (tag,) = [r for r in rows(store, "v_run_tag") if r["key"] == "reviewed"]
+    assert ts(tag["updated_at"]) is not None
 
 
 def test_views_over_the_shared_seed(store):

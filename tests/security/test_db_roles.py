@@ -51,6 +51,7 @@ TABLES = (*sorted(metadata.tables), VERSION)
 RECORDED = (
     "component_execution",
     "execution",
+    "execution_tag",
     "metric",
     "metric_latest",
     "run_request",
@@ -160,6 +161,7 @@ def test_each_role_holds_exactly_its_share(roles_url):
     assert writer_sequences == {f"{t}_id_seq" for t in (*RECORDED, "audit_event")} - {
         "metric_latest_id_seq",
         "sync_cursor_id_seq",  # keyed by name: no sequence
+        "execution_tag_id_seq",  # keyed by run and key: no sequence
     }
     assert (WRITER_ROLE, "database", "TEMPORARY") in held
     assert (ADMIN_ROLE, "database", "TEMPORARY") in held
@@ -167,6 +169,27 @@ def test_each_role_holds_exactly_its_share(roles_url):
         "component_dataclass",
         "dataclass",
     } == set(definition_tables())
+
+
+def test_roles_set_up_before_run_tags_get_their_share_when_the_schema_is_upgraded(
+    pg_scratch_url, tmp_path
+):
+    """Migration 0009 grants its table and view to roles ``db roles`` set up at 0008, as
+    ``db roles`` itself would: nobody has to run it again after an upgrade."""
+    engine = sa.create_engine(pg_scratch_url)
+    settings = isolated_settings(tmp_path)
+    try:
+        schema_mod.upgrade(engine, settings=settings)
+        ensure_roles(engine, passwords=PASSWORDS)
+        schema_mod.downgrade(engine, "0008", settings=settings)  # the roles as 0008 left them
+        schema_mod.upgrade(engine, settings=settings)
+    finally:
+        engine.dispose()
+    held = held_privileges(pg_scratch_url)
+    for role, objects in EXPECTED.items():
+        for relation in ("execution_tag", "v_run_tag"):
+            granted = {p for r, obj, p in held if r == role and obj == relation}
+            assert granted == objects.get(relation, set()), (role, relation)
 
 
 def test_role_filter_sets_up_only_the_roles_named(migrated_url):

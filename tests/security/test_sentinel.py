@@ -154,6 +154,12 @@ def seed(store: MetadataStore, sentinel: Sentinel) -> Seeded:
                     }
                 }
             },
+            # Dagster run tags, as an operator might set them (a password among them).
+            "tags": {
+                "dagster/db_password": sentinel.value("dagster-tag"),
+                "source": f"postgresql://etl:{sentinel.value('dagster-tag-url')}@db/x",
+                "region": sentinel.marker,
+            },
         },
         steps=steps,
     )
@@ -176,6 +182,7 @@ def seed(store: MetadataStore, sentinel: Sentinel) -> Seeded:
                     }
                 }
             },
+            "tags": {"conf.api_token": sentinel.value("airflow-conf-tag")},
         },
         steps=steps,
     )
@@ -448,6 +455,7 @@ def test_no_cli_command_or_format_shows_a_secret(
         cli("runs", "show", seeded.airflow_run, "--format", fmt)
         cli("runs", "compare", seeded.dagster_run, seeded.airflow_run, "--format", fmt)
         cli("runs", "compare", "--since-last-success", seeded.airflow_run, "--format", fmt)
+        cli("runs", "tag", seeded.dagster_run, f"reviewed={fmt}", "--format", fmt)
         cli("airflow", "export", "--dags-folder", str(tmp_path / f"dags_{fmt}"), "--format", fmt)
         cli("airflow", "status", "--dags-folder", str(tmp_path / f"dags_{fmt}"), "--format", fmt)
     for fmt in ("table", "csv", "json"):
@@ -520,6 +528,9 @@ def test_no_cli_command_or_format_shows_a_secret(
     cli("gc", "--older-than", "1d", "--dry-run")
     cli("gc", "--older-than", "1d", "--archive", str(out / "archive"))
     cli("runs", "list", "--format", "json")
+    # A tag holding a secret is refused, and the refusal does not quote it.
+    secret_tag = f"api_token={seeded.sentinel.value('cli-run-tag')}"
+    assert cli("runs", "tag", seeded.dagster_run, secret_tag, ok=False).exit_code == 1
     # A store URL whose password is the sentinel, to a port nothing listens on.
     bad_url = sa.URL.create(
         "postgresql+psycopg",
@@ -549,6 +560,8 @@ def test_no_cli_command_or_format_shows_a_secret(
     shown = corpus.text("cli: etl-meta -v jobs show")
     assert MASK in shown and seeded.sentinel.marker in shown
     assert MASK in corpus.text("cli: etl-meta runs show")
+    # The run tags are shown (masked), the plain one in clear.
+    assert seeded.sentinel.marker in corpus.text("cli: etl-meta runs show")
     assert "***" in corpus.text("cli: etl-meta runs compare")
     assert seeded.sentinel.marker in corpus.text("airflow export")
     finish(corpus, logs, min_items=150, min_chars=50_000)

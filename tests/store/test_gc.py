@@ -132,6 +132,8 @@ def test_dry_run_counts_exactly_and_changes_nothing(store, job, tmp_path):
 def test_archive_holds_exactly_the_deleted_rows_with_utc_timestamps(store, job, tmp_path):
     old = [add_run(store, job, run_config={"load": {"password": SECRET}}) for _ in range(3)]
     recent = add_run(store, job, started=RECENT)
+    for run in (old[0], recent):
+        store.executions.tag(run.id, {"reviewed": "yes"})
     with store.transaction(readonly=True) as session:
         metric_ids = set(
             session.scalars(
@@ -142,12 +144,17 @@ def test_archive_holds_exactly_the_deleted_rows_with_utc_timestamps(store, job, 
     assert result.batches == 2 and result.archive_path is not None
     assert result.archive_path.parent == tmp_path and result.archive_path.name.startswith("gc-")
     assert sorted(p.name for p in result.archive_path.iterdir()) == sorted(
-        f"{t}-{n:06d}.parquet" for t in ("runs", "attempts", "metrics") for n in (1, 2)
+        f"{t}-{n:06d}.parquet" for t in ("runs", "attempts", "metrics", "tags") for n in (1, 2)
     )
     assert set(result.archive_files) == set(result.archive_path.iterdir())
     runs = pd.concat(pd.read_parquet(p) for p in sorted(result.archive_path.glob("runs-*")))
     attempts = pd.concat(pd.read_parquet(p) for p in sorted(result.archive_path.glob("attempts-*")))
     metrics = pd.concat(pd.read_parquet(p) for p in sorted(result.archive_path.glob("metrics-*")))
+    tags = pd.concat(pd.read_parquet(p) for p in sorted(result.archive_path.glob("tags-*")))
+    assert tags[["execution_id", "key", "value", "source"]].values.tolist() == [
+        [old[0].id, "reviewed", "yes", "user"]
+    ]
+    assert store.executions.get(recent.id).tags == {"reviewed": "yes"}
     assert sorted(runs["id"]) == sorted(r.id for r in old) and recent.id not in set(runs["id"])
     assert set(runs["job_name"]) == {job} and set(runs["status"]) == {"success"}
     assert len(attempts) == 6 and set(attempts["component_name"]) == {"extract", "load"}
@@ -196,7 +203,7 @@ def test_a_failing_batch_keeps_its_runs_and_the_batches_before_it_stay_done(
     with pytest.raises(ArchiveError, match="No space left on device") as caught:
         store.maintenance.gc(older_than=HORIZON, batch_size=2, archive_dir=tmp_path)
     done = caught.value.result
-    assert (done.runs, done.batches, len(done.archive_files)) == (2, 1, 3)
+    assert (done.runs, done.batches, len(done.archive_files)) == (2, 1, 4)
     assert run_ids(store) == {r.id for r in old[2:]}
     assert len(gc_events(store)) == 1
     # The failed batch's files are gone (its runs are still in the store); batch 1's remain.
@@ -204,6 +211,7 @@ def test_a_failing_batch_keeps_its_runs_and_the_batches_before_it_stay_done(
         "attempts-000001.parquet",
         "metrics-000001.parquet",
         "runs-000001.parquet",
+        "tags-000001.parquet",
     ]
 
 
