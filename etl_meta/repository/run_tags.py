@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -46,6 +47,17 @@ def _rows(session: Session, execution_id: int) -> dict[str, ExecutionTag]:
     return {row.key: row for row in session.scalars(query)}
 
 
+def _tag(execution_id: int, key: str, value: str, source: TagSource, now: datetime) -> ExecutionTag:
+    return ExecutionTag(
+        execution_id=execution_id,
+        key=key,
+        value=value,
+        source=source,
+        created_at=now,
+        updated_at=now,
+    )
+
+
 def _check_count(existing: Mapping[str, object], adding: Iterable[str], field: str) -> None:
     total = len(set(existing) | set(adding))
     if total > MAX_RUN_TAGS:
@@ -70,16 +82,7 @@ def merge_orchestrator_tags(
     for key, value in tags.items():
         row = existing.get(key)
         if row is None:
-            session.add(
-                ExecutionTag(
-                    execution_id=execution_id,
-                    key=key,
-                    value=value,
-                    source=source,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
+            session.add(_tag(execution_id, key, value, source, now))
             changes[key] = (None, value)
         elif row.source is not TagSource.USER and row.value != value:
             changes[key] = (row.value, value)
@@ -97,16 +100,7 @@ def set_user_tags(session: Session, execution_id: int, tags: Mapping[str, str]) 
     for key, value in tags.items():
         row = existing.get(key)
         if row is None:
-            session.add(
-                ExecutionTag(
-                    execution_id=execution_id,
-                    key=key,
-                    value=value,
-                    source=TagSource.USER,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
+            session.add(_tag(execution_id, key, value, TagSource.USER, now))
             changes[key] = (None, value)
         elif row.value != value:  # the same value again changes nothing, not even the source
             changes[key] = (row.value, value)

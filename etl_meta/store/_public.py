@@ -69,3 +69,8 @@ def execution_public(
     if steps is not None:
         data["steps"] = [attempt_public(attempt, name) for attempt, name in steps]
     return ExecutionPublic.model_validate(data)
+
+
+def run_key(execution: Execution) -> str:
+    """A run's key in the audit trail: ``<orchestrator>:<run id>``."""
+    return f"{execution.orchestrator}:{execution.external_run_id}"

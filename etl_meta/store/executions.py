@@ -8,7 +8,7 @@ attempt is settled: later events of another status change nothing, not even the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -26,21 +26,22 @@ from etl_meta.models import (
     StepAttemptPublic,
     StepAttemptUpsert,
 )
-from etl_meta.models.execution_tag import RunTagsRemove, RunTagsSet, TagSource
+from etl_meta.models.execution_tag import RunTagsSet, TagSource
 from etl_meta.repository import components as components_repo
 from etl_meta.repository import executions as repo
 from etl_meta.repository import jobs as jobs_repo
 from etl_meta.repository import run_tags as tags_repo
-from etl_meta.run_tags import check_user_tags, mask_tags
+from etl_meta.run_tags import mask_tags
 from etl_meta.store._base import StoreAPI
-from etl_meta.store._public import attempt_public, execution_public, jsonable
+from etl_meta.store._public import attempt_public, execution_public, jsonable, run_key
+from etl_meta.store._run_tags import RunTagsMixin, tag_sides
 from etl_meta.types import coerce_enum
 from etl_meta.validation import strict_bool, strict_int
 
 _KEY_FIELDS = {"orchestrator", "external_run_id", "attempt"}
 
 
-class ExecutionsAPI(StoreAPI):
+class ExecutionsAPI(RunTagsMixin, StoreAPI):
     """Executions (runs) and their step attempts."""
 
     namespace = "executions"
@@ -81,8 +82,8 @@ class ExecutionsAPI(StoreAPI):
                 if tagged and outcome == "unchanged":
                     outcome = "updated"
                 if tagged:
-                    changes["tags"] = _tag_sides(tagged)
-            self._audit_outcome(session, "execution", _run_key(row), row.id, outcome, changes, row)
+                    changes["tags"] = tag_sides(tagged)
+            self._audit_outcome(session, "execution", run_key(row), row.id, outcome, changes, row)
             keys = {(a.component, a.attempt) for a in attempts}
             if attempts and outcome == "created" and len(keys) == len(attempts):
                 # A new run's attempts are new too: one multi-row insert, not an upsert each,
@@ -142,7 +143,7 @@ class ExecutionsAPI(StoreAPI):
         rows = repo.insert_attempts(session, execution=execution, attempts=given)
         stored = []
         for (component, _values), row in zip(given, rows, strict=True):
-            key = f"{_run_key(execution)}/{component.name}#{row.attempt}"
+            key = f"{run_key(execution)}/{component.name}#{row.attempt}"
             self._audit_outcome(session, "component_execution", key, row.id, "created", {}, row)
             stored.append((row, component.name))
         return sorted(stored, key=lambda pair: (pair[0].component_id, pair[0].attempt))
@@ -179,7 +180,7 @@ class ExecutionsAPI(StoreAPI):
         row, outcome, changes = repo.upsert_attempt(
             session, execution=execution, component=component, values=values
         )
-        key = f"{_run_key(execution)}/{component.name}#{row.attempt}"
+        key = f"{run_key(execution)}/{component.name}#{row.attempt}"
         self._audit_outcome(session, "component_execution", key, row.id, outcome, changes, row)
         return row, component.name
 
@@ -270,49 +271,6 @@ class ExecutionsAPI(StoreAPI):
                 for r in rows
             ]
 
-    @requires(Role.WRITER)
-    def tag(self, ref: str | int, tags: Mapping[str, str]) -> ExecutionPublic:
-        """Set a person's tags on the run ``ref`` (the store's id or a run id, as in
-        :meth:`resolve`); returns the run with all its tags.
-
-        A person's tag overrides the orchestrator's value of the same key, and the orchestrator's
-        later replays leave it alone. Setting a tag to the value it has changes nothing (not even
-        the audit trail). A key or value that looks like a secret is refused: tags are shown in
-        clear to everyone who reads runs.
-        """
-        given = self._validate(RunTagsSet, {"tags": tags}, entity="execution").tags
-        check_user_tags(given)
-        return self._change_tags(ref, lambda s, r: tags_repo.set_user_tags(s, r.id, given))
-
-    @requires(Role.ADMIN)
-    def untag(self, ref: str | int, keys: Iterable[str]) -> ExecutionPublic:
-        """Remove a person's tags from the run ``ref``; a key it does not carry is ignored.
-
-        An orchestrator's tag cannot be removed (its next replay would write it again) and is
-        refused with :class:`ConflictError`; overwrite it with :meth:`tag` instead.
-        """
-        names = self._validate(RunTagsRemove, {"remove": keys}, entity="execution").remove
-        return self._change_tags(ref, lambda s, r: tags_repo.remove_user_tags(s, r.id, names))
-
-    def _change_tags(
-        self, ref: str | int, change: Callable[[Session, Execution], tags_repo.TagChanges]
-    ) -> ExecutionPublic:
-        with self._tx() as session:
-            row = self._resolve_row(session, ref, for_update=True)
-            changed = change(session, row)
-            if changed:
-                before, after = _tag_sides(changed)
-                self._audit(
-                    session,
-                    action="tag",
-                    entity_type="execution",
-                    entity_key=_run_key(row),
-                    entity_id=row.id,
-                    before={"tags": before},
-                    after={"tags": after},
-                )
-            return self._public(session, row, None, with_steps=False)
-
     @requires(Role.READER)
     def attempts(self, execution_id: int) -> list[StepAttemptPublic]:
         """Every attempt of every step of the execution."""
@@ -400,15 +358,3 @@ class ExecutionsAPI(StoreAPI):
         if tags is None:
             tags = tags_repo.tags_by_execution(session, [row.id]).get(row.id, {})
         return execution_public(row, job_name=name, steps=steps, tags=tags)
-
-
-def _tag_sides(changes: tags_repo.TagChanges) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``({key: old}, {key: new})`` of changed tags (``None`` where absent), for the audit."""
-    return (
-        {key: old for key, (old, _new) in changes.items()},
-        {key: new for key, (_old, new) in changes.items()},
-    )
-
-
-def _run_key(row: Execution) -> str:
-    return f"{row.orchestrator}:{row.external_run_id}"

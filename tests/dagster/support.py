@@ -77,3 +77,19 @@ def dagster_env(monkeypatch, store_url: str, tmp_path) -> Iterator[dg.DagsterIns
 
 def run(job: dg.JobDefinition, instance: dg.DagsterInstance, **kwargs) -> dg.ExecuteInProcessResult:
     return job.execute_in_process(instance=instance, raise_on_error=False, **kwargs)
+
+
+def fire_success_sensor(instance: dg.DagsterInstance, result: dg.ExecuteInProcessResult) -> None:
+    """Tick ``etl_meta_on_run_success`` for ``result``'s run, as the daemon would."""
+    from dagster_defs.resources import EtlMetaResource
+    from dagster_defs.sensors import status_sensors
+
+    sensor = next(s for s in status_sensors() if s.name == "etl_meta_on_run_success")
+    with dg.build_run_status_sensor_context(
+        sensor_name=sensor.name,
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        dagster_event=result.get_run_success_event(),
+        resources={"etl_meta": EtlMetaResource()},
+    ) as context:
+        sensor(context)

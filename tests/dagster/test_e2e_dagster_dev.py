@@ -51,6 +51,8 @@ SENSOR_FOR = {
     "FAILURE": "etl_meta_on_run_failure",
     "CANCELED": "etl_meta_on_run_canceled",
 }
+#: Tags given at launch (as the launchpad or a schedule would): a secret one among them.
+LAUNCH_TAGS = {"team": "e2e", "warehouse_token": "e2e-token-secret"}
 RUN_TIMEOUT = 120
 RECORD_TIMEOUT = 60
 
@@ -72,6 +74,7 @@ class RunFacts:
     steps: dict[str, Step]
     execution: ExecutionPublic
     metrics: list[MetricPublic]
+    dagster_tags: dict[str, str] = field(default_factory=dict)  # the run's tags in Dagster
 
     def explain(self) -> str:
         return (
@@ -109,7 +112,10 @@ def runs(dagster_dev: DagsterDevServer) -> dict[str, RunFacts]:
     client = server.client()
     run_ids = {
         job: client.submit_job_execution(
-            job, repository_location_name=LOCATION, repository_name=REPOSITORY
+            job,
+            repository_location_name=LOCATION,
+            repository_name=REPOSITORY,
+            tags={**LAUNCH_TAGS, "launched_job": job},
         )
         for job in JOBS
     }
@@ -159,6 +165,7 @@ def runs(dagster_dev: DagsterDevServer) -> dict[str, RunFacts]:
                 steps=steps,
                 execution=execution,
                 metrics=store.metrics.list(execution_id=execution.id),
+                dagster_tags=dict(instance.get_run_by_id(run_id).tags),
             )
     return facts
 
@@ -180,6 +187,19 @@ def test_store_records_the_run_as_dagster_ended_it(runs: dict[str, RunFacts], jo
     assert execution.ended_at is not None
     assert execution.ended_at >= execution.started_at
     assert (execution.error is None) == (run.status == "SUCCESS"), run.explain()
+
+
+@pytest.mark.parametrize("job", JOBS)
+def test_store_records_the_runs_dagster_tags_masked(runs: dict[str, RunFacts], job: str) -> None:
+    run = runs[job]
+    expected = {
+        key: value
+        for key, value in run.dagster_tags.items()
+        if not key.startswith(("etl_meta/", "."))  # etl-meta's own, and Dagster's hidden ones
+    }
+    expected["warehouse_token"] = "***"
+    assert run.execution.tags == expected, run.explain()
+    assert run.execution.tags["team"] == "e2e" and run.execution.tags["launched_job"] == job
 
 
 @pytest.mark.parametrize("job", JOBS)

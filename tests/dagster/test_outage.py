@@ -14,7 +14,7 @@ from dagster_defs.sensors import reconcile_sensor
 from etl_meta import ExecutionStatus, StepStatus
 from etl_meta.components import ComponentResult, ComponentType, register
 from etl_meta.outbox import DAGSTER_KEY
-from tests.dagster.support import chain_job, dagster_env, definitions, run
+from tests.dagster.support import chain_job, dagster_env, definitions, fire_success_sensor, run
 from tests.outages import outage, released_after, writes_hang
 
 #: The outage a component of type ``test.outage`` starts when it runs (set by each test).
@@ -208,17 +208,9 @@ def test_status_sensors_leave_a_run_to_reconcile_while_the_store_is_down(
 
     chain_job(store)
     result = run(definitions(store).resolve_job_def("chain"), instance)
-    sensor = next(s for s in sensors.status_sensors() if s.name == "etl_meta_on_run_success")
 
-    def fire() -> None:
-        with dg.build_run_status_sensor_context(
-            sensor_name=sensor.name,
-            dagster_instance=instance,
-            dagster_run=result.dagster_run,
-            dagster_event=result.get_run_success_event(),
-            resources={"etl_meta": EtlMetaResource()},
-        ) as context:
-            sensor(context)  # never raises for an outage: raising would lose the run anyway
+    def fire() -> None:  # never raises for an outage: raising would lose the run anyway
+        fire_success_sensor(instance, result)
 
     try:
         with outage("refuse", store_url):

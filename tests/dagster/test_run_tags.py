@@ -5,9 +5,9 @@ import dagster as dg
 import pytest
 
 from dagster_defs.resources import EtlMetaResource
-from dagster_defs.sensors import reconcile_sensor, status_sensors
+from dagster_defs.sensors import reconcile_sensor
 from etl_meta.masking import MASK
-from tests.dagster.support import chain_job, dagster_env, definitions, run
+from tests.dagster.support import chain_job, dagster_env, definitions, fire_success_sensor, run
 
 TAGS = {
     "team": "growth",
@@ -23,18 +23,6 @@ def instance(monkeypatch, store_url, tmp_path):
         yield instance
 
 
-def _fire_success(instance, result) -> None:
-    sensor = next(s for s in status_sensors() if s.name == "etl_meta_on_run_success")
-    with dg.build_run_status_sensor_context(
-        sensor_name=sensor.name,
-        dagster_instance=instance,
-        dagster_run=result.dagster_run,
-        dagster_event=result.get_run_success_event(),
-        resources={"etl_meta": EtlMetaResource()},
-    ) as context:
-        sensor(context)
-
-
 def _reconcile(instance) -> None:
     with dg.build_sensor_context(
         instance=instance, resources={"etl_meta": EtlMetaResource()}
@@ -46,7 +34,7 @@ def test_the_status_sensor_records_the_runs_tags_masked(store, instance):
     chain_job(store)
     result = run(definitions(store).resolve_job_def("chain"), instance, tags=TAGS)
     assert result.success
-    _fire_success(instance, result)
+    fire_success_sensor(instance, result)
     execution = store.executions.find("dagster", result.run_id)
     assert execution.tags == {
         "dagster/partition": "2026-12-01",
@@ -66,7 +54,7 @@ def test_reconciliation_writes_the_same_tags_and_leaves_a_persons_tag_alone(stor
     assert store.executions.find("dagster", result.run_id).tags == {"team": "growth"}
     store.executions.tag(result.run_id, {"team": "finance", "reviewed": "yes"})
     events = len(store.audit.list(limit=1000))
-    _fire_success(instance, result)  # a late replay of the same run
+    fire_success_sensor(instance, result)  # a late replay of the same run
     assert store.executions.find("dagster", result.run_id).tags == {
         "reviewed": "yes",
         "team": "finance",

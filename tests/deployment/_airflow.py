@@ -224,10 +224,10 @@ class AirflowDeployment:
             raise
         return True
 
-    def trigger(self, dag: str) -> str:
-        """Trigger a run of ``dag`` now; its run id."""
+    def trigger(self, dag: str, conf: dict[str, Any] | None = None) -> str:
+        """Trigger a run of ``dag`` now, with ``conf``; its run id."""
         reply = self.request(
-            "POST", f"/api/v2/dags/{dag}/dagRuns", {"logical_date": None, "conf": {}}
+            "POST", f"/api/v2/dags/{dag}/dagRuns", {"logical_date": None, "conf": conf or {}}
         )
         return reply["dag_run_id"]
 

@@ -165,6 +165,22 @@ class DeploymentStore:
                 found[ids[execution_id]].metrics.setdefault(key, []).append(value)
         return found
 
+    def run_tags(self, orchestrator: str, run_ids: list[str]) -> dict[str, dict[str, str]]:
+        """``{run id: {key: value}}`` of the run tags the store holds for ``run_ids``."""
+        query = sa.text(
+            "SELECT e.external_run_id, t.key, t.value FROM execution_tag t "
+            "JOIN execution e ON e.id = t.execution_id "
+            "WHERE e.orchestrator = :orchestrator AND e.external_run_id IN :run_ids"
+        ).bindparams(sa.bindparam("run_ids", expanding=True))
+        found: dict[str, dict[str, str]] = {run_id: {} for run_id in run_ids}
+        if not run_ids:
+            return found
+        with self.reader().connect() as connection:
+            params = {"orchestrator": orchestrator, "run_ids": list(run_ids)}
+            for run_id, key, value in connection.execute(query, params):
+                found[run_id][key] = value
+        return found
+
     def close(self) -> None:
         """Drop the database and role (PostgreSQL); the SQLite file goes with the temp dir."""
         if self._reader is not None:

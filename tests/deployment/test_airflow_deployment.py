@@ -134,10 +134,10 @@ def _run_outage(
     with HeartbeatWatch(airflow) as watch:
         with store_outage(store, kind) as window:
             for dag in AT_OUTAGE_START:
-                launched[airflow.trigger(dag)] = dag
+                launched[airflow.trigger(dag, {"outage": kind})] = dag
             pause_until(window.began_at + OUTAGE_SECONDS / 2)
             for dag in MID_OUTAGE:
-                launched[airflow.trigger(dag)] = dag
+                launched[airflow.trigger(dag, {"outage": kind})] = dag
             pause_until(window.began_at + OUTAGE_SECONDS)
         time.sleep(2.0)  # the heartbeat read right after recovery still reflects the outage
     try:
@@ -209,6 +209,21 @@ def test_every_run_try_and_metric_is_recorded_exactly_once_soon_after_recovery(
 ) -> None:
     failures = recording_problems(outages)
     assert not failures, "\n".join(failures)
+
+
+def test_every_run_carries_its_conf_and_run_type_as_run_tags_after_recovery(
+    outages: list[OutageScenario], airflow_store: DeploymentStore
+) -> None:
+    """Run tags are recorded like the rest of the run: by the listener, or by reconciliation
+    (from the REST API) for what the listener lost to the outage."""
+    for scenario in outages:
+        tags = airflow_store.run_tags("airflow", [run.run_id for run in scenario.runs])
+        wrong = {
+            run_id: found
+            for run_id, found in tags.items()
+            if found != {"conf.outage": scenario.kind, "airflow/run_type": "manual"}
+        }
+        assert not wrong, report(scenario, [f"run tags: {wrong}"])
 
 
 def test_the_run_designed_to_fail_fails_with_its_own_error_in_airflow_and_in_the_store(
