@@ -17,10 +17,10 @@ can read exactly what runs. The differences:
   subquery on SQLite (SQLite does not promise that order, but follows it in practice).
 * booleans: ``boolean`` on PostgreSQL, ``0``/``1`` on SQLite.
 
-A warning for later revisions on SQLite: batch mode rebuilds a table (create a copy, drop, rename)
-and SQLite refuses the rename while any view names the dropped table ("error in view v_run: no such
-table"). A revision that batch-alters ``job``, ``tag``, ``job_tag``, ``component``, ``execution``,
-``component_execution`` or ``metric`` must drop the views first and create them again after.
+Later revisions may batch-alter the tables these views read on SQLite (batch mode rebuilds a
+table): ``migrations/env.py`` runs every revision inside
+:func:`etl_meta.migration_env.views_kept_through_batch`, which keeps the views working through the
+rebuild and fails the migration if a view no longer reads.
 
 On PostgreSQL, dropping a view drops its grants: when the reader role (``etl_meta_reader``) exists,
 ``upgrade`` grants it SELECT on the views it creates, so a downgrade and upgrade keep it working.
