@@ -72,6 +72,17 @@ class MetricLatest(EtlModel, table=True):
     """
 
     __tablename__ = "metric_latest"
+    __table_args__ = (
+        # Final-attempt reads look up only retried steps (analytics._select.final_attempt).
+        sa.Index(
+            "ix_metric_latest_retried",
+            "execution_id",
+            "component_id",
+            "attempt",
+            postgresql_where=sa.text("attempt > 1"),
+            sqlite_where=sa.text("attempt > 1"),
+        ),
+    )
 
     execution_id: int = Field(
         sa_column=sa.Column(sa.ForeignKey("execution.id", ondelete="CASCADE"), primary_key=True)

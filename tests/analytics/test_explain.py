@@ -41,6 +41,7 @@ RUNS_B = 1000
 NAMES = ("rows", "bytes", "nulls")
 UNIQUE_POINT = "uq_metric_execution_id_component_id_attempt_name_step"
 METRIC_OVER_TIME = "ix_metric_component_id_name_recorded_at"
+RETRIED_STEPS = "ix_metric_latest_retried"
 LATEST_PK = "pk_metric_latest"
 
 _RUNS = """
@@ -135,12 +136,13 @@ def describe(root: dict[str, Any]) -> str:
     )
 
 
-def assert_final_attempt_probes_the_primary_key(root: dict[str, Any]) -> None:
+def assert_final_attempt_reads_the_retried_steps_index(root: dict[str, Any]) -> None:
+    """``attempts="final"`` looks for a later attempt among retried steps only: in the partial
+    index of ``metric_latest`` rows with ``attempt > 1``, never the whole table."""
     latest = reads_of(root, "metric_latest")
     assert latest, describe(root)
     for node in latest:
-        assert node.get("Index Name") == LATEST_PK, describe(root)
-        assert "execution_id" in node["Index Cond"], describe(root)
+        assert node.get("Index Name") == RETRIED_STEPS, describe(root)
 
 
 def test_generated_data_reads_back(generated):
@@ -155,7 +157,7 @@ def test_one_runs_points_use_the_unique_point_index(generated):
     metric = reads_of(root, "metric")
     assert [n.get("Index Name") for n in metric] == [UNIQUE_POINT], describe(root)
     assert "execution_id =" in metric[0]["Index Cond"], describe(root)
-    assert_final_attempt_probes_the_primary_key(root)
+    assert_final_attempt_reads_the_retried_steps_index(root)
 
 
 def test_one_runs_points_read_packed_use_the_unique_point_index(generated):
@@ -170,7 +172,7 @@ def test_one_runs_points_read_packed_use_the_unique_point_index(generated):
     metric = reads_of(root, "metric")
     assert [n.get("Index Name") for n in metric] == [UNIQUE_POINT], describe(root)
     assert "execution_id =" in metric[0]["Index Cond"], describe(root)
-    assert_final_attempt_probes_the_primary_key(root)
+    assert_final_attempt_reads_the_retried_steps_index(root)
 
 
 def test_one_metric_over_time_uses_the_component_name_time_index(generated):
@@ -181,7 +183,7 @@ def test_one_metric_over_time_uses_the_component_name_time_index(generated):
     assert {n.get("Index Name") for n in metric} == {METRIC_OVER_TIME}, describe(root)
     condition = metric[0]["Index Cond"]
     assert "component_id" in condition and "recorded_at >=" in condition, describe(root)
-    assert_final_attempt_probes_the_primary_key(root)
+    assert_final_attempt_reads_the_retried_steps_index(root)
 
 
 def test_latest_values_of_recent_runs_use_the_metric_latest_key(generated):
