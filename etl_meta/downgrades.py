@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from alembic import command
 from sqlalchemy.engine import Connection, Engine
 
 from etl_meta.config import Settings
@@ -49,6 +48,8 @@ def plan_downgrade(
     The rows and values are counted before the drops (in a savepoint), and only for what is
     dropped. A renamed column shows as dropped: the plan errs on the side of caution.
     """
+    from alembic import command  # here, not at the top: see etl_meta.schema
+
     with _migrating(engine) as connection:
         current = current_revision(connection)
         before = _table_columns(connection)

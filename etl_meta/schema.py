@@ -16,11 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
 from etl_meta.errors import (
@@ -33,7 +28,13 @@ from etl_meta.errors import (
 from etl_meta.migration_env import lock_for_migration
 
 if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
     from etl_meta.config import Settings
+
+# alembic is imported where it is used, not here: every command imports this module, and
+# `etl-meta --help` (or any command that never migrates) should not pay for loading alembic.
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ def migrations_dir() -> Path:
 
 def alembic_config(connection: Connection | None = None) -> Config:
     """An alembic ``Config`` for etl-meta's chain, bound to ``connection`` when given."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(migrations_dir()))
     if connection is not None:
@@ -98,6 +101,8 @@ def _include_object(obj: Any, name: str | None, type_: str, reflected: bool, _ot
 
 @lru_cache(maxsize=1)
 def _script() -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config())
 
 
@@ -116,6 +121,8 @@ def known_revisions() -> set[str]:
 
 def current_revision(engine_or_connection: Engine | Connection) -> str | None:
     """The revision the database is at (``None``: never migrated)."""
+    from alembic.runtime.migration import MigrationContext
+
     with _connection(engine_or_connection) as connection:
         context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
         heads = context.get_current_heads()
@@ -211,6 +218,9 @@ def _is_missing_table(exc: sa.exc.DBAPIError) -> bool:
 
 def schema_drift(engine: Engine | Connection) -> list[Any]:
     """Differences between the live schema and the models (empty when they agree)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
     from etl_meta.models import metadata
 
     with _connection(engine) as connection:
@@ -247,6 +257,8 @@ def upgrade(
     waits for the first and then finds nothing to do. ``settings`` supply the secret keys data
     migrations encrypt with (default: the environment).
     """
+    from alembic import command
+
     return _run_alembic(engine, lambda config: command.upgrade(config, revision), settings)
 
 
@@ -263,6 +275,8 @@ def downgrade(
     ``expect_current``: refuse, changing nothing, unless the database is still at this revision
     (what the plan was made at) once the lock is held.
     """
+    from alembic import command
+
     return _run_alembic(
         engine,
         lambda config: command.downgrade(config, revision),

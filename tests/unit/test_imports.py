@@ -1,4 +1,4 @@
-"""``import etl_meta`` stays light: no orchestrator or pandas at module top."""
+"""``import etl_meta`` stays light: no orchestrator, pandas or alembic at module top."""
 
 import subprocess
 import sys
@@ -14,6 +14,28 @@ def test_importing_etl_meta_loads_neither_dagster_airflow_nor_pandas():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == ""
+
+
+#: What a command that does not need them must not load (issue 19: `etl-meta --help` took 1.2 s).
+HEAVY = ("alembic", "pandas", "pyarrow", "dagster", "airflow", "matplotlib", "adbc_driver_manager")
+
+
+def test_etl_meta_help_loads_no_heavy_library():
+    code = (
+        "import sys\n"
+        "from etl_meta.cli import app\n"
+        "try:\n"
+        "    app(['--help'], prog_name='etl-meta')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"loaded = sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))\n"
+        "print('loaded:', ','.join(loaded), file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert "Usage" in result.stdout
+    assert result.stderr.strip().splitlines()[-1] == "loaded:"
 
 
 def test_public_contract_names_are_exported():
