@@ -219,11 +219,10 @@ def final_attempt() -> sa.ColumnElement[bool]:
     the step has a ``metric_latest`` row.
 
     Written as an anti-join, not ``attempt = (SELECT max(attempt) …)``: PostgreSQL estimates
-    that equality to keep 0.5 % of the rows, so counts, pages and exports of a large store got
-    nested-loop plans that ran 5 to 25 times as long as the same read of all attempts. The
-    redundant ``attempt > 1`` leaves only retried steps on the inner side (and matches the
-    partial index ``ix_metric_latest_retried``, migration 0010), so most rows find nothing to
-    probe against.
+    such an equality to keep almost no rows, and planned counts, pages and exports of a large
+    store as nested loops (``benchmarks/final_attempts.py``). The redundant ``attempt > 1``
+    leaves only retried steps on the inner side and matches the partial index
+    ``ix_metric_latest_retried`` (migration 0010).
     """
     later = metric_latest.alias("later_attempt")
     return ~(
