@@ -68,10 +68,10 @@ def check_type_name(value: str) -> str:
     return value
 
 
-def check_tag_key(value: str) -> str:
+def check_tag_key(value: str, *, max_length: int = IDENTIFIER_MAX) -> str:
     """Tag keys look like labels: ``team``, ``dagster/priority``, ``app.kubernetes.io/name``."""
-    if len(value) > IDENTIFIER_MAX:
-        raise ValueError(f"must be at most {IDENTIFIER_MAX} characters")
+    if len(value) > max_length:
+        raise ValueError(f"must be at most {max_length} characters")
     if not TAG_KEY_RE.fullmatch(value):
         raise ValueError("must start with a letter or digit; letters, digits, _ . - / only")
     return value

@@ -12,7 +12,7 @@ from sqlmodel import Field
 
 from etl_meta.models.base import EtlModel, InputModel, created_at_field, updated_at_field
 from etl_meta.types import string_enum
-from etl_meta.validation import TAG_KEY_RE, check_text
+from etl_meta.validation import check_tag_key, check_text
 
 #: Longest run tag key: Dagster's and Kubernetes-style keys (``app.kubernetes.io/name``) fit.
 RUN_TAG_KEY_MAX = 255
@@ -33,12 +33,9 @@ class TagSource(StrEnum):
 
 
 def check_run_tag_key(value: str) -> str:
-    """``team``, ``dagster/schedule_name``, ``conf.experiment``: what filters name bare."""
-    if len(value) > RUN_TAG_KEY_MAX:
-        raise ValueError(f"must be at most {RUN_TAG_KEY_MAX} characters")
-    if not TAG_KEY_RE.fullmatch(value):
-        raise ValueError("must start with a letter or digit; letters, digits, _ . - / only")
-    return value
+    """``team``, ``dagster/schedule_name``, ``conf.experiment``: what filters name bare; a job
+    tag's rules, with room for longer keys."""
+    return check_tag_key(value, max_length=RUN_TAG_KEY_MAX)
 
 
 def check_run_tag_value(value: str) -> str:
