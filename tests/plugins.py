@@ -77,3 +77,16 @@ def declaring_worker_types(store: MetadataStore, *types: str) -> Iterator[Metada
     settings = store.settings.model_copy(update={"worker_component_types": list(types)})
     with MetadataStore(engine=store.engine, settings=settings) as declaring:
         yield declaring
+
+
+def failing_job(store: MetadataStore, raises: str) -> None:
+    """Job ``failing``: one step of type :data:`FAILING` raising ``raises``, 2 retries allowed."""
+    store.jobs.create(
+        {
+            "name": "failing",
+            "num_of_retries": 2,
+            "components": [
+                {"name": "step", "component_type": FAILING, "configuration": {"raises": raises}}
+            ],
+        }
+    )

@@ -10,23 +10,11 @@ from etl_meta.airflow import task as task_helpers
 from etl_meta.errors import ValidationError
 from etl_meta.secrets import SecretDecryptError, generate_key
 from tests.airflow.support import attempts, chain_job, exported_dags, fake_task_instance, run_dag
-from tests.plugins import FAILING
+from tests.plugins import failing_job
 
 
 def _tries(store, raises: str) -> dict[tuple[str, int], tuple[str, str | None]]:
-    store.jobs.create(
-        {
-            "name": "failing",
-            "num_of_retries": 2,
-            "components": [
-                {
-                    "name": "step",
-                    "component_type": FAILING,
-                    "configuration": {"raises": raises},
-                }
-            ],
-        }
-    )
+    failing_job(store, raises)
     dag_run = run_dag(exported_dags(store)["failing"])
     assert dag_run.state == "failed"
     return attempts(store, dag_run.run_id)

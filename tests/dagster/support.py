@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import dagster as dg
 
@@ -93,3 +94,14 @@ def fire_success_sensor(instance: dg.DagsterInstance, result: dg.ExecuteInProces
         resources={"etl_meta": EtlMetaResource()},
     ) as context:
         sensor(context)
+
+
+def reconcile_tick(instance: dg.DagsterInstance, cursor: str | None = None) -> Any:
+    """One tick of the ``etl_meta_reconcile`` sensor, as the daemon would run it."""
+    from dagster_defs.resources import EtlMetaResource
+    from dagster_defs.sensors import reconcile_sensor
+
+    with dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"etl_meta": EtlMetaResource()}
+    ) as context:
+        return reconcile_sensor.evaluate_tick(context)

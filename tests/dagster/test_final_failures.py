@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.dagster.support import chain_job, dagster_env, definitions, run
-from tests.plugins import FAILING
+from tests.plugins import failing_job
 
 
 @pytest.fixture
@@ -15,19 +15,7 @@ def instance(monkeypatch, store_url, tmp_path):
 
 
 def _attempts(store, instance, raises: str) -> int:
-    store.jobs.create(
-        {
-            "name": "failing",
-            "num_of_retries": 2,
-            "components": [
-                {
-                    "name": "step",
-                    "component_type": FAILING,
-                    "configuration": {"raises": raises},
-                }
-            ],
-        }
-    )
+    failing_job(store, raises)
     result = run(definitions(store).resolve_job_def("failing"), instance)
     assert not result.success
     (stats,) = instance.get_run_step_stats(result.run_id)

@@ -5,16 +5,20 @@ import json
 import time
 from contextlib import ExitStack
 
-import dagster as dg
 import pytest
 
 from dagster_defs.reconcile import reconcile
-from dagster_defs.resources import EtlMetaResource
-from dagster_defs.sensors import reconcile_sensor
 from etl_meta import ExecutionStatus, StepStatus
 from etl_meta.components import ComponentResult, ComponentType, register
 from etl_meta.outbox import DAGSTER_KEY
-from tests.dagster.support import chain_job, dagster_env, definitions, fire_success_sensor, run
+from tests.dagster.support import (
+    chain_job,
+    dagster_env,
+    definitions,
+    fire_success_sensor,
+    reconcile_tick,
+    run,
+)
 from tests.outages import outage, released_after, writes_hang
 
 #: The outage a component of type ``test.outage`` starts when it runs (set by each test).
@@ -171,29 +175,22 @@ def test_a_run_started_during_an_outage_waits_for_its_configuration_and_succeeds
     }
 
 
-def _tick(instance, cursor=None):
-    with dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources={"etl_meta": EtlMetaResource()}
-    ) as context:
-        return reconcile_sensor.evaluate_tick(context)
-
-
 def test_the_reconcile_sensor_yields_at_once_while_the_store_is_down_and_reports_the_lag(
     store, store_url, instance
 ):
     chain_job(store)
-    first = _tick(instance)
+    first = reconcile_tick(instance)
     result = run(definitions(store).resolve_job_def("chain"), instance)
     time.sleep(1.1)  # so the unrecorded run is measurably old
     with outage("refuse", store_url):
         started = time.monotonic()
-        down = _tick(instance, first.cursor)
+        down = reconcile_tick(instance, first.cursor)
         spent = time.monotonic() - started
     state = json.loads(down.cursor)
     assert state["interrupted"].startswith("store unavailable (")
     assert state["lag_seconds"] >= 1.0  # the finished run the store has not recorded yet
     assert spent < 45  # far inside Dagster's 60 s tick limit, whatever the store does
-    up = _tick(instance, down.cursor)
+    up = reconcile_tick(instance, down.cursor)
     state = json.loads(up.cursor)
     assert state["lag_seconds"] == 0 and state["interrupted"] is None
     assert state["max_delay_seconds"] >= 1.0

@@ -1,13 +1,17 @@
 """Dagster run tags reach the store with the run: through the status sensor and reconciliation,
 etl-meta's own and Dagster's hidden tags left out, secrets masked, replays inert."""
 
-import dagster as dg
 import pytest
 
-from dagster_defs.resources import EtlMetaResource
-from dagster_defs.sensors import reconcile_sensor
 from etl_meta.masking import MASK
-from tests.dagster.support import chain_job, dagster_env, definitions, fire_success_sensor, run
+from tests.dagster.support import (
+    chain_job,
+    dagster_env,
+    definitions,
+    fire_success_sensor,
+    reconcile_tick,
+    run,
+)
 
 TAGS = {
     "team": "growth",
@@ -21,13 +25,6 @@ TAGS = {
 def instance(monkeypatch, store_url, tmp_path):
     with dagster_env(monkeypatch, store_url, tmp_path) as instance:
         yield instance
-
-
-def _reconcile(instance) -> None:
-    with dg.build_sensor_context(
-        instance=instance, resources={"etl_meta": EtlMetaResource()}
-    ) as context:
-        reconcile_sensor.evaluate_tick(context)
 
 
 def test_the_status_sensor_records_the_runs_tags_masked(store, instance):
@@ -50,7 +47,7 @@ def test_the_status_sensor_records_the_runs_tags_masked(store, instance):
 def test_reconciliation_writes_the_same_tags_and_leaves_a_persons_tag_alone(store, instance):
     chain_job(store)
     result = run(definitions(store).resolve_job_def("chain"), instance, tags={"team": "growth"})
-    _reconcile(instance)
+    reconcile_tick(instance)
     assert store.executions.find("dagster", result.run_id).tags == {"team": "growth"}
     store.executions.tag(result.run_id, {"team": "finance", "reviewed": "yes"})
     events = len(store.audit.list(limit=1000))

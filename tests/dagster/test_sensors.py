@@ -8,11 +8,11 @@ import sqlalchemy as sa
 
 from dagster_defs.recording import TAG_RUN_REQUEST
 from dagster_defs.resources import EtlMetaResource
-from dagster_defs.sensors import reconcile_sensor, run_request_sensor, status_sensors
+from dagster_defs.sensors import run_request_sensor, status_sensors
 from etl_meta import ExecutionStatus, RunRequestStatus, SchemaNotInitializedError, StepStatus
 from etl_meta.errors import StoreUnavailableError
 from etl_meta.models import Execution, Metric
-from tests.dagster.support import chain_job, dagster_env, definitions, run
+from tests.dagster.support import chain_job, dagster_env, definitions, reconcile_tick, run
 
 
 @pytest.fixture
@@ -35,13 +35,6 @@ def _fire(sensor, resources, instance, result):
         resources=resources,
     ) as context:
         sensor(context)
-
-
-def _reconcile(instance, cursor=None):
-    with dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources={"etl_meta": EtlMetaResource()}
-    ) as context:
-        return reconcile_sensor.evaluate_tick(context)
 
 
 def test_the_success_sensor_records_the_run_with_every_attempt(store, instance):
@@ -80,7 +73,7 @@ def test_replaying_the_sensor_any_number_of_times_changes_nothing(store, instanc
     )
     for _ in range(3):
         _fire(sensor, resources, instance, result)
-        assert _reconcile(instance).cursor is not None
+        assert reconcile_tick(instance).cursor is not None
     after = (
         store.executions.find("dagster", result.run_id, with_steps=True),
         len(store.audit.list(limit=1000)),
@@ -97,11 +90,11 @@ def test_reconciliation_records_a_run_whose_handler_raised(store, instance, tmp_
         _fire(broken, resources, instance, result)
     # Only what the ops wrote themselves is there: the run still looks unfinished.
     assert store.executions.find("dagster", result.run_id).status is ExecutionStatus.RUNNING
-    tick = _reconcile(instance)
+    tick = reconcile_tick(instance)
     assert store.executions.find("dagster", result.run_id).status is ExecutionStatus.SUCCESS
     state = json.loads(tick.cursor)
     assert state["remaining"] == 0 and state["lag_seconds"] == 0
-    assert _reconcile(instance, tick.cursor).cursor == tick.cursor  # nothing new: cursor stays
+    assert reconcile_tick(instance, tick.cursor).cursor == tick.cursor  # nothing new: cursor stays
 
 
 def test_reconciliation_catches_up_in_bounded_batches_and_reports_the_backlog(store, instance):
@@ -176,7 +169,7 @@ def test_stored_attempts_carry_the_configuration_version_they_ran(store, instanc
             "chain", "b", {"configuration": {"n": n, "fail_first": 0, "password": "pw-secret"}}
         )
     result = run(definitions(store).resolve_job_def("chain"), instance)
-    _reconcile(instance)
+    reconcile_tick(instance)
     execution = store.executions.find("dagster", result.run_id, with_steps=True)
     assert result.output_for_node("b").value == 311
     assert execution.config_versions == {"a": 1, "b": 3, "c": 1}
