@@ -68,27 +68,31 @@ def _check_count(existing: Mapping[str, object], adding: Iterable[str], field: s
 
 def merge_orchestrator_tags(
     session: Session, execution_id: int, tags: Mapping[str, str], source: TagSource
-) -> TagChanges:
-    """Add the orchestrator's new keys and update its changed values.
+) -> tuple[TagChanges, dict[str, str]]:
+    """Add the orchestrator's new keys and update its changed values; returns what changed and
+    the run's tags after the merge (keys sorted).
 
     A person's tag (source ``user``) is kept as the person set it, and a key the orchestrator no
-    longer reports is kept too: replaying an older event changes nothing.
+    longer reports is kept too: replaying an older event changes nothing. New keys beyond
+    :data:`MAX_RUN_TAGS` are left out, in key order, never refused: the run must be recorded.
     """
     existing = _rows(session, execution_id)
     changes: TagChanges = {}
     now = utcnow()
-    adding = [key for key in tags if key not in existing]
-    _check_count(existing, adding, "tags")
-    for key, value in tags.items():
-        row = existing.get(key)
-        if row is None:
+    room = MAX_RUN_TAGS - len(existing)
+    for key in sorted(tags):
+        value, row = tags[key], existing.get(key)
+        if row is None and room > 0:
             session.add(_tag(execution_id, key, value, source, now))
             changes[key] = (None, value)
-        elif row.source is not TagSource.USER and row.value != value:
+            room -= 1
+        elif row is not None and row.source is not TagSource.USER and row.value != value:
             changes[key] = (row.value, value)
             row.value, row.source, row.updated_at = value, source, now
     session.flush()
-    return changes
+    after = {key: row.value for key, row in existing.items()}
+    after.update({key: new for key, (old, new) in changes.items() if old is None})
+    return changes, dict(sorted(after.items()))
 
 
 def set_user_tags(session: Session, execution_id: int, tags: Mapping[str, str]) -> TagChanges:

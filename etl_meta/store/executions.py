@@ -74,14 +74,14 @@ class ExecutionsAPI(RunTagsMixin, StoreAPI):
             # One lookup of the job's components for all attempts (a run has one per step try).
             components = components_repo.components_by_name(session, job.id) if attempts else {}
             row, outcome, changes = repo.upsert_execution(session, job=job, values=values)
-            given_tags = mask_tags(run.tags) if run.tags else {}
-            if given_tags:
-                tagged = tags_repo.merge_orchestrator_tags(
-                    session, row.id, given_tags, TagSource(row.orchestrator.value)
+            # The run's tags as they now stand, when known without another query.
+            tags: dict[str, str] | None = {} if outcome == "created" else None
+            if run.tags:
+                tagged, tags = tags_repo.merge_orchestrator_tags(
+                    session, row.id, mask_tags(run.tags), TagSource(row.orchestrator.value)
                 )
-                if tagged and outcome == "unchanged":
-                    outcome = "updated"
                 if tagged:
+                    outcome = "updated" if outcome == "unchanged" else outcome
                     changes["tags"] = tag_sides(tagged)
             self._audit_outcome(session, "execution", run_key(row), row.id, outcome, changes, row)
             keys = {(a.component, a.attempt) for a in attempts}
@@ -93,18 +93,10 @@ class ExecutionsAPI(RunTagsMixin, StoreAPI):
                     steps = self._insert_attempts(
                         session, row, attempts, job_name=job.name, known=components
                     )
-                return self._public(
-                    session, row, job.name, with_steps=True, steps=steps, tags=given_tags
-                )
+                return self._public(session, row, job.name, with_steps=True, steps=steps, tags=tags)
             for attempt in attempts:
                 self._upsert_attempt(session, row, attempt, job_name=job.name, known=components)
-            return self._public(
-                session,
-                row,
-                job.name,
-                with_steps=bool(attempts),
-                tags=given_tags if outcome == "created" else None,
-            )
+            return self._public(session, row, job.name, with_steps=bool(attempts), tags=tags)
 
     @requires(Role.WRITER)
     def record_attempt(

@@ -237,3 +237,20 @@ def test_orchestrator_tags_are_made_storable_never_refused():
     }
     many = orchestrator_tags({f"k{i:04}": "v" for i in range(MAX_RUN_TAGS + 5)})
     assert len(many) == MAX_RUN_TAGS and "k0000" in many
+
+
+def test_an_orchestrator_write_past_the_tag_limit_is_recorded_without_the_extra_keys(
+    store, factory
+):
+    """The run must be recorded: new keys beyond the limit are left out (in key order), never
+    a reason to refuse the write."""
+    job = factory.job().name
+    store.executions.upsert(_run(job, tags={f"k{i:03}": "v" for i in range(MAX_RUN_TAGS - 2)}))
+    store.executions.tag("tagged-1", {"reviewed": "yes"})
+    done = store.executions.upsert(
+        _run(job, status="success", tags={"k000": "changed", "new_a": "1", "new_b": "2"})
+    )
+    assert done.status.value == "success"
+    assert len(done.tags) == MAX_RUN_TAGS
+    assert done.tags["k000"] == "changed" and done.tags["new_a"] == "1" and "new_b" not in done.tags
+    assert store.executions.resolve("tagged-1").tags == done.tags
