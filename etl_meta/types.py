@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from pydantic import BeforeValidator
@@ -73,8 +73,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def lenient_enum(enum_cls: type[E]) -> Any:
-    """``Annotated[enum_cls, ...]`` accepting values and member names in any letter case."""
+def lenient_enum(enum_cls: type[enum.Enum]) -> BeforeValidator:
+    """The validator of ``Annotated[enum_cls, lenient_enum(enum_cls)]``: a field that accepts
+    values and member names in any letter case.
+
+    It returns the validator, not the ``Annotated`` type, so each field alias is spelled out
+    where it is defined and type checkers see a real type, not a call.
+    """
 
     def _coerce(value: Any) -> Any:
         try:
@@ -82,10 +87,10 @@ def lenient_enum(enum_cls: type[E]) -> Any:
         except ValueError:
             return value  # pydantic then reports the allowed values
 
-    return Annotated[enum_cls, BeforeValidator(_coerce)]
+    return BeforeValidator(_coerce)
 
 
-def coerce_enum(enum_cls: type[enum.Enum], value: Any) -> enum.Enum:
+def coerce_enum(enum_cls: type[E], value: Any) -> E:
     """``enum_cls(value)`` that also accepts member names and any letter case."""
     if isinstance(value, enum_cls):
         return value

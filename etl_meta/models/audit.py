@@ -30,7 +30,8 @@ class AuditEvent(EtlModel, table=True):
         sa.Index("ix_audit_event_actor_id", "actor", "id"),
     )
 
-    id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True))
+    # None only until the INSERT is flushed (see EtlModel).
+    id: int = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True))
     occurred_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     actor: str = Field(max_length=200)
     # Set by a PostgreSQL trigger to session_user whatever the client sends (migration 0006);

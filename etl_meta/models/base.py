@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
-from pydantic import ConfigDict, field_serializer
+from pydantic import field_serializer
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -34,10 +34,16 @@ class EtlModel(SQLModel, registry=mapper_registry):
     """Root of every etl-meta model, table or schema.
 
     ``repr``/``str`` mask secret values in any field listed in ``_masked_fields``.
+
+    Table primary keys are typed ``id: int`` with a ``None`` default: the database assigns them
+    at the INSERT, and every row the store reads or hands on has one. Typing them ``int | None``
+    would make each use of a stored row's id narrow away a ``None`` that cannot occur.
     """
 
     # Pydantic quotes offending input in its error text by default; input may hold secrets.
-    model_config = ConfigDict(hide_input_in_errors=True)
+    # Plain dicts here and in the subclasses: SQLModel types ``model_config`` as its own
+    # TypedDict (ConfigDict plus ``table`` and ``registry``), which a ``ConfigDict(...)`` is not.
+    model_config = {"hide_input_in_errors": True}
 
     #: Fields holding configuration-like JSON whose secret values must never be shown.
     _masked_fields: ClassVar[tuple[str, ...]] = ()
@@ -62,7 +68,7 @@ class InputModel(EtlModel):
     shares (``JobFields``) adds this class as a second base of its input model only.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = {"extra": "forbid"}
 
 
 class PublicModel(EtlModel):
@@ -71,7 +77,7 @@ class PublicModel(EtlModel):
     Timestamps serialize as ISO-8601 in UTC (``2026-01-01T00:00:00Z``).
     """
 
-    model_config = ConfigDict(from_attributes=True)
+    model_config = {"from_attributes": True}
 
     @field_serializer("*", mode="wrap", when_used="always", check_fields=False)
     def _mask_secrets(self, value: Any, handler: Any, info: Any) -> Any:

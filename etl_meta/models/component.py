@@ -8,7 +8,7 @@ can record exactly which configuration it used and analysts can diff two version
 # No `from __future__ import annotations`: SQLModel resolves relationship annotations at
 # class creation and cannot parse postponed ones.
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import sqlalchemy as sa
 from sqlmodel import Field, Relationship
@@ -27,8 +27,8 @@ from etl_meta.validation import Identifier, JSONObject, SafeText, TypeName
 if TYPE_CHECKING:
     from etl_meta.models.job import Job
 
-ComponentStatusField = lenient_enum(ComponentStatus)
-DataclassRoleField = lenient_enum(DataclassRole)
+ComponentStatusField = Annotated[ComponentStatus, lenient_enum(ComponentStatus)]
+DataclassRoleField = Annotated[DataclassRole, lenient_enum(DataclassRole)]
 
 
 class ComponentDependency(EtlModel, table=True):
@@ -96,7 +96,8 @@ class Component(ComponentBase, table=True):
         sa.CheckConstraint("config_version >= 1", name="current_version_positive"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    # None only until the INSERT is flushed (see EtlModel).
+    id: int = Field(default=None, primary_key=True)
     job_id: int = Field(sa_column=sa.Column(sa.ForeignKey("job.id"), nullable=False, index=True))
     config_version: int = Field(default=1)
 
@@ -126,7 +127,8 @@ class ComponentConfig(EtlModel, table=True):
     )
     _masked_fields: ClassVar[tuple[str, ...]] = ("configuration",)
 
-    id: int | None = Field(default=None, primary_key=True)
+    # None only until the INSERT is flushed (see EtlModel).
+    id: int = Field(default=None, primary_key=True)
     component_id: int = Field(
         sa_column=sa.Column(sa.ForeignKey("component.id", ondelete="CASCADE"), nullable=False)
     )

@@ -49,7 +49,8 @@ class Dataclass(DataclassesBase, table=True):
         sa.CheckConstraint("version >= 1", name="version_positive"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    # None only until the INSERT is flushed (see EtlModel).
+    id: int = Field(default=None, primary_key=True)
     version: int = Field(default=1, description="Bumped when the schema or rules change.")
     is_archived: bool = Field(default=False)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import sqlalchemy as sa
 from pydantic import StrictInt, computed_field
@@ -21,9 +21,9 @@ from etl_meta.models.execution_tag import MAX_RUN_TAGS, RunTagKey, RunTagValue
 from etl_meta.types import JSONDocument, UTCDateTime, lenient_enum, string_enum
 from etl_meta.validation import AwareDatetime, Identifier, JSONObject, SafeText
 
-OrchestratorField = lenient_enum(Orchestrator)
-ExecutionStatusField = lenient_enum(ExecutionStatus)
-StepStatusField = lenient_enum(StepStatus)
+OrchestratorField = Annotated[Orchestrator, lenient_enum(Orchestrator)]
+ExecutionStatusField = Annotated[ExecutionStatus, lenient_enum(ExecutionStatus)]
+StepStatusField = Annotated[StepStatus, lenient_enum(StepStatus)]
 MAX_ERROR_CHARS = 20_000
 
 
@@ -47,7 +47,8 @@ class Execution(EtlModel, table=True):
     )
     _masked_fields: ClassVar[tuple[str, ...]] = ("run_config",)
 
-    id: int | None = Field(default=None, primary_key=True)
+    # None only until the INSERT is flushed (see EtlModel).
+    id: int = Field(default=None, primary_key=True)
     job_id: int = Field(sa_column=sa.Column(sa.ForeignKey("job.id"), nullable=False))
     orchestrator: OrchestratorField = Field(
         sa_type=string_enum(Orchestrator, "orchestrator", length=16)
@@ -121,7 +122,8 @@ class ExecutionPublic(PublicModel):
     tags: dict[str, str] = Field(default_factory=dict)
     steps: list[StepAttemptPublic] | None = None
 
-    @computed_field
+    # mypy cannot type a decorator over a property; pydantic's documented spelling needs this.
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def duration_seconds(self) -> float | None:
         return _duration(self.started_at, self.ended_at)
@@ -137,7 +139,8 @@ class ComponentExecution(EtlModel, table=True):
         sa.Index("ix_component_execution_component_id_started_at", "component_id", "started_at"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    # None only until the INSERT is flushed (see EtlModel).
+    id: int = Field(default=None, primary_key=True)
     execution_id: int = Field(
         sa_column=sa.Column(sa.ForeignKey("execution.id", ondelete="CASCADE"), nullable=False)
     )
@@ -178,7 +181,8 @@ class StepAttemptPublic(PublicModel):
     ended_at: datetime | None
     error: str | None
 
-    @computed_field
+    # mypy cannot type a decorator over a property; pydantic's documented spelling needs this.
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def duration_seconds(self) -> float | None:
         return _duration(self.started_at, self.ended_at)

@@ -3,7 +3,7 @@
 # No `from __future__ import annotations`: SQLModel resolves relationship annotations at
 # class creation and cannot parse postponed ones.
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import sqlalchemy as sa
 from pydantic import StrictBool, StrictInt
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from etl_meta.models.component import Component, ComponentPublic
 
 MAX_RETRIES = 100
-StrategyTypeField = lenient_enum(StrategyType)
+StrategyTypeField = Annotated[StrategyType, lenient_enum(StrategyType)]
 
 
 class JobTag(EtlModel, table=True):
@@ -53,7 +53,8 @@ class Tag(TagBase, table=True):
     __tablename__ = "tag"
     __table_args__ = (sa.UniqueConstraint("key", "value"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    # None only until the INSERT is flushed (see EtlModel).
+    id: int = Field(default=None, primary_key=True)
     jobs: list["Job"] = Relationship(back_populates="tags", link_model=JobTag)
 
 
@@ -94,7 +95,8 @@ class Job(JobBase, table=True):
         sa.CheckConstraint("revision >= 1", name="revision_positive"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    # None only until the INSERT is flushed (see EtlModel).
+    id: int = Field(default=None, primary_key=True)
     revision: int = Field(default=1, description="Bumped on every change to the job's definition.")
     is_archived: bool = Field(default=False)
 

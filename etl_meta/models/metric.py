@@ -25,7 +25,8 @@ class Metric(EtlModel, table=True):
         sa.Index("ix_metric_component_id_name_recorded_at", "component_id", "name", "recorded_at"),
     )
 
-    id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True))
+    # None only until the INSERT is flushed (see EtlModel).
+    id: int = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True))
     execution_id: int = Field(
         sa_column=sa.Column(sa.ForeignKey("execution.id", ondelete="CASCADE"), nullable=False)
     )

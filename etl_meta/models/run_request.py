@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import sqlalchemy as sa
 from sqlmodel import Field
@@ -19,7 +19,7 @@ from etl_meta.models.enums import Orchestrator, RunRequestStatus
 from etl_meta.types import JSONDocument, UTCDateTime, lenient_enum, string_enum
 from etl_meta.validation import Identifier, JSONObject, SafeText
 
-RunRequestStatusField = lenient_enum(RunRequestStatus)
+RunRequestStatusField = Annotated[RunRequestStatus, lenient_enum(RunRequestStatus)]
 
 
 class RunRequest(EtlModel, table=True):
@@ -30,7 +30,8 @@ class RunRequest(EtlModel, table=True):
     )
     _masked_fields: ClassVar[tuple[str, ...]] = ("run_config",)
 
-    id: int | None = Field(default=None, primary_key=True)
+    # None only until the INSERT is flushed (see EtlModel).
+    id: int = Field(default=None, primary_key=True)
     job_id: int = Field(sa_column=sa.Column(sa.ForeignKey("job.id"), nullable=False))
     request_key: str = Field(max_length=255)
     status: RunRequestStatusField = Field(
@@ -56,7 +57,7 @@ class RunRequestCreate(InputModel):
 
     job: Identifier
     request_key: SafeText | None = Field(default=None, min_length=1, max_length=255)
-    orchestrator: lenient_enum(Orchestrator) | None = None
+    orchestrator: Annotated[Orchestrator, lenient_enum(Orchestrator)] | None = None
     run_config: JSONObject = Field(default_factory=dict)
 
 
