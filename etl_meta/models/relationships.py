@@ -7,6 +7,7 @@ are ``write_only``: iterating them by accident cannot load everything; callers q
 
 import sqlalchemy as sa
 from sqlalchemy.orm import relationship
+from sqlmodel import col
 
 from etl_meta.models.component import Component
 from etl_meta.models.execution import ComponentExecution, Execution
@@ -16,12 +17,12 @@ from etl_meta.models.metric import Metric
 
 def _latest_execution_join() -> sa.ColumnElement[bool]:
     newest = (
-        sa.select(sa.func.max(Execution.id))
-        .where(Execution.job_id == Job.id)
+        sa.select(sa.func.max(col(Execution.id)))
+        .where(col(Execution.job_id) == Job.id)
         .correlate(Job)
         .scalar_subquery()
     )
-    return sa.and_(Execution.job_id == Job.id, Execution.id == newest)
+    return sa.and_(col(Execution.job_id) == Job.id, col(Execution.id) == newest)
 
 
 def configure() -> None:
@@ -31,7 +32,9 @@ def configure() -> None:
         return
     job.add_property(
         "executions",
-        relationship(Execution, lazy="write_only", order_by=Execution.id.desc(), viewonly=True),
+        relationship(
+            Execution, lazy="write_only", order_by=col(Execution.id).desc(), viewonly=True
+        ),
     )
     job.add_property(
         "latest_execution",
@@ -43,7 +46,7 @@ def configure() -> None:
         "attempts",
         relationship(
             ComponentExecution,
-            order_by=(ComponentExecution.component_id, ComponentExecution.attempt),
+            order_by=(col(ComponentExecution.component_id), col(ComponentExecution.attempt)),
             viewonly=True,
         ),
     )

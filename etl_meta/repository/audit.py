@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from etl_meta.masking import mask_value
 from etl_meta.models import AuditEvent
@@ -64,19 +65,19 @@ def list_events(
     limit: int = 100,
 ) -> Sequence[AuditEvent]:
     """Events matching every given filter, newest first; page with ``before_id``."""
-    query = sa.select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+    query = sa.select(AuditEvent).order_by(col(AuditEvent.id).desc()).limit(limit)
     filters = {
-        AuditEvent.entity_type: entity_type,
-        AuditEvent.entity_key: entity_key,
-        AuditEvent.entity_id: entity_id,
-        AuditEvent.action: action,
-        AuditEvent.actor: actor,
+        col(AuditEvent.entity_type): entity_type,
+        col(AuditEvent.entity_key): entity_key,
+        col(AuditEvent.entity_id): entity_id,
+        col(AuditEvent.action): action,
+        col(AuditEvent.actor): actor,
     }
     for column, value in filters.items():
         if value is not None:
             query = query.where(column == value)
     if since is not None:
-        query = query.where(AuditEvent.occurred_at >= since)
+        query = query.where(col(AuditEvent.occurred_at) >= since)
     if before_id is not None:
-        query = query.where(AuditEvent.id < before_id)
+        query = query.where(col(AuditEvent.id) < before_id)
     return session.scalars(query).all()

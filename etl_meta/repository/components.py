@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
+from sqlmodel import col
 
 from etl_meta.errors import NotFoundError
 from etl_meta.models import (
@@ -27,7 +28,7 @@ def find_component(session: Session, job_id: int, name: str) -> Component | None
     if not storable(name):
         return None
     return session.scalars(
-        sa.select(Component).where(Component.job_id == job_id, Component.name == name)
+        sa.select(Component).where(col(Component.job_id) == job_id, col(Component.name) == name)
     ).one_or_none()
 
 
@@ -43,15 +44,15 @@ def list_components(
     session: Session, job_ids: Iterable[int], *, include_archived: bool = False
 ) -> Sequence[Component]:
     """Components of the given jobs, in creation order."""
-    query = sa.select(Component).where(Component.job_id.in_(list(job_ids)))
+    query = sa.select(Component).where(col(Component.job_id).in_(list(job_ids)))
     if not include_archived:
-        query = query.where(Component.status != ComponentStatus.ARCHIVED)
-    return session.scalars(query.order_by(Component.id)).all()
+        query = query.where(col(Component.status) != ComponentStatus.ARCHIVED)
+    return session.scalars(query.order_by(col(Component.id))).all()
 
 
 def components_by_name(session: Session, job_id: int) -> dict[str, Component]:
     """Every component of the job (archived too), by name."""
-    rows = session.scalars(sa.select(Component).where(Component.job_id == job_id))
+    rows = session.scalars(sa.select(Component).where(col(Component.job_id) == job_id))
     return {component.name: component for component in rows}
 
 
@@ -61,8 +62,8 @@ def add_config_version(
     """Store ``configuration`` as the component's next version and make it current."""
     assert component.id is not None
     latest = session.scalar(
-        sa.select(sa.func.max(ComponentConfig.version)).where(
-            ComponentConfig.component_id == component.id
+        sa.select(sa.func.max(col(ComponentConfig.version))).where(
+            col(ComponentConfig.component_id) == component.id
         )
     )
     version = (latest or 0) + 1
@@ -84,8 +85,8 @@ def config_history(session: Session, component_id: int) -> Sequence[ComponentCon
     """Every configuration version of a component, oldest first."""
     return session.scalars(
         sa.select(ComponentConfig)
-        .where(ComponentConfig.component_id == component_id)
-        .order_by(ComponentConfig.version)
+        .where(col(ComponentConfig.component_id) == component_id)
+        .order_by(col(ComponentConfig.version))
     ).all()
 
 
@@ -95,7 +96,8 @@ def find_config_version(
     """One configuration version of a component, or ``None``."""
     return session.scalars(
         sa.select(ComponentConfig).where(
-            ComponentConfig.component_id == component_id, ComponentConfig.version == version
+            col(ComponentConfig.component_id) == component_id,
+            col(ComponentConfig.version) == version,
         )
     ).one_or_none()
 
@@ -103,9 +105,9 @@ def find_config_version(
 def dependency_edges(session: Session, job_id: int) -> list[tuple[int, int]]:
     """``(component_id, depends_on_id)`` for every edge between components of the job."""
     rows = session.execute(
-        sa.select(ComponentDependency.component_id, ComponentDependency.depends_on_id)
-        .join(Component, Component.id == ComponentDependency.component_id)
-        .where(Component.job_id == job_id)
+        sa.select(col(ComponentDependency.component_id), col(ComponentDependency.depends_on_id))
+        .join(Component, col(Component.id) == ComponentDependency.component_id)
+        .where(col(Component.job_id) == job_id)
     )
     return [(a, b) for a, b in rows]
 
@@ -113,7 +115,7 @@ def dependency_edges(session: Session, job_id: int) -> list[tuple[int, int]]:
 def set_dependencies(session: Session, component: Component, depends_on_ids: Iterable[int]) -> None:
     """Replace the component's upstream set (the caller has checked job and cycles)."""
     session.execute(
-        sa.delete(ComponentDependency).where(ComponentDependency.component_id == component.id)
+        sa.delete(ComponentDependency).where(col(ComponentDependency.component_id) == component.id)
     )
     for upstream_id in sorted(set(depends_on_ids)):
         session.add(ComponentDependency(component_id=component.id, depends_on_id=upstream_id))
@@ -128,10 +130,10 @@ def dependency_names(session: Session, component_ids: Iterable[int]) -> dict[int
         return result
     upstream = aliased(Component)
     rows = session.execute(
-        sa.select(ComponentDependency.component_id, upstream.name)
-        .join(upstream, upstream.id == ComponentDependency.depends_on_id)
-        .where(ComponentDependency.component_id.in_(ids))
-        .order_by(upstream.name)
+        sa.select(col(ComponentDependency.component_id), col(upstream.name))
+        .join(upstream, col(upstream.id) == ComponentDependency.depends_on_id)
+        .where(col(ComponentDependency.component_id).in_(ids))
+        .order_by(col(upstream.name))
     )
     for component_id, name in rows:
         result[component_id].append(name)
@@ -144,8 +146,8 @@ def set_dataclass_links(
     """Replace which dataclasses the component reads (``input``) or writes (``output``)."""
     session.execute(
         sa.delete(ComponentDataclass).where(
-            ComponentDataclass.component_id == component.id,
-            ComponentDataclass.role == role,
+            col(ComponentDataclass.component_id) == component.id,
+            col(ComponentDataclass.role) == role,
         )
     )
     for dataclass_id in sorted(set(dataclass_ids)):
@@ -164,10 +166,12 @@ def dataclass_links(
     if not ids:
         return result
     rows = session.execute(
-        sa.select(ComponentDataclass.component_id, ComponentDataclass.role, Dataclass.name)
-        .join(Dataclass, Dataclass.id == ComponentDataclass.dataclass_id)
-        .where(ComponentDataclass.component_id.in_(ids))
-        .order_by(Dataclass.name)
+        sa.select(
+            col(ComponentDataclass.component_id), col(ComponentDataclass.role), col(Dataclass.name)
+        )
+        .join(Dataclass, col(Dataclass.id) == ComponentDataclass.dataclass_id)
+        .where(col(ComponentDataclass.component_id).in_(ids))
+        .order_by(col(Dataclass.name))
     )
     for component_id, role, name in rows:
         result[component_id][DataclassRole(role)].append(name)

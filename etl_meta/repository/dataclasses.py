@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from etl_meta.errors import NotFoundError
 from etl_meta.models import Dataclass
@@ -16,7 +17,7 @@ def find_dataclass(session: Session, name: str) -> Dataclass | None:
     """The dataclass called ``name``, or ``None``."""
     if not storable(name):
         return None
-    return session.scalars(sa.select(Dataclass).where(Dataclass.name == name)).one_or_none()
+    return session.scalars(sa.select(Dataclass).where(col(Dataclass.name) == name)).one_or_none()
 
 
 def get_dataclass(session: Session, name: str) -> Dataclass:
@@ -33,8 +34,8 @@ def dataclass_ids(session: Session, names: Iterable[str]) -> dict[str, int]:
     if not wanted:
         return {}
     rows = session.execute(
-        sa.select(Dataclass.name, Dataclass.id).where(
-            Dataclass.name.in_(wanted), Dataclass.is_archived.is_(False)
+        sa.select(col(Dataclass.name), col(Dataclass.id)).where(
+            col(Dataclass.name).in_(wanted), col(Dataclass.is_archived).is_(False)
         )
     )
     return {name: id_ for name, id_ in rows}
@@ -44,9 +45,9 @@ def list_dataclasses(
     session: Session, *, include_archived: bool = False, limit: int | None = None, offset: int = 0
 ) -> Sequence[Dataclass]:
     """Dataclasses ordered by name."""
-    query = sa.select(Dataclass).order_by(Dataclass.name).offset(offset)
+    query = sa.select(Dataclass).order_by(col(Dataclass.name)).offset(offset)
     if not include_archived:
-        query = query.where(Dataclass.is_archived.is_(False))
+        query = query.where(col(Dataclass.is_archived).is_(False))
     if limit is not None:
         query = query.limit(limit)
     return session.scalars(query).all()

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from etl_meta.errors import ConflictError
 from etl_meta.models import (
@@ -43,8 +43,8 @@ def _merge(row: Any, values: Mapping[str, Any], status_field: str = "status") ->
     contradicting ``failed`` after ``success``) changes nothing at all, and one of the same
     status may only fill fields still empty (an end time, the error of a failure).
     """
-    old_status: StrEnum = getattr(row, status_field)
-    new_status: StrEnum | None = values.get(status_field)
+    old_status: ExecutionStatus | StepStatus = getattr(row, status_field)
+    new_status: ExecutionStatus | StepStatus | None = values.get(status_field)
     if old_status.is_terminal and new_status != old_status:
         # Its fields describe another outcome or an earlier moment: a late ``failed`` must not
         # give a successful run an error, nor a late ``running`` a new log path. Between two
@@ -123,8 +123,8 @@ def upsert_attempt(
     row = session.scalars(
         sa.select(ComponentExecution)
         .where(
-            ComponentExecution.execution_id == execution.id,
-            ComponentExecution.component_id == component.id,
+            col(ComponentExecution.execution_id) == execution.id,
+            col(ComponentExecution.component_id) == component.id,
             ComponentExecution.attempt == values["attempt"],
         )
         .with_for_update()
@@ -175,7 +175,8 @@ def find_execution(
     if not storable(external_run_id):
         return None
     query = sa.select(Execution).where(
-        Execution.orchestrator == orchestrator, Execution.external_run_id == external_run_id
+        col(Execution.orchestrator) == orchestrator,
+        col(Execution.external_run_id) == external_run_id,
     )
     if for_update:
         query = query.with_for_update().execution_options(populate_existing=True)
@@ -190,8 +191,10 @@ def recorded_state(
     if not ids:
         return {}
     rows = session.execute(
-        sa.select(Execution.external_run_id, Execution.status, Execution.updated_at).where(
-            Execution.orchestrator == orchestrator, Execution.external_run_id.in_(ids)
+        sa.select(
+            col(Execution.external_run_id), col(Execution.status), col(Execution.updated_at)
+        ).where(
+            col(Execution.orchestrator) == orchestrator, col(Execution.external_run_id).in_(ids)
         )
     )
     return {run_id: (status, updated_at) for run_id, status, updated_at in rows}
@@ -201,7 +204,9 @@ def find_by_run_id(session: Session, run_id: str) -> Sequence[Execution]:
     """Executions whose orchestrator run id is ``run_id`` (any orchestrator)."""
     if not storable(run_id):
         return []
-    return session.scalars(sa.select(Execution).where(Execution.external_run_id == run_id)).all()
+    return session.scalars(
+        sa.select(Execution).where(col(Execution.external_run_id) == run_id)
+    ).all()
 
 
 def list_executions(
@@ -217,25 +222,25 @@ def list_executions(
 ) -> Sequence[Execution]:
     """Executions newest first (by id, which is stable under concurrent inserts for paging);
     ``tags``: only runs carrying every given ``key=value``."""
-    query = sa.select(Execution).order_by(Execution.id.desc()).limit(limit)
+    query = sa.select(Execution).order_by(col(Execution.id).desc()).limit(limit)
     for key, value in (tags or {}).items():
         query = query.where(
             sa.exists().where(
-                ExecutionTag.execution_id == Execution.id,
-                ExecutionTag.key == key,
-                ExecutionTag.value == value,
+                col(ExecutionTag.execution_id) == Execution.id,
+                col(ExecutionTag.key) == key,
+                col(ExecutionTag.value) == value,
             )
         )
     if job_id is not None:
-        query = query.where(Execution.job_id == job_id)
+        query = query.where(col(Execution.job_id) == job_id)
     if status is not None:
-        query = query.where(Execution.status == status)
+        query = query.where(col(Execution.status) == status)
     if orchestrator is not None:
-        query = query.where(Execution.orchestrator == orchestrator)
+        query = query.where(col(Execution.orchestrator) == orchestrator)
     if since is not None:
-        query = query.where(Execution.created_at >= since)
+        query = query.where(col(Execution.created_at) >= since)
     if before_id is not None:
-        query = query.where(Execution.id < before_id)
+        query = query.where(col(Execution.id) < before_id)
     return session.scalars(query).all()
 
 
@@ -245,11 +250,11 @@ def latest_executions(session: Session, job_ids: Iterable[int]) -> dict[int, Exe
     if not ids:
         return {}
     newest = (
-        sa.select(sa.func.max(Execution.id))
-        .where(Execution.job_id.in_(ids))
-        .group_by(Execution.job_id)
+        sa.select(sa.func.max(col(Execution.id)))
+        .where(col(Execution.job_id).in_(ids))
+        .group_by(col(Execution.job_id))
     )
-    rows = session.scalars(sa.select(Execution).where(Execution.id.in_(newest)))
+    rows = session.scalars(sa.select(Execution).where(col(Execution.id).in_(newest)))
     return {row.job_id: row for row in rows}
 
 
@@ -262,10 +267,10 @@ def attempts_by_execution(
     if not ids:
         return result
     rows = session.execute(
-        sa.select(ComponentExecution, Component.name)
-        .join(Component, Component.id == ComponentExecution.component_id)
-        .where(ComponentExecution.execution_id.in_(ids))
-        .order_by(ComponentExecution.component_id, ComponentExecution.attempt)
+        sa.select(ComponentExecution, col(Component.name))
+        .join(Component, col(Component.id) == ComponentExecution.component_id)
+        .where(col(ComponentExecution.execution_id).in_(ids))
+        .order_by(col(ComponentExecution.component_id), col(ComponentExecution.attempt))
     )
     for attempt, name in rows:
         result[attempt.execution_id].append((attempt, name))
@@ -275,8 +280,8 @@ def attempts_by_execution(
 def step_status_counts(session: Session, execution_id: int) -> dict[StepStatus, int]:
     """How many attempts of the execution ended in each status."""
     rows = session.execute(
-        sa.select(ComponentExecution.status, sa.func.count())
-        .where(ComponentExecution.execution_id == execution_id)
-        .group_by(ComponentExecution.status)
+        sa.select(col(ComponentExecution.status), sa.func.count())
+        .where(col(ComponentExecution.execution_id) == execution_id)
+        .group_by(col(ComponentExecution.status))
     )
     return {StepStatus(status): count for status, count in rows}

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from etl_meta.errors import NotFoundError
 from etl_meta.models import Job, JobTag, Tag
@@ -17,7 +18,7 @@ def find_job(session: Session, name: str, *, for_update: bool = False) -> Job | 
     """The job called ``name``, or ``None``. ``for_update`` locks the row (PostgreSQL)."""
     if not storable(name):
         return None
-    query = sa.select(Job).where(Job.name == name)
+    query = sa.select(Job).where(col(Job.name) == name)
     if for_update:
         # Refresh the row: the session may hold it from an earlier read, and a lock taken on
         # stale attributes would lose concurrent changes (the revision counter, for one).
@@ -44,16 +45,16 @@ def list_jobs(
     """Jobs ordered by name; ``tags`` keeps jobs carrying every given ``key=value``."""
     if not all(storable(text) for pair in (tags or {}).items() for text in pair):
         return []  # no tag can hold such a key or value
-    query = sa.select(Job).order_by(Job.name).offset(offset)
+    query = sa.select(Job).order_by(col(Job.name)).offset(offset)
     if not include_archived:
-        query = query.where(Job.is_archived.is_(False))
+        query = query.where(col(Job.is_archived).is_(False))
     for key, value in (tags or {}).items():
         tagged = (
-            sa.select(JobTag.job_id)
-            .join(Tag, Tag.id == JobTag.tag_id)
-            .where(Tag.key == key, Tag.value == value)
+            sa.select(col(JobTag.job_id))
+            .join(Tag, col(Tag.id) == JobTag.tag_id)
+            .where(col(Tag.key) == key, col(Tag.value) == value)
         )
-        query = query.where(Job.id.in_(tagged))
+        query = query.where(col(Job.id).in_(tagged))
     if limit is not None:
         query = query.limit(limit)
     return session.scalars(query).all()
@@ -66,10 +67,10 @@ def tags_by_job(session: Session, job_ids: Iterable[int]) -> dict[int, dict[str,
     if not ids:
         return result
     rows = session.execute(
-        sa.select(JobTag.job_id, Tag.key, Tag.value)
-        .join(Tag, Tag.id == JobTag.tag_id)
-        .where(JobTag.job_id.in_(ids))
-        .order_by(Tag.key)
+        sa.select(col(JobTag.job_id), col(Tag.key), col(Tag.value))
+        .join(Tag, col(Tag.id) == JobTag.tag_id)
+        .where(col(JobTag.job_id).in_(ids))
+        .order_by(col(Tag.key))
     )
     for job_id, key, value in rows:
         result[job_id][key] = value
@@ -82,7 +83,7 @@ def set_tags(session: Session, job: Job, tags: Mapping[str, str]) -> bool:
     current = tags_by_job(session, [job.id])[job.id]
     if current == dict(tags):
         return False
-    session.execute(sa.delete(JobTag).where(JobTag.job_id == job.id))
+    session.execute(sa.delete(JobTag).where(col(JobTag.job_id) == job.id))
     for key, value in tags.items():
         tag_id = _tag_id(session, key, value)
         session.add(JobTag(job_id=job.id, tag_id=tag_id))
@@ -97,7 +98,9 @@ def _tag_id(session: Session, key: str, value: str) -> int:
         .values(key=key, value=value)
         .on_conflict_do_nothing(index_elements=["key", "value"])
     )
-    return session.scalars(sa.select(Tag.id).where(Tag.key == key, Tag.value == value)).one()
+    return session.scalars(
+        sa.select(col(Tag.id)).where(col(Tag.key) == key, col(Tag.value) == value)
+    ).one()
 
 
 def job_names(session: Session, job_ids: Iterable[int]) -> dict[int, str]:
@@ -105,5 +108,5 @@ def job_names(session: Session, job_ids: Iterable[int]) -> dict[int, str]:
     ids = list(set(job_ids))
     if not ids:
         return {}
-    rows = session.execute(sa.select(Job.id, Job.name).where(Job.id.in_(ids)))
+    rows = session.execute(sa.select(col(Job.id), col(Job.name)).where(col(Job.id).in_(ids)))
     return {job_id: name for job_id, name in rows}

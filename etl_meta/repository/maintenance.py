@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from etl_meta.models import (
     Component,
@@ -54,20 +55,22 @@ def run_age() -> sa.ColumnElement[Any]:
 
 
 def _expired(older_than: datetime) -> sa.ColumnElement[bool]:
-    return sa.and_(Execution.status.in_(TERMINAL_STATUSES), run_age() < older_than)
+    return sa.and_(col(Execution.status).in_(TERMINAL_STATUSES), run_age() < older_than)
 
 
 def count_expired(session: Session, *, older_than: datetime) -> DeleteCounts:
     """How many runs, attempts and metric points a gc with this horizon would delete now."""
-    expired_ids = sa.select(Execution.id).where(_expired(older_than))
+    expired_ids = sa.select(col(Execution.id)).where(_expired(older_than))
     runs = session.scalar(sa.select(sa.func.count()).select_from(expired_ids.subquery()))
     attempts = session.scalar(
         sa.select(sa.func.count())
         .select_from(ComponentExecution)
-        .where(ComponentExecution.execution_id.in_(expired_ids))
+        .where(col(ComponentExecution.execution_id).in_(expired_ids))
     )
     metrics = session.scalar(
-        sa.select(sa.func.count()).select_from(Metric).where(Metric.execution_id.in_(expired_ids))
+        sa.select(sa.func.count())
+        .select_from(Metric)
+        .where(col(Metric.execution_id).in_(expired_ids))
     )
     return DeleteCounts(runs=runs or 0, attempts=attempts or 0, metrics=metrics or 0)
 
@@ -77,7 +80,7 @@ def count_unfinished(session: Session, *, older_than: datetime) -> int:
     query = (
         sa.select(sa.func.count())
         .select_from(Execution)
-        .where(Execution.status.in_(UNFINISHED_STATUSES), run_age() < older_than)
+        .where(col(Execution.status).in_(UNFINISHED_STATUSES), run_age() < older_than)
     )
     return session.scalar(query) or 0
 
@@ -92,9 +95,9 @@ def lock_expired_batch(
     database's one write lock, so nobody else is writing.
     """
     query = (
-        sa.select(Execution.id)
-        .where(_expired(older_than), Execution.id > after_id)
-        .order_by(Execution.id)
+        sa.select(col(Execution.id))
+        .where(_expired(older_than), col(Execution.id) > after_id)
+        .order_by(col(Execution.id))
         .limit(limit)
     )
     if dialect_name(session) == "postgresql":
@@ -107,9 +110,9 @@ def still_expired(session: Session, ids: Sequence[int], *, older_than: datetime)
     if not ids:
         return []
     query = (
-        sa.select(Execution.id)
-        .where(Execution.id.in_(ids), _expired(older_than))
-        .order_by(Execution.id)
+        sa.select(col(Execution.id))
+        .where(col(Execution.id).in_(ids), _expired(older_than))
+        .order_by(col(Execution.id))
     )
     return list(session.scalars(query))
 
@@ -120,17 +123,18 @@ def delete_runs(session: Session, ids: Sequence[int]) -> DeleteCounts:
         return DeleteCounts(0, 0, 0)
     options = {"synchronize_session": False}
     session.execute(
-        sa.delete(ExecutionTag).where(ExecutionTag.execution_id.in_(ids)), execution_options=options
+        sa.delete(ExecutionTag).where(col(ExecutionTag.execution_id).in_(ids)),
+        execution_options=options,
     )
     metrics = session.execute(
-        sa.delete(Metric).where(Metric.execution_id.in_(ids)), execution_options=options
+        sa.delete(Metric).where(col(Metric.execution_id).in_(ids)), execution_options=options
     )
     attempts = session.execute(
-        sa.delete(ComponentExecution).where(ComponentExecution.execution_id.in_(ids)),
+        sa.delete(ComponentExecution).where(col(ComponentExecution.execution_id).in_(ids)),
         execution_options=options,
     )
     runs = session.execute(
-        sa.delete(Execution).where(Execution.id.in_(ids)), execution_options=options
+        sa.delete(Execution).where(col(Execution.id).in_(ids)), execution_options=options
     )
     return DeleteCounts(
         runs=max(runs.rowcount, 0),  # type: ignore[attr-defined]
@@ -212,24 +216,24 @@ def _archive_query(table: str, ids: Sequence[int]) -> sa.Select[Any]:
     if table == "runs":
         return (
             sa.select(*columns)
-            .join(Job, Job.id == Execution.job_id)
-            .where(Execution.id.in_(ids))
-            .order_by(Execution.id)
+            .join(Job, col(Job.id) == Execution.job_id)
+            .where(col(Execution.id).in_(ids))
+            .order_by(col(Execution.id))
         )
     if table == "tags":
         return (
             sa.select(*columns)
-            .where(ExecutionTag.execution_id.in_(ids))
-            .order_by(ExecutionTag.execution_id, ExecutionTag.key)
+            .where(col(ExecutionTag.execution_id).in_(ids))
+            .order_by(col(ExecutionTag.execution_id), col(ExecutionTag.key))
         )
     model = ComponentExecution if table == "attempts" else Metric
     return (
         sa.select(*columns)
         .select_from(model)
-        .join(Component, Component.id == model.component_id)
-        .join(Job, Job.id == Component.job_id)
-        .where(model.execution_id.in_(ids))
-        .order_by(model.id)
+        .join(Component, col(Component.id) == model.component_id)
+        .join(Job, col(Job.id) == Component.job_id)
+        .where(col(model.execution_id).in_(ids))
+        .order_by(col(model.id))
     )
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
+from sqlmodel import col
 
 from etl_meta.db import HeldConnection
 from etl_meta.models import Component, Execution, Metric, Orchestrator
@@ -117,7 +118,8 @@ def write_points(driver: Any, dialect: sa.Dialect, rows: Sequence[PointRow]) -> 
     else:
         rows = _sqlite_rows(dialect, rows)  # same layout, timestamps as SQLite's text
         with _driver_errors(dialect, _SQLITE_INSERT):
-            inserted = max(driver.executemany(_SQLITE_INSERT, rows).rowcount, 0)
+            rowcount: int = driver.executemany(_SQLITE_INSERT, rows).rowcount
+            inserted = max(rowcount, 0)
             if inserted:  # metric_latest as _upsert_latest keeps it, in the same error wrapper
                 driver.executemany(_SQLITE_UPSERT_LATEST, _candidates(rows))
         return inserted
@@ -136,7 +138,8 @@ def commit_points(engine: sa.Engine, rows: Sequence[PointRow], held: HeldConnect
     store translates them as usual), and a connection the error says is dead is dropped.
     """
     dialect = engine.dialect
-    driver = held.acquire() if held is not None else None
+    # The driver's own connection (sqlite3 or psycopg): untyped, as SQLAlchemy hands it out.
+    driver: Any = held.acquire() if held is not None else None
     pooled = None
     if driver is None:
         pooled = engine.raw_connection()  # pool errors already come out as SQLAlchemy's
@@ -160,7 +163,12 @@ def commit_points(engine: sa.Engine, rows: Sequence[PointRow], held: HeldConnect
                     driver.execute("ROLLBACK")
                 raise
     except sa.exc.DBAPIError as exc:
-        broken = exc.connection_invalidated or dialect.is_disconnect(exc.orig, driver, None)
+        # Always a driver error here (_driver_errors wraps only those); the check narrows it.
+        orig = exc.orig
+        broken = exc.connection_invalidated or (
+            isinstance(orig, dialect.loaded_dbapi.Error)
+            and dialect.is_disconnect(orig, driver, None)
+        )
         if broken and pooled is not None:
             pooled.invalidate(exc.orig)
         raise
@@ -228,7 +236,8 @@ def _sqlite_rows(dialect: sa.Dialect, rows: Sequence[PointRow]) -> Sequence[tupl
 @cache
 def _sqlite_timestamp_processor(dialect: sa.Dialect) -> Callable[[Any], Any]:
     """The ``recorded_at`` column's bind processor (looked up once: 2 µs a call otherwise)."""
-    to_db = Metric.__table__.c.recorded_at.type.dialect_impl(dialect).bind_processor(dialect)
+    recorded_at = sa.inspect(Metric).columns["recorded_at"]
+    to_db = recorded_at.type.dialect_impl(dialect).bind_processor(dialect)
     assert to_db is not None
     return to_db
 
@@ -249,7 +258,7 @@ def _insert_postgresql(driver: Any, dialect: sa.Dialect, rows: Sequence[PointRow
             for row in rows:
                 copy.write_row(row)
         cursor.execute(_PG_INSERT_FROM_STAGE)
-        inserted = cursor.rowcount
+        inserted: int = cursor.rowcount
         # Several batches may share one transaction: empty the stage now, not at commit.
         cursor.execute(_PG_EMPTY_STAGE)
     return max(inserted, 0)
@@ -292,18 +301,18 @@ def find_target(
         return None
     return session.execute(
         sa.select(
-            Execution.id,
-            Component.id,
-            Execution.status,
-            Execution.log_path,
-            Execution.job_revision,
-            Execution.config_versions,
+            col(Execution.id),
+            col(Component.id),
+            col(Execution.status),
+            col(Execution.log_path),
+            col(Execution.job_revision),
+            col(Execution.config_versions),
         )
-        .join(Component, Component.job_id == Execution.job_id)
+        .join(Component, col(Component.job_id) == Execution.job_id)
         .where(
-            Execution.orchestrator == orchestrator,
-            Execution.external_run_id == run_id,
-            Component.name == component,
+            col(Execution.orchestrator) == orchestrator,
+            col(Execution.external_run_id) == run_id,
+            col(Component.name) == component,
         )
     ).first()
 
@@ -320,24 +329,24 @@ def list_points(
     if name is not None and not storable(name):
         return []  # no point can carry such a name
     query = (
-        sa.select(Metric, Component.name)
-        .join(Component, Component.id == Metric.component_id)
-        .where(Metric.execution_id == execution_id)
-        .order_by(Component.name, Metric.name, Metric.attempt, Metric.step)
+        sa.select(Metric, col(Component.name))
+        .join(Component, col(Component.id) == Metric.component_id)
+        .where(col(Metric.execution_id) == execution_id)
+        .order_by(col(Component.name), col(Metric.name), col(Metric.attempt), col(Metric.step))
     )
     if component_id is not None:
-        query = query.where(Metric.component_id == component_id)
+        query = query.where(col(Metric.component_id) == component_id)
     if name is not None:
-        query = query.where(Metric.name == name)
+        query = query.where(col(Metric.name) == name)
     if final_attempt_only:
         same_step = aliased(Metric)
         latest = (
-            sa.select(sa.func.max(same_step.attempt))
+            sa.select(sa.func.max(col(same_step.attempt)))
             .where(
-                same_step.execution_id == Metric.execution_id,
-                same_step.component_id == Metric.component_id,
+                col(same_step.execution_id) == Metric.execution_id,
+                col(same_step.component_id) == Metric.component_id,
             )
             .scalar_subquery()
         )
-        query = query.where(Metric.attempt == latest)
+        query = query.where(col(Metric.attempt) == latest)
     return [(point, component_name) for point, component_name in session.execute(query)]

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from etl_meta.errors import NotFoundError
 from etl_meta.models import Orchestrator, RunRequest, RunRequestStatus
@@ -14,13 +15,13 @@ from etl_meta.models import Orchestrator, RunRequest, RunRequestStatus
 def find_by_key(session: Session, request_key: str) -> RunRequest | None:
     """The request with this idempotency key, or ``None``."""
     return session.scalars(
-        sa.select(RunRequest).where(RunRequest.request_key == request_key)
+        sa.select(RunRequest).where(col(RunRequest.request_key) == request_key)
     ).one_or_none()
 
 
 def get_request(session: Session, request_id: int, *, for_update: bool = False) -> RunRequest:
     """The request with this id; raises :class:`NotFoundError`."""
-    query = sa.select(RunRequest).where(RunRequest.id == request_id)
+    query = sa.select(RunRequest).where(col(RunRequest.id) == request_id)
     if for_update:
         query = query.with_for_update().execution_options(populate_existing=True)
     found = session.scalars(query).one_or_none()
@@ -43,15 +44,17 @@ def list_requests(
     Poll pending requests by status, not only by ``after_id``: PostgreSQL sequence values can
     commit out of order, so an id cursor alone may step over a row committed late.
     """
-    query = sa.select(RunRequest).order_by(RunRequest.id).limit(limit)
+    query = sa.select(RunRequest).order_by(col(RunRequest.id)).limit(limit)
     if status is not None:
-        query = query.where(RunRequest.status == status)
+        query = query.where(col(RunRequest.status) == status)
     if orchestrator is not None:
         query = query.where(
-            sa.or_(RunRequest.orchestrator == orchestrator, RunRequest.orchestrator.is_(None))
+            sa.or_(
+                col(RunRequest.orchestrator) == orchestrator, col(RunRequest.orchestrator).is_(None)
+            )
         )
     if job_id is not None:
-        query = query.where(RunRequest.job_id == job_id)
+        query = query.where(col(RunRequest.job_id) == job_id)
     if after_id is not None:
-        query = query.where(RunRequest.id > after_id)
+        query = query.where(col(RunRequest.id) > after_id)
     return session.scalars(query).all()

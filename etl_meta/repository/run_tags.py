@@ -13,6 +13,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from etl_meta.errors import ConflictError, ValidationError
 from etl_meta.models import ExecutionTag, TagSource
@@ -28,9 +29,9 @@ def tags_by_execution(session: Session, execution_ids: Iterable[int]) -> dict[in
     if not ids:
         return {}
     rows = session.execute(
-        sa.select(ExecutionTag.execution_id, ExecutionTag.key, ExecutionTag.value)
-        .where(ExecutionTag.execution_id.in_(ids))
-        .order_by(ExecutionTag.execution_id, ExecutionTag.key)
+        sa.select(col(ExecutionTag.execution_id), col(ExecutionTag.key), col(ExecutionTag.value))
+        .where(col(ExecutionTag.execution_id).in_(ids))
+        .order_by(col(ExecutionTag.execution_id), col(ExecutionTag.key))
     )
     found: dict[int, dict[str, str]] = defaultdict(dict)
     for execution_id, key, value in rows:
@@ -41,7 +42,7 @@ def tags_by_execution(session: Session, execution_ids: Iterable[int]) -> dict[in
 def _rows(session: Session, execution_id: int) -> dict[str, ExecutionTag]:
     query = (
         sa.select(ExecutionTag)
-        .where(ExecutionTag.execution_id == execution_id)
+        .where(col(ExecutionTag.execution_id) == execution_id)
         .execution_options(populate_existing=True)
     )
     return {row.key: row for row in session.scalars(query)}
@@ -91,7 +92,10 @@ def merge_orchestrator_tags(
             row.value, row.source, row.updated_at = value, source, now
     session.flush()
     after = {key: row.value for key, row in existing.items()}
-    after.update({key: new for key, (old, new) in changes.items() if old is None})
+    # Keys added by this merge (an addition always has a new value; a removal never happens here).
+    after.update(
+        {key: new for key, (old, new) in changes.items() if old is None and new is not None}
+    )
     return changes, dict(sorted(after.items()))
 
 

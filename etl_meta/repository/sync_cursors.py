@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from etl_meta.models import SyncCursor
 from etl_meta.repository.dialect import insert
@@ -30,4 +31,4 @@ def save_cursor(session: Session, *, name: str, value: dict[str, Any], now: date
 
 def list_cursors(session: Session) -> list[SyncCursor]:
     """Every cursor, by name."""
-    return list(session.scalars(sa.select(SyncCursor).order_by(SyncCursor.name)))
+    return list(session.scalars(sa.select(SyncCursor).order_by(col(SyncCursor.name))))
