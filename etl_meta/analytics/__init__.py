@@ -9,7 +9,16 @@ Importing :mod:`etl_meta` does not import this package (it needs pandas and pyar
 
 Every function takes the store first. Filters (``filter="job = 'sales' and value > 0"``) use the
 fields in :data:`METRIC_FIELDS` / :data:`RUN_FIELDS`; see ``docs/filters.md``.
+
+Install with ``pip install 'etl-meta[analytics]'``: without the extra, importing this package
+raises :class:`~etl_meta.errors.MissingExtraError`, one line naming it.
 """
+
+# ruff: noqa: E402  (the extra is checked before the modules below import pandas and pyarrow)
+
+from etl_meta.extras import require_extra
+
+require_extra("analytics", needed_by="etl_meta.analytics")
 
 from etl_meta.analytics._select import METRIC_FIELDS, RUN_FIELDS
 from etl_meta.analytics.compare import (

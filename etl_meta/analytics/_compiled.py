@@ -62,17 +62,10 @@ class Shaped:
     build: Callable[[], sa.Select]  # the statement of this shape, parameters unbound
     values: Mapping[str, Any]
     #: The shape bounds the result to a few thousand rows (one run, a short page, a targeted
-    #: aggregate): PostgreSQL then runs a prepared statement instead of ``COPY``.
+    #: aggregate): its rows are read by the driver, not through Arrow (see :mod:`.fetch`).
     small: bool
     #: Sort the fetched rows by this column (ascending): the statement has no ORDER BY.
     sort_by: str | None = None
-    #: A whole metric frame's points as ids only, for a large read (see ``._narrow``).
-    narrow: Shaped | None = None
-    #: One run's points without their names, for a small read (see ``._run_points``).
-    run_points: Shaped | None = None
-    #: A ``latest_metrics`` read: on SQLite, values with ids and names beside them (see
-    #: ``._latest_rows``); ``values`` are its ``job`` and ``runs``.
-    latest_rows: bool = False
 
     def statement(self) -> sa.Select:
         """The statement with this call's values bound (for ``EXPLAIN`` or further building)."""

@@ -21,9 +21,6 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from etl_meta.analytics._compiled import Shaped, param
-from etl_meta.analytics._latest_rows import latest_values, recent_runs
-from etl_meta.analytics._narrow import narrow_shaped
-from etl_meta.analytics._run_points import run_points_shaped
 from etl_meta.analytics._select import (
     Attempts,
     MetricShape,
@@ -43,8 +40,8 @@ Every = Literal["1h", "1d", "1w"]
 AGGREGATES = ("count", "mean", "min", "max", "last", "p50", "p95")  # the default set
 GROUPS = ("job", "component", "name")
 PERCENTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
-#: A page of at most this many points is read like a small result (a prepared statement on
-#: PostgreSQL); larger pages and whole frames stream through ``COPY``.
+#: A page of at most this many points is read like a small result (see :mod:`.fetch`); larger
+#: pages and whole frames are read through Arrow.
 SMALL_PAGE = 5_000
 #: ``latest_metrics`` of at most this many runs is read like a small result.
 SMALL_RUNS = 200
@@ -90,20 +87,16 @@ def metrics_shaped(
         values["limit"] = limit
     after, limited = after_id is not None, limit is not None
     small = shape.run or (limit is not None and limit <= SMALL_PAGE)
-    # A whole frame streamed through COPY is read unordered and sorted by id afterwards (see
-    # fetch.read_frame): PostgreSQL sorting a million rows spilled to disk with the default
-    # work_mem, and the rows usually arrive in id order anyway. Pages keep ORDER BY, which
-    # their LIMIT needs.
+    # A whole frame is read unordered and sorted by id afterwards (see fetch.read_frame):
+    # PostgreSQL sorting a million rows spilled to disk with the default work_mem, and the rows
+    # usually arrive in id order anyway. Pages keep ORDER BY, which their LIMIT needs.
     ordered = not unordered or small or after or limited
-    by_run = shape.run and not after and not limited
     return Shaped(
         ("metrics", shape, after, limited, ordered),
         lambda: _metrics_statement(shape, after, limited, ordered),
         values,
         small,
         sort_by=None if ordered else "metric_id",
-        narrow=None if ordered else narrow_shaped(store.dialect, shape, values),
-        run_points=run_points_shaped(store.dialect, shape, values) if by_run else None,
     )
 
 
@@ -182,7 +175,7 @@ def aggregate_shaped(
     )
     dialect, by, aggregates = store.dialect, tuple(by), tuple(aggregates)
     # One metric of one job, component or run: a few rows per bucket. Anything wider may have
-    # as many groups as points, and streams through COPY.
+    # as many groups as points, and is read through Arrow.
     small = shape.name is not None and (
         shape.run or shape.job is not None or shape.component is not None
     )
@@ -317,9 +310,7 @@ def latest_shaped(job_name: str, *, runs: int = 10) -> Shaped:
     """
     values = {"job": job_name, "runs": runs}
     # A run has one row per component and metric name: tens to hundreds.
-    return Shaped(
-        ("latest",), _latest_statement, values, small=runs <= SMALL_RUNS, latest_rows=True
-    )
+    return Shaped(("latest",), _latest_statement, values, small=runs <= SMALL_RUNS)
 
 
 def latest_query(store: MetadataStore, job_name: str, *, runs: int = 10) -> sa.Select:
@@ -329,19 +320,34 @@ def latest_query(store: MetadataStore, job_name: str, *, runs: int = 10) -> sa.S
 
 
 def _latest_statement() -> sa.Select:
-    recent = recent_runs(
-        execution.c.id, execution.c.external_run_id, execution.c.started_at, execution.c.status
-    ).subquery("recent")
-    return latest_values(
-        recent,
-        recent.c.id,
-        recent.c.external_run_id,
-        recent.c.started_at,
-        recent.c.status,
-        component_table.c.name,
-        metric_latest.c.name,
-        metric_latest.c.attempt,
-        metric_latest.c.step,
-        metric_latest.c.value,
-        metric_latest.c.recorded_at,
+    recent = (
+        sa.select(
+            execution.c.id, execution.c.external_run_id, execution.c.started_at, execution.c.status
+        )
+        .select_from(execution.join(job_table, job_table.c.id == execution.c.job_id))
+        .where(job_table.c.name == param("job", job_table.c.name.type))
+        .order_by(execution.c.id.desc())
+        .limit(param("runs", sa.Integer()))
+        .subquery("recent")
+    )
+    latest, component = metric_latest, component_table
+    return (
+        sa.select(
+            recent.c.id,
+            recent.c.external_run_id,
+            recent.c.started_at,
+            recent.c.status,
+            component.c.name,
+            latest.c.name,
+            latest.c.attempt,
+            latest.c.step,
+            latest.c.value,
+            latest.c.recorded_at,
+        )
+        .select_from(
+            recent.join(latest, latest.c.execution_id == recent.c.id).join(
+                component, component.c.id == latest.c.component_id
+            )
+        )
+        .order_by(recent.c.id.desc(), component.c.name, latest.c.name)
     )

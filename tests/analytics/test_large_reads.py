@@ -1,15 +1,13 @@
-"""Large reads: PostgreSQL's ADBC path and whole metric frames read as ids.
+"""Large reads: Arrow through ADBC outside a transaction, driver rows inside one.
 
-Outside a transaction, a large PostgreSQL result is read through ADBC (binary ``COPY`` into
-Arrow, on connections of its own), and a whole metric frame as points with ids whose names are
-joined in Arrow (``etl_meta.analytics._narrow``). Inside ``store.transaction()`` the same calls
-read the joined statement through ``COPY … CSV`` on the transaction's connection. Both must give
-the same frame, for every filter; on SQLite both are the same path, which the tests also hold to.
+Outside a transaction, a large metric result is read through ADBC (binary ``COPY`` into Arrow on
+PostgreSQL, the file read in C on SQLite), on a connection of its own. Inside
+``store.transaction()`` the same calls read driver rows on the transaction's connection. Both
+must give the same frame, for every filter, on both backends.
 """
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -17,10 +15,10 @@ import psycopg
 import pytest
 
 from etl_meta import MetadataStore
-from etl_meta.analytics import _adbc, metrics_frame, run_history, step_attempts
-from etl_meta.analytics._adbc import PING_AFTER_SECONDS
+from etl_meta.analytics import metrics_frame, run_history, step_attempts
+from etl_meta.analytics._arrow import arrow_stream
+from etl_meta.analytics._connections import ReadConnection
 from etl_meta.analytics.queries import metrics_shaped
-from tests.analytics.forking import assert_a_forked_child_reads_on_its_own
 from tests.backends import isolated_settings, postgresql_only
 from tests.factories import Factory, sample_points
 
@@ -76,7 +74,7 @@ FILTERS = [
 @pytest.mark.parametrize("filters", FILTERS, ids=lambda f: ",".join(f) or "none")
 def test_a_whole_frame_is_the_frame_the_joined_statement_reads(store, points, filters, attempts):
     shaped = metrics_shaped(store, attempts=attempts, unordered=True, **filters)
-    assert not shaped.small and shaped.narrow is not None
+    assert not shaped.small  # read through Arrow
     whole = metrics_frame(store, attempts=attempts, **filters)
     with store.transaction():  # the joined statement, on the transaction's connection
         joined = metrics_frame(store, attempts=attempts, **filters)
@@ -110,7 +108,7 @@ def test_other_large_reads_are_the_same_outside_and_inside_a_transaction(store, 
         pd.testing.assert_frame_equal(left, right)
 
 
-# -- PostgreSQL: the ADBC connections ----------------------------------------------------------
+# -- PostgreSQL: the ADBC connection ----------------------------------------------------------
 
 
 def _adbc_backends(admin: psycopg.Connection, database: str) -> set[int]:
@@ -130,39 +128,17 @@ def admin(pg_server) -> psycopg.Connection:
 
 
 @postgresql_only()
-def test_a_large_read_replaces_an_adbc_connection_the_server_ended(store, points, admin):
+def test_a_large_read_leaves_no_adbc_connection_open(store, points, admin):
+    """Each large read opens its connection and closes it: none is left to go stale, or to be
+    shared with a forked child."""
     database = store.engine.url.database
-    others = _adbc_backends(admin, database)  # earlier tests' stores may not be collected yet
-    before = metrics_frame(store, attempts="all")
-    ours = _adbc_backends(admin, database) - others
-    assert len(ours) == 1  # one pooled ADBC connection, kept for the next large read
-    admin.execute("SELECT pg_terminate_backend(%s)", (ours.pop(),))
-    time.sleep(PING_AFTER_SECONDS + 0.1)  # idle long enough to be pinged before reuse
-    after = metrics_frame(store, attempts="all")
-    pd.testing.assert_frame_equal(before, after)
-    assert len(_adbc_backends(admin, database) - others) == 1
-
-
-@postgresql_only()
-def test_closing_the_store_closes_its_adbc_connections(store_url, settings, points, admin):
-    opened = MetadataStore(store_url, settings=settings)
-    database = opened.engine.url.database
-    others = _adbc_backends(admin, database)
-    metrics_frame(opened, attempts="all")
-    assert _adbc_backends(admin, database) - others
-    opened.close()
-    deadline = time.monotonic() + 10
-    while _adbc_backends(admin, database) - others and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _adbc_backends(admin, database) - others
-
-
-def test_a_forked_child_reads_on_connections_of_its_own(store, points):
-    """A process forked after a large read (Airflow's task runner, multiprocessing) must not
-    use its parent's ADBC connections: both would talk on one socket."""
-    assert_a_forked_child_reads_on_its_own(
-        store, lambda: metrics_frame(store, attempts="all"), _adbc.POOLS
-    )
+    first = metrics_frame(store, attempts="all")
+    again = metrics_frame(store, attempts="all")
+    pd.testing.assert_frame_equal(first, again)
+    deadline = datetime.now(UTC) + timedelta(seconds=10)
+    while _adbc_backends(admin, database) and datetime.now(UTC) < deadline:
+        pass  # the server notices the closed socket a moment later
+    assert not _adbc_backends(admin, database)
 
 
 @postgresql_only()
@@ -171,14 +147,29 @@ def test_adbc_connections_carry_the_stores_connection_settings(store_url, tmp_pa
     settings = isolated_settings(tmp_path, statement_timeout_ms=4321)
     with MetadataStore(store_url, settings=settings) as opened, opened.engine.connect() as own:
         driver = own.connection.driver_connection
-        with _adbc.arrow_session(_adbc.pool_of(opened, driver)) as session:
-            seen = session.table(
-                "SELECT current_user AS login, current_setting('statement_timeout') AS timeout, "
-                "current_setting('application_name') AS name"
-            ).to_pylist()
-        expected = own.exec_driver_sql(
+        sql = (
             "SELECT current_user, current_setting('statement_timeout'), "
             "current_setting('application_name')"
-        ).one()
+        )
+        columns = {"login": "text", "timeout": "text", "name": "text"}
+        read = ReadConnection(own.dialect, driver, in_transaction=False)
+        with arrow_stream(read, sql, None, columns) as tables:
+            seen = [row for table in tables for row in table.to_pylist()]
+        expected = own.exec_driver_sql(sql).one()
     assert seen == [{"login": expected[0], "timeout": "4321ms", "name": f"{expected[2]} (adbc)"}]
     assert expected[1] == "4321ms"
+
+
+@postgresql_only()
+def test_a_large_read_the_server_ends_is_a_typed_error(store, points, admin):
+    """The server ending the read's connection mid-way fails the read with the store's typed
+    error (not the driver's message, which quotes the statement)."""
+    from etl_meta.errors import EtlMetaError
+
+    admin.execute("ALTER DATABASE " + store.engine.url.database + " SET statement_timeout = 1")
+    try:
+        with pytest.raises(EtlMetaError) as raised:
+            metrics_frame(store, attempts="all", filter="value > 0 or value <= 0")
+    finally:
+        admin.execute("ALTER DATABASE " + store.engine.url.database + " RESET statement_timeout")
+    assert "SELECT" not in str(raised.value)

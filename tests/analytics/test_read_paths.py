@@ -1,11 +1,11 @@
-"""How analyst queries are read: every path gives the same frame, on every backend.
+"""How analyst queries are read: both ways give the same frame, on every backend.
 
 A query's shape decides how it is read (``etl_meta.analytics.fetch``): small results (one run,
-short pages, one metric's aggregates, latest values) as prepared rows, large ones through
-``COPY`` on PostgreSQL / Arrow on SQLite; whole metric frames without ``ORDER BY``, sorted by
-id afterwards. Statements are compiled once per shape and bound per call
+short pages, one metric's aggregates, latest values) as driver rows, large ones as Arrow
+(through ADBC on PostgreSQL, row batches on SQLite); whole metric frames without ``ORDER BY``,
+sorted by id afterwards. Statements are compiled once per shape and bound per call
 (``etl_meta.analytics._compiled``). None of this may change a frame: values, order, dtypes and
-categories must be exactly those of the plain path and of pandas' own ``astype``.
+categories must be exactly those of the other way and of pandas' own ``astype``.
 """
 
 from __future__ import annotations
@@ -21,15 +21,9 @@ import sqlalchemy as sa
 
 from etl_meta import MetadataStore
 from etl_meta.analytics import aggregate_metrics, latest_metrics, metrics_frame, metrics_page
+from etl_meta.analytics._arrow import sorted_by
 from etl_meta.analytics._compiled import clear_caches
-from etl_meta.analytics._connections import (
-    _CURSOR_KEY,
-    _KEPT_BYTES,
-    _KEPT_ROWS,
-    read_connection,
-)
 from etl_meta.analytics._select import component, job, metric, metric_latest
-from etl_meta.analytics._tables import sorted_by
 from etl_meta.analytics.fetch import read_frame
 from etl_meta.analytics.metrics import LATEST_COLUMNS, METRIC_COLUMNS
 from etl_meta.analytics.queries import (
@@ -117,24 +111,26 @@ RUN_FILTERS = [
 
 @pytest.mark.parametrize("attempts", ["all", "final"])
 @pytest.mark.parametrize("filters", RUN_FILTERS, ids=lambda f: ",".join(f) or "none")
-def test_one_runs_points_read_as_ids_are_the_joined_statements_frame(
+def test_one_runs_points_are_the_same_frame_both_ways_for_every_filter(
     store, runs, filters, attempts
 ):
     first, _, _ = runs
     filters = {"attempts": attempts, **filters}
     shaped = metrics_shaped(store, run=first.id, **filters)
-    assert shaped.small and shaped.run_points is not None  # etl_meta.analytics._run_points
-    as_ids = metrics_frame(store, run="paths-1", **filters)  # the orchestrator's run id
-    with store.transaction():  # inside a transaction: the joined statement
-        joined = metrics_frame(store, run=first.id, **filters)
-    pd.testing.assert_frame_equal(as_ids, joined)
-    pd.testing.assert_frame_equal(as_ids, _reference(as_ids))
+    assert shaped.small
+    read = metrics_frame(store, run="paths-1", **filters)  # the orchestrator's run id
+    small, large = _both_ways(store, shaped, METRIC_COLUMNS)
+    pd.testing.assert_frame_equal(read, small)
+    pd.testing.assert_frame_equal(small, large)
+    with store.transaction():  # inside a transaction: the transaction's connection
+        pd.testing.assert_frame_equal(read, metrics_frame(store, run=first.id, **filters))
+    pd.testing.assert_frame_equal(read, _reference(read))
     if not filters.keys() - {"attempts"}:
-        assert len(as_ids) == (4 if attempts == "all" else 3)
-        assert as_ids["external_run_id"].unique().tolist() == ["paths-1"]
+        assert len(read) == (4 if attempts == "all" else 3)
+        assert read["external_run_id"].unique().tolist() == ["paths-1"]
 
 
-def test_a_point_outside_the_runs_job_is_read_through_the_joined_statement(store, runs):
+def test_a_point_outside_the_runs_job_reads_that_jobs_names(store, runs):
     first, _, _ = runs
     # A point of the run naming a component of another job, which the run's names (its own
     # job's components) lack.
@@ -147,7 +143,7 @@ def test_a_point_outside_the_runs_job_is_read_through_the_joined_statement(store
     assert sorted(frame["job"].cat.categories) == ["other", "sales"]
 
 
-def test_a_run_of_a_job_without_components_reads_its_stray_point_joined(store, runs, factory):
+def test_a_run_of_a_job_without_components_reads_its_stray_point(store, runs, factory):
     factory.job(name="bare", components=[])
     bare = factory.finished_run("bare", run_id="paths-bare")
     assert metrics_frame(store, run=bare.id, attempts="all").empty  # no points: no names needed
@@ -159,26 +155,6 @@ def test_a_run_of_a_job_without_components_reads_its_stray_point_joined(store, r
     assert frame[["job", "component", "name"]].astype(str).values.tolist() == [
         ["sales", "load", "stray"]
     ]
-
-
-@postgresql_only()  # one run's points are read packed on PostgreSQL only
-def test_a_run_with_more_points_than_are_read_packed_reads_the_joined_statement(
-    store, runs, monkeypatch
-):
-    from etl_meta.analytics import _run_packed
-
-    first, _, _ = runs
-    shaped = metrics_shaped(store, run=first.id, attempts="all")
-    with store.transaction():
-        joined = metrics_frame(store, run=first.id, attempts="all")
-    points = len(joined)
-    assert points == 4
-    for most, packed in ((points, True), (points - 1, False)):
-        monkeypatch.setattr(_run_packed, "MOST_POINTS", most)
-        with read_connection(store, small=True) as connection:
-            read = _run_packed.read_run(connection, shaped.run_points, METRIC_COLUMNS)
-        assert (read is not None) is packed
-        pd.testing.assert_frame_equal(metrics_frame(store, run=first.id, attempts="all"), joined)
 
 
 def test_aggregates_and_latest_values_are_the_same_frame_either_way(store, runs):
@@ -194,7 +170,7 @@ def test_aggregates_and_latest_values_are_the_same_frame_either_way(store, runs)
 
 
 @pytest.mark.parametrize("count", [1, 2, 3, 10])
-def test_latest_values_read_as_ids_are_the_joined_statements_frame(store, runs, factory, count):
+def test_latest_values_are_the_same_frame_both_ways(store, runs, factory, count):
     # A failed run that recorded nothing, and a queued one without a start: their run ids and
     # statuses are no categories of a frame without them.
     factory.execution("sales", run_id="paths-failed", status="failed", ended_at=AT)
@@ -202,25 +178,15 @@ def test_latest_values_read_as_ids_are_the_joined_statements_frame(store, runs, 
     last = factory.finished_run("sales", run_id="paths-last")
     store.metrics.record(sample_points(3, AT), execution_id=last.id)
     read = latest_metrics(store, "sales", runs=count)
-    with store.transaction():  # inside a transaction: the joined statement
-        joined = latest_metrics(store, "sales", runs=count)
-    pd.testing.assert_frame_equal(read, joined)
+    small, large = _both_ways(store, latest_shaped("sales", runs=count), LATEST_COLUMNS)
+    pd.testing.assert_frame_equal(read, small)
+    pd.testing.assert_frame_equal(small, large)
     pd.testing.assert_frame_equal(read, _reference(read))
     assert read["status"].cat.categories.tolist() == ["success"]
     assert read["run_id"].iloc[0] == last.id and read["run_id"].is_monotonic_decreasing
-    if store.dialect == "sqlite":  # read as ids with the names beside them, not joined
-        from etl_meta.analytics import _latest_rows
-
-        with read_connection(store) as connection:
-            values = latest_shaped("sales", runs=count).values
-            split = _latest_rows.read_latest(connection, values, LATEST_COLUMNS)
-        assert split is not None
-        pd.testing.assert_frame_equal(split, joined)
 
 
-def test_latest_values_of_a_component_outside_the_job_are_read_joined(store, runs):
-    from etl_meta.analytics import _latest_rows
-
+def test_latest_values_of_a_component_outside_the_job_keep_its_name(store, runs):
     first, _, _ = runs
     with store.transaction() as session:  # a row written by hand, on another job's component
         connection = session.connection()
@@ -241,14 +207,10 @@ def test_latest_values_of_a_component_outside_the_job_are_read_joined(store, run
             )
         )
     read = latest_metrics(store, "sales", runs=5)
-    with store.transaction():
-        joined = latest_metrics(store, "sales", runs=5)
-    pd.testing.assert_frame_equal(read, joined)
+    small, large = _both_ways(store, latest_shaped("sales", runs=5), LATEST_COLUMNS)
+    pd.testing.assert_frame_equal(read, small)
+    pd.testing.assert_frame_equal(read, large)
     assert read.loc[read["name"] == "stray", "component"].tolist() == ["load"]
-    if store.dialect == "sqlite":  # the split read gives way to the joined statement
-        with read_connection(store) as connection:
-            values = latest_shaped("sales", runs=5).values
-            assert _latest_rows.read_latest(connection, values, LATEST_COLUMNS) is None
 
 
 def _aggregate_columns() -> dict:
@@ -339,36 +301,6 @@ def test_timestamps_are_utc_whatever_the_session_time_zone(store, runs):
     assert daily["bucket"].iloc[0] == pd.Timestamp("2026-03-01", tz="UTC")
 
 
-@postgresql_only()  # the kept cursor is psycopg's
-def test_small_reads_reuse_one_cursor_per_connection_but_not_a_large_result(store, runs):
-    first, _, _ = runs
-    with read_connection(store, small=True) as connection:
-        assert connection.prepared_rows("SELECT %s::int", (1,)) == [(1,)]
-        cursor = connection.info[_CURSOR_KEY]
-        assert connection.prepared_rows("SELECT %s::int", (2,)) == [(2,)]
-        assert connection.info[_CURSOR_KEY] is cursor
-        # More rows than a kept cursor may hold: read, then the cursor is closed, not kept.
-        rows = connection.prepared_rows("SELECT generate_series(1, %s)", (_KEPT_ROWS + 1,))
-        assert len(rows) == _KEPT_ROWS + 1 and cursor.closed
-        assert _CURSOR_KEY not in connection.info
-        assert connection.prepared_rows("SELECT %s::int", (3,)) == [(3,)]
-        # One row larger than a kept cursor may hold (a big run's points, packed): the same.
-        cursor = connection.info[_CURSOR_KEY]
-        (big,) = connection.prepared_rows("SELECT repeat('x', %s)", (_KEPT_BYTES + 1,))
-        assert len(big[0]) == _KEPT_BYTES + 1 and cursor.closed
-        assert _CURSOR_KEY not in connection.info
-        assert connection.prepared_rows("SELECT %s::int", (4,)) == [(4,)]
-        driver, kept = connection.driver, connection.info[_CURSOR_KEY]
-    # The next read on the same pooled connection takes the same cursor; the frame is the
-    # joined statement's, with UTC timestamps (the kept cursor's loader).
-    with read_connection(store, small=True) as connection:
-        same = connection.driver is driver
-    frame = metrics_frame(store, run=first.id, name="zeta")
-    assert frame["recorded_at"].tolist() == [pd.Timestamp(AT)]
-    with read_connection(store, small=True) as connection:
-        assert not same or connection.info[_CURSOR_KEY] is kept
-
-
 def _insert_point(
     store: MetadataStore, run_id: int, name: str, at: datetime | str, *, job_name: str = "sales"
 ) -> None:
@@ -396,20 +328,16 @@ def _insert_point(
 
 
 @postgresql_only()  # SQLite stores timestamps as text
-@pytest.mark.parametrize("rows_in_python", [1_000, 0])  # built in Python, or through Arrow
-def test_timestamps_at_the_ends_of_what_a_datetime_holds_read_alike(
-    store, runs, monkeypatch, rows_in_python
-):
-    from etl_meta.analytics import fetch
-
+def test_timestamps_at_the_ends_of_what_a_datetime_holds_read_alike(store, runs):
     first, _, _ = runs
     _insert_point(store, first.id, "first", "0001-01-01 00:00:00+00")
     _insert_point(store, first.id, "last", "9999-12-31 23:59:59.999999+00")
-    monkeypatch.setattr(fetch, "ROWS_IN_PYTHON", rows_in_python)
-    frame = metrics_frame(store, run=first.id, name=["first", "last"])
+    shaped = metrics_shaped(store, run=first.id, name=["first", "last"])
+    frame, large = _both_ways(store, shaped, METRIC_COLUMNS)
     with store.transaction():
         joined = metrics_frame(store, run=first.id, name=["first", "last"])
     pd.testing.assert_frame_equal(frame, joined)
+    pd.testing.assert_frame_equal(frame, large)
     assert frame["recorded_at"].tolist() == [
         pd.Timestamp("0001-01-01", tz="UTC"),
         pd.Timestamp("9999-12-31 23:59:59.999999", tz="UTC"),
@@ -417,16 +345,10 @@ def test_timestamps_at_the_ends_of_what_a_datetime_holds_read_alike(
 
 
 @postgresql_only()  # SQLite stores text; PostgreSQL has 'infinity' and years past 9999
-@pytest.mark.parametrize("rows_in_python", [1_000, 0])
 @pytest.mark.parametrize("at", ["infinity", "-infinity", "10000-01-01 00:00:00+00"])
-def test_a_timestamp_no_datetime_holds_fails_as_the_joined_statement_does(
-    store, runs, monkeypatch, rows_in_python, at
-):
-    from etl_meta.analytics import fetch
-
+def test_a_timestamp_no_datetime_holds_fails_with_a_typed_error(store, runs, at):
     first, _, _ = runs
     _insert_point(store, first.id, "odd", at)
-    monkeypatch.setattr(fetch, "ROWS_IN_PYTHON", rows_in_python)
     with store.transaction(), pytest.raises(ValidationError) as joined:
         metrics_frame(store, run=first.id, name="odd")
     with pytest.raises(ValidationError) as run_read:
@@ -456,20 +378,19 @@ def test_missing_values_keep_nullable_types_on_the_row_path():
     assert np.isnan(frame["f"].iloc[1])
 
 
-def test_many_small_result_rows_go_through_arrow_to_the_same_frame(store, runs, monkeypatch):
-    from etl_meta.analytics import fetch
+def test_missing_values_keep_nullable_types_through_arrow():
+    from etl_meta.analytics._arrow import rows_table
+    from etl_meta.analytics._frames import from_arrow, from_rows
 
-    first, _, _ = runs
-    for names in ({}, {"name": "rows"}):  # the points hold their names, or the call gives one
-        shaped = metrics_shaped(store, run=first.id, attempts="all", **names)
-        monkeypatch.setattr(fetch, "ROWS_IN_PYTHON", 1_000)
-        in_python = read_frame(store, shaped, METRIC_COLUMNS)
-        monkeypatch.setattr(fetch, "ROWS_IN_PYTHON", 0)  # as if the run had thousands of points
-        via_arrow = read_frame(store, shaped, METRIC_COLUMNS)
-        pd.testing.assert_frame_equal(in_python, via_arrow)
-        assert len(via_arrow) == (4 if not names else 2)
-    latest = latest_shaped("sales", runs=5)
-    monkeypatch.setattr(fetch, "ROWS_IN_PYTHON", 1_000)
-    expected = read_frame(store, latest, LATEST_COLUMNS)
-    monkeypatch.setattr(fetch, "ROWS_IN_PYTHON", 0)
-    pd.testing.assert_frame_equal(expected, read_frame(store, latest, LATEST_COLUMNS))
+    rows = [(1, None, None, "b", 1.0, 1), (None, "x", "2026-01-01 00:00:00.000001", None, None, 0)]
+    columns = {
+        "i": "int",
+        "t": "text",
+        "at": "timestamp",
+        "c": "category",
+        "f": "float",
+        "ok": "bool",
+    }
+    via_arrow = from_arrow(rows_table(rows, columns), columns)
+    pd.testing.assert_frame_equal(via_arrow, from_rows(rows, columns))
+    assert via_arrow["ok"].tolist() == [True, False]

@@ -319,20 +319,23 @@ def test_metric_points_need_the_temporary_grant(roles_url, tmp_path):
 
 
 def test_large_reads_run_as_the_stores_login_and_are_refused_as_typed_errors(roles_url, tmp_path):
-    """A whole metric frame is read through ADBC on connections of its own: with the store's
+    """A whole metric frame is read through ADBC on a connection of its own: with the store's
     login and password, and the database's refusal is the same typed error as elsewhere."""
     from etl_meta.analytics import metrics_frame
+    from etl_meta.analytics._arrow import arrow_stream
+    from etl_meta.analytics._connections import read_connection
 
     owner = sa.create_engine(roles_url, isolation_level="AUTOCOMMIT")
-    adbc_logins = sa.text(
-        "SELECT usename FROM pg_stat_activity "
-        "WHERE datname = current_database() AND application_name LIKE :name"
-    )
     try:
         with _store(roles_url, WRITER_ROLE, "writer", tmp_path) as store:
             assert not metrics_frame(store, attempts="all").empty
+            login = "SELECT current_user"
+            with (
+                read_connection(store) as read,
+                arrow_stream(read, login, None, {"login": "text"}) as tables,
+            ):
+                logins = [row["login"] for table in tables for row in table.to_pylist()]
             with owner.connect() as connection:
-                logins = connection.execute(adbc_logins, {"name": "% (adbc)"}).scalars().all()
                 connection.exec_driver_sql(f"REVOKE SELECT ON metric FROM {WRITER_ROLE}")
             assert logins == [WRITER_ROLE]
             with pytest.raises(PermissionDeniedError) as refused:
@@ -347,7 +350,7 @@ def test_large_reads_run_as_the_stores_login_and_are_refused_as_typed_errors(rol
 
 
 def test_a_run_read_refused_is_typed_and_leaves_the_connection_usable(roles_url, tmp_path):
-    """One run's points and names are one statement (``_run_points``): a refusal on the names'
+    """One run's points are read on a connection of the store's pool: a refusal on the names'
     table is the same typed error, and the pooled connection serves the next read."""
     from etl_meta.analytics import metrics_frame
 
