@@ -22,6 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import col
 
 from etl_meta.components.base import DataclassInfo
 from etl_meta.masking import mask_value
@@ -143,19 +144,23 @@ def catalog_revision(store: MetadataStore) -> str:
         # with the same names, and dataclass_type changes without a new version (only schema
         # and rules are versioned). The fingerprint keys take_snapshot's cache.
         jobs = session.execute(
-            sa.select(Job.name, Job.id, Job.revision, Job.is_archived, Job.updated_at).order_by(
-                Job.name
-            )
+            sa.select(
+                col(Job.name),
+                col(Job.id),
+                col(Job.revision),
+                col(Job.is_archived),
+                col(Job.updated_at),
+            ).order_by(col(Job.name))
         ).all()
         dataclasses = session.execute(
             sa.select(
-                Dataclass.name,
-                Dataclass.id,
-                Dataclass.version,
-                Dataclass.dataclass_type,
-                Dataclass.is_archived,
-                Dataclass.updated_at,
-            ).order_by(Dataclass.name)
+                col(Dataclass.name),
+                col(Dataclass.id),
+                col(Dataclass.version),
+                col(Dataclass.dataclass_type),
+                col(Dataclass.is_archived),
+                col(Dataclass.updated_at),
+            ).order_by(col(Dataclass.name))
         ).all()
     digest = hashlib.sha256(repr((list(map(tuple, jobs)), list(map(tuple, dataclasses)))).encode())
     return digest.hexdigest()[:12]

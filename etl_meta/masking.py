@@ -325,7 +325,7 @@ def is_masked_echo(override: Any, stored: Any, *, is_url: bool = False) -> bool:
 
 def has_secrets(value: Any, *, component_type: str | None = None) -> bool:
     """True when ``value`` holds at least one value that :func:`mask_value` would hide."""
-    return mask_value(value, component_type=component_type) != _plain(value)
+    return bool(mask_value(value, component_type=component_type) != _plain(value))
 
 
 def _plain(value: Any) -> Any:

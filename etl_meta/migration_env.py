@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -22,6 +23,20 @@ MIGRATION_LOCK_KEY = 0x65746C2D6D657461
 #: How long a SQLite migrator waits for another one (or any writer) to finish. The usual busy
 #: timeout suits short writes; a migration of a large store can take minutes.
 SQLITE_MIGRATION_WAIT_MS = 3_600_000
+
+
+def sqlite_driver_connection(connection: Connection) -> Any:
+    """The SQLite driver's own connection under ``connection``.
+
+    Pragmas that only work outside a transaction go straight to it: through SQLAlchemy they
+    would start one (etl-meta's engine issues ``BEGIN`` itself).
+    """
+    raw = connection.connection.driver_connection
+    if raw is None:
+        # SQLAlchemy types it optional for a proxy invalidated in place; ``.connection`` above
+        # hands out a live one, so this is a broken invariant, not a state to work around.
+        raise RuntimeError("the SQLite connection has no driver connection")
+    return raw
 
 
 def lock_for_migration(connection: Connection) -> None:
@@ -39,7 +54,7 @@ def lock_for_migration(connection: Connection) -> None:
     if connection.dialect.name == "sqlite":
         if connection.in_transaction():
             return  # began by etl-meta's engine: it holds the write lock already
-        raw = connection.connection.dbapi_connection
+        raw = sqlite_driver_connection(connection)
         (busy_ms,) = raw.execute("PRAGMA busy_timeout").fetchone()
         raw.execute(f"PRAGMA busy_timeout={SQLITE_MIGRATION_WAIT_MS}")
         try:
@@ -68,7 +83,7 @@ def views_kept_through_batch(connection: Connection) -> Iterator[None]:
     if connection.dialect.name != "sqlite":
         yield
         return
-    raw = connection.connection.dbapi_connection
+    raw = sqlite_driver_connection(connection)
     raw.execute("PRAGMA legacy_alter_table=ON")
     try:
         yield

@@ -76,7 +76,9 @@ def ensure_roles(
     engine: Engine | Connection,
     roles: Iterable[Role | str] | None = None,
     *,
-    passwords: Mapping[Role | str, str | None] | None = None,
+    # Two mappings, not Mapping[Role | str, ...]: a mapping's key type is invariant, so that one
+    # would refuse a plain dict[Role, str].
+    passwords: Mapping[Role, str | None] | Mapping[str, str | None] | None = None,
 ) -> dict[Role, list[str]]:
     """Create and grant the database roles ``roles`` (default: all three) in one transaction.
 
@@ -209,7 +211,11 @@ def _password_verifier(connection: Connection, role: str, password: str) -> str:
     """The password as the server stores it (SCRAM-SHA-256 by default), computed by libpq."""
     if not password:
         raise ValueError("the password is empty")
-    driver = connection.connection.driver_connection  # psycopg.Connection
+    import psycopg  # PostgreSQL only: loaded where roles are set, not at every import
+
+    driver = connection.connection.driver_connection
+    if not isinstance(driver, psycopg.Connection):
+        raise TypeError(f"expected a psycopg connection, got {type(driver).__name__}")
     # algorithm None: libpq asks the server which encryption it uses (password_encryption).
     verifier = driver.pgconn.encrypt_password(password.encode(), role.encode(), None)
     return verifier.decode()

@@ -25,7 +25,7 @@ from etl_meta.errors import (
     SchemaOutOfDateError,
     SchemaTooNewError,
 )
-from etl_meta.migration_env import lock_for_migration
+from etl_meta.migration_env import lock_for_migration, sqlite_driver_connection
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -184,7 +184,7 @@ def check_schema(engine: Engine | Connection) -> None:
     )
 
 
-_READ_VERSIONS = sa.select(sa.column("version_num")).select_from(sa.table(VERSION_TABLE))
+_READ_VERSIONS = sa.select(sa.column("version_num", sa.String)).select_from(sa.table(VERSION_TABLE))
 
 
 def _at_head(connection: Connection) -> bool:
@@ -311,7 +311,7 @@ def _migrating(engine: Engine) -> Iterator[Connection]:
             # Batch mode rebuilds SQLite tables (copy, drop, rename); with foreign keys on, the
             # drop would cascade into child rows. The pragma only works outside a transaction,
             # so it goes straight to the driver before the migration begins one.
-            connection.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")
+            sqlite_driver_connection(connection).execute("PRAGMA foreign_keys=OFF")
         try:
             lock_for_migration(connection)
             yield connection
@@ -319,7 +319,7 @@ def _migrating(engine: Engine) -> Iterator[Connection]:
             if connection.in_transaction():
                 connection.rollback()  # a failure: the pragmas below need no open transaction
             if sqlite:
-                raw = connection.connection.dbapi_connection
+                raw = sqlite_driver_connection(connection)
                 violations = raw.execute("PRAGMA foreign_key_check").fetchall()
                 raw.execute("PRAGMA foreign_keys=ON")
                 if violations:

@@ -361,8 +361,10 @@ def _walk(document: Any, rules: _Rules, field: str, secret: Callable[[Any, str, 
             for key, item in value.items():
                 where = f"{path}.{key}"
                 kind = rules.kind(key)
-                secret_here = kind is not None and item is not None
-                result[key] = secret(item, kind, where) if secret_here else visit(item, where)
+                if kind is not None and item is not None:
+                    result[key] = secret(item, kind, where)
+                else:
+                    result[key] = visit(item, where)
             return result
         if isinstance(value, list | tuple):
             return [visit(item, f"{path}.{i}") for i, item in enumerate(value)]

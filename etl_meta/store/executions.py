@@ -8,6 +8,7 @@ attempt is settled: later events of another status change nothing, not even the 
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -90,10 +91,12 @@ class ExecutionsAPI(RunTagsMixin, StoreAPI):
                 # and every audit row of the run in one insert at commit (a first reconcile
                 # pass records thousands of runs this way).
                 with session.no_autoflush:
-                    steps = self._insert_attempts(
+                    inserted = self._insert_attempts(
                         session, row, attempts, job_name=job.name, known=components
                     )
-                return self._public(session, row, job.name, with_steps=True, steps=steps, tags=tags)
+                return self._public(
+                    session, row, job.name, with_steps=True, steps=inserted, tags=tags
+                )
             for attempt in attempts:
                 self._upsert_attempt(session, row, attempt, job_name=job.name, known=components)
             return self._public(session, row, job.name, with_steps=bool(attempts), tags=tags)
@@ -252,19 +255,20 @@ class ExecutionsAPI(RunTagsMixin, StoreAPI):
             )
             steps = repo.attempts_by_execution(session, [r.id for r in rows]) if with_steps else {}
             names = jobs_repo.job_names(session, [r.job_id for r in rows])
-            tags = tags_repo.tags_by_execution(session, [r.id for r in rows])
+            run_tags = tags_repo.tags_by_execution(session, [r.id for r in rows])
             return [
                 execution_public(
                     r,
                     job_name=names[r.job_id],
                     steps=steps.get(r.id, []) if with_steps else None,
-                    tags=tags.get(r.id, {}),
+                    tags=run_tags.get(r.id, {}),
                 )
                 for r in rows
             ]
 
     @requires(Role.READER)
-    def attempts(self, execution_id: int) -> list[StepAttemptPublic]:
+    # ``builtins.list`` from here on: in this class, ``list`` is the method above.
+    def attempts(self, execution_id: int) -> builtins.list[StepAttemptPublic]:
         """Every attempt of every step of the execution."""
         with self._tx(readonly=True) as session:
             rows = repo.attempts_by_execution(session, [execution_id]).get(execution_id, [])
@@ -340,7 +344,7 @@ class ExecutionsAPI(RunTagsMixin, StoreAPI):
         job_name: str | None,
         *,
         with_steps: bool,
-        steps: list[tuple[Any, str]] | None = None,
+        steps: builtins.list[tuple[Any, str]] | None = None,
         tags: dict[str, str] | None = None,
     ) -> ExecutionPublic:
         """``steps`` and ``tags``: when the caller has them already (``steps`` in order)."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlmodel import col
 
 from etl_meta.access import Role, requires
 from etl_meta.errors import ValidationError
@@ -34,7 +35,8 @@ class _Target:
     name: str
     id_column: Any
     json_column: Any
-    query: Callable[[], sa.Select[Any]]
+    # Rows of (id, JSON document, component type or NULL).
+    query: Callable[[], sa.Select[int, dict[str, Any], str | None]]
     field: str
 
 
@@ -44,7 +46,9 @@ def _targets() -> list[_Target]:
             "component",
             Component.id,
             Component.configuration,
-            lambda: sa.select(Component.id, Component.configuration, Component.component_type),
+            lambda: sa.select(
+                col(Component.id), col(Component.configuration), col(Component.component_type)
+            ),
             "configuration",
         ),
         _Target(
@@ -52,15 +56,17 @@ def _targets() -> list[_Target]:
             ComponentConfig.id,
             ComponentConfig.configuration,
             lambda: sa.select(
-                ComponentConfig.id, ComponentConfig.configuration, Component.component_type
-            ).join(Component, Component.id == ComponentConfig.component_id),
+                col(ComponentConfig.id),
+                col(ComponentConfig.configuration),
+                col(Component.component_type),
+            ).join(Component, col(Component.id) == ComponentConfig.component_id),
             "configuration",
         ),
         _Target(
             "run_request",
             RunRequest.id,
             RunRequest.run_config,
-            lambda: sa.select(RunRequest.id, RunRequest.run_config, sa.null()),
+            lambda: sa.select(col(RunRequest.id), col(RunRequest.run_config), sa.null()),
             "run_config",
         ),
     ]
