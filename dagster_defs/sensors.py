@@ -24,10 +24,9 @@ from dagster_defs.reconcile import oldest_unrecorded_age, reconcile
 from dagster_defs.recording import TAG_RUN_REQUEST, record_run
 from dagster_defs.resources import EtlMetaResource
 from etl_meta.breaker import CircuitBreaker
-from etl_meta.errors import StoreUnavailableError
+from etl_meta.errors import StoreUnavailableError, is_transient
 from etl_meta.masking import mask_value
 from etl_meta.models import RunRequestStatus
-from etl_meta.store._errors import is_transient
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
-
-if TYPE_CHECKING:
-    from etl_meta.store._base import StoreAPI
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -50,6 +47,19 @@ class Role(StrEnum):
 _RANKS = {Role.READER: 0, Role.WRITER: 1, Role.ADMIN: 2}
 
 
+class _Authorizer(Protocol):
+    def authorize(self, required: Role, operation: str) -> None: ...
+
+
+class _Namespace(Protocol):
+    # What requires() needs of a store namespace (``store.jobs``, …), named here so that this
+    # module, which config imports, never imports the store above it.
+    namespace: str
+
+    @property
+    def store(self) -> _Authorizer: ...
+
+
 def requires(role: Role) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Mark a store namespace method as needing ``role``; the store checks it on every call.
 
@@ -59,8 +69,8 @@ def requires(role: Role) -> Callable[[Callable[P, R]], Callable[P, R]]:
     def decorate(method: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(method)
         def checked(*args: P.args, **kwargs: P.kwargs) -> R:
-            api: StoreAPI = args[0]  # type: ignore[assignment]
-            api._store.authorize(role, f"{api.namespace}.{method.__name__}")
+            api: _Namespace = args[0]  # type: ignore[assignment]
+            api.store.authorize(role, f"{api.namespace}.{method.__name__}")
             return method(*args, **kwargs)
 
         setattr(checked, REQUIRES_ATTRIBUTE, role)

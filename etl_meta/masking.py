@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import cache
 from typing import Any
 from urllib.parse import quote
@@ -55,7 +55,9 @@ _NOT_SENSITIVE = frozenset({"author", "authors", "authority", "token_type", "aut
 _declared_lock = threading.Lock()
 _declared: dict[str, frozenset[str]] = {}
 _declared_urls: dict[str, frozenset[str]] = {}
-_registry_loaded = False
+#: Declares every component type's secret keys (see :func:`register_declarations_loader`).
+_declarations_loader: Callable[[], object] | None = None
+_declarations_loaded = False
 
 
 #: Letters that render as nothing although Unicode files them as letters (Hangul fillers).
@@ -121,6 +123,20 @@ def _ascii_lookalikes() -> dict[str, str]:
     return table
 
 
+def register_declarations_loader(load: Callable[[], object]) -> None:
+    """Have ``load`` declare the component types' secret keys before masking first needs them.
+
+    The component registry registers its loader when it is imported (``import etl_meta`` imports
+    it): loading the built-in and plug-in types registers each, which declares its keys through
+    :func:`declare_secret_keys`. The registry pushes into masking, so masking, which the models
+    below the registry use, never imports it; and plug-ins still load only on first use.
+    """
+    global _declarations_loader, _declarations_loaded
+    with _declared_lock:
+        _declarations_loader = load
+        _declarations_loaded = False
+
+
 def declare_secret_keys(component_type: str, keys: Iterable[str]) -> None:
     """Declare configuration keys of ``component_type`` secret, in addition to the built-in list.
 
@@ -165,7 +181,7 @@ def secret_rules(component_type: str | None) -> tuple[frozenset[str], frozenset[
     Without a type: every key some type declares secret, and as URL keys only those no type
     declares a plain secret (a key both ways is masked whole: showing too little is harmless).
     """
-    _load_registry()
+    _load_declarations()
     if component_type is None:
         keys = declared_by_any_type()
         with _declared_lock:
@@ -187,21 +203,19 @@ def declared_by_any_type() -> frozenset[str]:
     ``components.<component>``) or an audit diff of a run names components, not their types, and
     a declared key (a writer's ``connection_url``) in it is as secret as in the stored component.
     """
-    _load_registry()
+    _load_declarations()
     with _declared_lock:
         return frozenset().union(*_declared.values())
 
 
-def _load_registry() -> None:
+def _load_declarations() -> None:
     # Types declare their secret keys when they register: load them (built-ins and plugins)
     # before deciding what is secret, or a declared key would show.
-    global _registry_loaded
-    if not _registry_loaded:
+    global _declarations_loaded
+    if not _declarations_loaded and _declarations_loader is not None:
         # Set first: loading registers the types, which declares their keys through this module.
-        _registry_loaded = True
-        from etl_meta.components.registry import known_component_types
-
-        known_component_types()
+        _declarations_loaded = True
+        _declarations_loader()
 
 
 def is_sensitive_key(key: str, extra_keys: Iterable[str] = ()) -> bool:

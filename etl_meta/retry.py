@@ -20,7 +20,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from etl_meta.store._errors import is_transient
+from etl_meta.errors import is_transient
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

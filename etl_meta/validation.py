@@ -3,22 +3,27 @@
 SQLite and PostgreSQL disagree on NUL bytes (PostgreSQL rejects them, SQLite truncates or keeps
 them), NaN in JSON (JSONB rejects it), string lengths (SQLite ignores ``VARCHAR(n)``) and
 timezones. The store validates here so both backends accept and refuse exactly the same input.
+
+Pydantic's verdicts become etl-meta's here too (:func:`validate_input`,
+:func:`translate_validation_error`): field paths and reasons, never the input.
 """
 
 from __future__ import annotations
 
 import decimal
+import difflib
 import json
 import math
 import numbers
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Annotated, Any
 
+import pydantic
 from pydantic import AfterValidator, BeforeValidator, ValidationInfo
 
-from etl_meta.errors import ValidationError
+from etl_meta.errors import FieldProblem, ValidationError
 
 #: Names usable as a Dagster op alias, a Dagster job name and an Airflow task/DAG id.
 IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -316,3 +321,64 @@ FiniteFloat = Annotated[float, AfterValidator(check_finite)]
 #: A metric value: any real number but a bool (see :func:`is_real_number`), stored as a float.
 MetricValue = Annotated[float, BeforeValidator(check_metric_value)]
 JSONObject = Annotated[dict[str, Any], AfterValidator(check_json_object)]
+
+
+# -- Pydantic's errors as ours ---------------------------------------------------------------------
+
+
+def did_you_mean(key: str, candidates: Iterable[str]) -> str:
+    """A "did you mean" hint when ``key`` is close to one of ``candidates``, else ``""``."""
+    close = difflib.get_close_matches(key, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def translate_validation_error(
+    error: pydantic.ValidationError,
+    *,
+    entity: str | None = None,
+    prefix: str = "",
+    known_keys: Iterable[str] = (),
+) -> ValidationError:
+    """Our :class:`ValidationError` for a pydantic one: field paths and reasons, never input.
+
+    An unknown top-level key is named as the field, with a "did you mean" hint when it is close
+    to one of ``known_keys`` (the model's fields).
+    """
+    problems = []
+    for item in error.errors(include_input=False, include_url=False, include_context=False):
+        loc = ".".join(str(part) for part in item["loc"]) or "(root)"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            # The key is the caller's, not a field name: escaped unless it is a plain word.
+            *parents, key = item["loc"]
+            loc = ".".join([*(str(part) for part in parents), key_label(key)])
+            # Input models are flat, so only a top-level key has candidates to hint at.
+            hint = did_you_mean(str(key), known_keys) if not parents else ""
+            message = f"unknown key{hint}"
+        else:
+            message = STRICT_TYPE_MESSAGES.get(item["type"], message)
+        problems.append(FieldProblem(f"{prefix}{loc}", message))
+    return ValidationError(problems, entity=entity)
+
+
+def validate_input(
+    model: type[pydantic.BaseModel],
+    data: Any,
+    *,
+    entity: str,
+    context: dict[str, Any] | None = None,
+    prefix: str = "",
+) -> Any:
+    """Validate ``data`` (a dict or an instance of ``model``) with the store's limits.
+
+    Instances are dumped and validated again: they may have been built with default limits or
+    with ``model_construct``, which skips validation.
+    """
+    if isinstance(data, pydantic.BaseModel):
+        data = data.model_dump(exclude_unset=True)
+    try:
+        return model.model_validate(data, context=context)
+    except pydantic.ValidationError as exc:
+        raise translate_validation_error(
+            exc, entity=entity, prefix=prefix, known_keys=model.model_fields
+        ) from None

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from etl_meta.breaker import CircuitBreaker
-from etl_meta.store._errors import is_transient
+from etl_meta.errors import is_transient
 
 log = logging.getLogger(__name__)
 

@@ -37,10 +37,9 @@ from etl_meta.airflow import recording, xcom
 from etl_meta.airflow.reconcile_rows import UNRECORDED_ERROR
 from etl_meta.airflow.recording import DAG_TAG
 from etl_meta.airflow.rest import AirflowClient, run_id_of
-from etl_meta.errors import EtlMetaError, NotFoundError, ValidationError
+from etl_meta.errors import EtlMetaError, NotFoundError, ValidationError, is_transient
 from etl_meta.models import ExecutionStatus, StepStatus
 from etl_meta.store import MetadataStore
-from etl_meta.store._errors import is_transient
 
 log = logging.getLogger(__name__)
 

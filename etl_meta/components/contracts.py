@@ -13,15 +13,14 @@ field, with a "did you mean" hint for unknown keys.
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import pydantic
 
 from etl_meta.errors import FieldProblem
-from etl_meta.validation import STRICT_TYPE_MESSAGES, key_label
+from etl_meta.validation import STRICT_TYPE_MESSAGES, did_you_mean, key_label
 
 if TYPE_CHECKING:
     from etl_meta.components.base import ComponentType
@@ -69,12 +68,6 @@ def _is_secret_type(annotation: Any) -> bool:
 def config_keys(config: type[pydantic.BaseModel]) -> list[str]:
     """The keys a configuration of ``config`` may hold (aliases where fields have them)."""
     return [info.alias or name for name, info in config.model_fields.items()]
-
-
-def did_you_mean(key: str, candidates: Iterable[str]) -> str:
-    """A "did you mean" hint when ``key`` is close to one of ``candidates``, else ``""``."""
-    close = difflib.get_close_matches(key, list(candidates), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _model_at(config: type[pydantic.BaseModel], loc: tuple[Any, ...]) -> Any:

@@ -13,7 +13,11 @@ from collections.abc import Iterable
 from typing import TypeVar
 
 from etl_meta.components.base import ComponentType
-from etl_meta.masking import declare_secret_keys, declare_secret_urls
+from etl_meta.masking import (
+    declare_secret_keys,
+    declare_secret_urls,
+    register_declarations_loader,
+)
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +83,10 @@ def _load_builtins_and_entry_points() -> None:
             cls.name = entry_point.name
         register(cls)
     _loaded_entry_points = True
+
+
+# Masking asks for every type's declared secret keys before it decides what is secret.
+register_declarations_loader(_load_builtins_and_entry_points)
 
 
 def get_component_type(name: str) -> ComponentType:

@@ -21,12 +21,11 @@ from etl_meta.components.base import ComponentContext, ComponentResult
 from etl_meta.components.overrides import resolve_configuration
 from etl_meta.components.registry import get_component_type
 from etl_meta.components.sandbox import Sandbox
-from etl_meta.errors import EtlMetaError, ValidationError
+from etl_meta.errors import EtlMetaError, ValidationError, is_transient
 from etl_meta.models import ExecutionStatus
 from etl_meta.outbox import PendingPoint, as_tuples
 from etl_meta.retry import retry_transient
 from etl_meta.store import MetadataStore, RecordResult
-from etl_meta.store._errors import is_transient
 from etl_meta.store.metrics import MetricTarget, check_point
 from etl_meta.types import utcnow
 

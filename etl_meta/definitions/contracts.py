@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from etl_meta.components.problems import component_problems
 from etl_meta.definitions.errors import DefinitionProblem, DocPath, format_path
-from etl_meta.store._contracts import component_problems
 
 if TYPE_CHECKING:
     from etl_meta.config import Settings

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
+from etl_meta.components.problems import WORKER_TYPES_ENV
 from etl_meta.components.registry import known_component_types
 from etl_meta.definitions.spec import _EMPTY_MEANS_NONE, FORMAT_VERSION, DefinitionsFile
 from etl_meta.validation import (
@@ -39,7 +40,6 @@ _BUILTIN_PACKAGE = "etl_meta.components.builtin."
 #: ``$defs`` key of a type's configuration schema. Type names cannot hold ``:``, so these keys
 #: collide neither with the spec models' definitions nor with each other.
 _CONFIG_DEF = "config:{}"
-_WORKER_TYPES_ENV = "ETL_META_WORKER_COMPONENT_TYPES"
 
 # The store's name checks are plain functions (AfterValidator) that pydantic cannot describe;
 # these are the same rules as JSON Schema keywords.
@@ -145,7 +145,7 @@ def _component_type_schema(prop: dict[str, Any], known: list[str], worker_types:
         "one installed where this schema was generated (built-in or plugin)."
         if not worker_types
         else "one installed where this schema was generated (built-in or plugin), or one "
-        f"declared installed only on workers ({_WORKER_TYPES_ENV}), whose configuration the "
+        f"declared installed only on workers ({WORKER_TYPES_ENV}), whose configuration the "
         "workers check when they run it."
     )
     if families:

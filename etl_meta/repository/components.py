@@ -1,9 +1,14 @@
-"""Components, their configuration history, dependency edges and dataclass links."""
+"""Components, their configuration history, dependency edges and dataclass links.
+
+:func:`load_components` is the one way stored components are read back whole (with their
+dependencies and dataclass links): ``store.components``, ``store.jobs`` (``with_components``)
+and through them the catalog orchestrators build from and ``etl-meta apply`` all go through it.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,6 +21,7 @@ from etl_meta.models import (
     ComponentConfig,
     ComponentDataclass,
     ComponentDependency,
+    ComponentPublic,
     ComponentStatus,
     Dataclass,
     DataclassRole,
@@ -176,3 +182,47 @@ def dataclass_links(
     for component_id, role, name in rows:
         result[component_id][DataclassRole(role)].append(name)
     return result
+
+
+def load_component(session: Session, component: Component, *, job_name: str) -> ComponentPublic:
+    """``component`` as callers receive it: with its upstream names and dataclass links."""
+    return _public(
+        component,
+        job_name=job_name,
+        depends_on=dependency_names(session, [component.id])[component.id],
+        links=dataclass_links(session, [component.id])[component.id],
+    )
+
+
+def load_components(
+    session: Session, job_names: Mapping[int, str], *, include_archived: bool = False
+) -> dict[int, list[ComponentPublic]]:
+    """``{job id: its components}`` for the jobs in ``job_names`` (``{id: name}``), in creation
+    order, with upstream names and dataclass links: three queries however many components."""
+    components = list_components(session, job_names, include_archived=include_archived)
+    ids = [c.id for c in components]
+    deps = dependency_names(session, ids)
+    links = dataclass_links(session, ids)
+    result: dict[int, list[ComponentPublic]] = {}
+    for c in components:
+        result.setdefault(c.job_id, []).append(
+            _public(c, job_name=job_names[c.job_id], depends_on=deps[c.id], links=links[c.id])
+        )
+    return result
+
+
+def _public(
+    component: Component,
+    *,
+    job_name: str,
+    depends_on: Sequence[str],
+    links: dict[DataclassRole, list[str]],
+) -> ComponentPublic:
+    data = component.model_dump()
+    data.update(
+        job_name=job_name,
+        depends_on=list(depends_on),
+        inputs=list(links.get(DataclassRole.INPUT, [])),
+        outputs=list(links.get(DataclassRole.OUTPUT, [])),
+    )
+    return ComponentPublic.model_validate(data)

@@ -11,6 +11,7 @@ from sqlmodel import col
 from etl_meta.errors import NotFoundError
 from etl_meta.models import Job, JobTag, Tag
 from etl_meta.repository.dialect import insert
+from etl_meta.types import utcnow
 from etl_meta.validation import storable
 
 
@@ -24,6 +25,16 @@ def find_job(session: Session, name: str, *, for_update: bool = False) -> Job | 
         # stale attributes would lose concurrent changes (the revision counter, for one).
         query = query.with_for_update().execution_options(populate_existing=True)
     return session.scalars(query).one_or_none()
+
+
+def touch_job(job: Job) -> None:
+    """Record a change to the job's definition: bump its revision and ``updated_at``.
+
+    Orchestrators compare revisions to know when to reload a job, so every change to the job or
+    to one of its components calls this (in the same transaction).
+    """
+    job.revision += 1
+    job.updated_at = utcnow()
 
 
 def get_job(session: Session, name: str, *, for_update: bool = False) -> Job:

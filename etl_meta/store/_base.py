@@ -11,7 +11,7 @@ from etl_meta.masking import is_sensitive_key, normalize_key, secret_rules
 from etl_meta.repository import audit as audit_repo
 from etl_meta.secret_urls import secret_parts
 from etl_meta.secrets import SecretDecryptError
-from etl_meta.store._errors import validate_input
+from etl_meta.validation import validate_input
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -27,6 +27,11 @@ class StoreAPI:
 
     def __init__(self, store: MetadataStore) -> None:
         self._store = store
+
+    @property
+    def store(self) -> MetadataStore:
+        """The store this namespace belongs to (its role is checked on every call)."""
+        return self._store
 
     def _tx(self, *, readonly: bool = False) -> Any:
         return self._store.transaction(readonly=readonly)
@@ -53,20 +58,10 @@ class StoreAPI:
         after: dict[str, Any] | None = None,
         component_type: str | None = None,
     ) -> None:
-        """Record a change; ``before``/``after`` as stored (secrets encrypted), masked here.
-
-        Where a secret changed, masked values alike on both sides (``***`` → ``***``) would hide
-        that anything happened: the paths of the secrets whose plaintext changed are listed in
-        ``after["masked_changes"]`` (never their values).
-        """
-        masked_changes = (
-            self._changed_secrets(before, after, component_type)
-            if before is not None and after is not None
-            else []
-        )
-        audit_repo.record_event(
+        """Record a change in ``session``'s transaction (see :func:`record_change`)."""
+        record_change(
+            self._store,
             session,
-            actor=self._store.actor,
             action=action,
             entity_type=entity_type,
             entity_key=entity_key,
@@ -74,23 +69,7 @@ class StoreAPI:
             before=before,
             after=after,
             component_type=component_type,
-            masked_changes=masked_changes,
         )
-
-    def _changed_secrets(
-        self, before: dict[str, Any], after: dict[str, Any], component_type: str | None
-    ) -> list[str]:
-        # Compare plaintext: Fernet tokens differ on every encryption, so ciphertext would mark
-        # every secret of a new configuration version changed. Decrypted values stay here: no
-        # ``decrypt`` event, nothing revealed. A side that cannot be decrypted compares as
-        # stored, which marks its secrets changed (unknown is not "unchanged").
-        cipher = self._store.cipher
-        try:
-            plain_before = cipher.decrypt_document(before, component_type=component_type)
-            plain_after = cipher.decrypt_document(after, component_type=component_type)
-        except SecretDecryptError:
-            plain_before, plain_after = before, after
-        return changed_secrets(plain_before, plain_after, component_type=component_type)
 
     def _audit_decrypt(
         self, *, entity_type: str, entity_key: str, entity_id: int | None, after: dict[str, Any]
@@ -105,6 +84,63 @@ class StoreAPI:
                 entity_id=entity_id,
                 after=after,
             )
+
+
+def record_change(
+    store: MetadataStore,
+    session: Session,
+    *,
+    action: str,
+    entity_type: str,
+    entity_key: str,
+    entity_id: int | None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    component_type: str | None = None,
+) -> None:
+    """Record a change in the audit trail, in ``session``'s transaction, as ``store``'s actor;
+    ``before``/``after`` as stored (secrets encrypted), masked here.
+
+    Where a secret changed, masked values alike on both sides (``***`` → ``***``) would hide
+    that anything happened: the paths of the secrets whose plaintext changed are listed in
+    ``after["masked_changes"]`` (never their values).
+    """
+    masked_changes = (
+        _changed_secrets(store, before, after, component_type)
+        if before is not None and after is not None
+        else []
+    )
+    audit_repo.record_event(
+        session,
+        actor=store.actor,
+        action=action,
+        entity_type=entity_type,
+        entity_key=entity_key,
+        entity_id=entity_id,
+        before=before,
+        after=after,
+        component_type=component_type,
+        masked_changes=masked_changes,
+    )
+
+
+def _changed_secrets(
+    store: MetadataStore,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    component_type: str | None,
+) -> list[str]:
+    # Compare plaintext: Fernet tokens differ on every encryption, so ciphertext would mark
+    # every secret of a new configuration version changed. Decrypted values stay here: no
+    # ``decrypt`` event, nothing revealed. A side that cannot be decrypted compares as
+    # stored, which marks its secrets changed (unknown is not "unchanged").
+    cipher = store.cipher
+    try:
+        plain_before = cipher.decrypt_document(before, component_type=component_type)
+        plain_after = cipher.decrypt_document(after, component_type=component_type)
+    except SecretDecryptError:
+        plain_before, plain_after = before, after
+    return changed_secrets(plain_before, plain_after, component_type=component_type)
 
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -8,10 +8,8 @@ from typing import Any
 from pydantic_core import to_jsonable_python
 
 from etl_meta.models import (
-    Component,
     ComponentExecution,
     ComponentPublic,
-    DataclassRole,
     Execution,
     ExecutionPublic,
     Job,
@@ -31,23 +29,6 @@ def job_public(
     data = job.model_dump()
     data.update(tags=tags, components=list(components) if components is not None else None)
     return JobPublic.model_validate(data)
-
-
-def component_public(
-    component: Component,
-    *,
-    job_name: str,
-    depends_on: Sequence[str],
-    links: dict[DataclassRole, list[str]],
-) -> ComponentPublic:
-    data = component.model_dump()
-    data.update(
-        job_name=job_name,
-        depends_on=list(depends_on),
-        inputs=list(links.get(DataclassRole.INPUT, [])),
-        outputs=list(links.get(DataclassRole.OUTPUT, [])),
-    )
-    return ComponentPublic.model_validate(data)
 
 
 def attempt_public(attempt: ComponentExecution, component_name: str) -> StepAttemptPublic:

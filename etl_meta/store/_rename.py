@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from etl_meta.errors import AlreadyExistsError
 from etl_meta.repository import components as repo
-from etl_meta.store.jobs import touch
+from etl_meta.repository.jobs import touch_job
+from etl_meta.store._base import record_change
 from etl_meta.types import utcnow
 from etl_meta.validation import Identifier
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from etl_meta.models import Component, Job
-    from etl_meta.store._base import StoreAPI
+    from etl_meta.store.core import MetadataStore
 
 
 class ComponentRename(BaseModel):
@@ -32,7 +33,9 @@ class ComponentRename(BaseModel):
     name: Identifier = Field(max_length=63)
 
 
-def rename_component(api: StoreAPI, session: Session, job: Job, old: str, new: str) -> Component:
+def rename_component(
+    store: MetadataStore, session: Session, job: Job, old: str, new: str
+) -> Component:
     """Rename ``job``'s component ``old`` to ``new`` (already validated) and audit it.
 
     Renaming to the current name changes nothing. Raises :class:`NotFoundError` for an unknown
@@ -48,8 +51,9 @@ def rename_component(api: StoreAPI, session: Session, job: Job, old: str, new: s
     component.updated_at = utcnow()
     # Orchestrators key their step names on component names: the new revision tells them to
     # reload the job's definition.
-    touch(job)
-    api._audit(
+    touch_job(job)
+    record_change(
+        store,
         session,
         action="rename",
         entity_type="component",

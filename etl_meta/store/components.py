@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from graphlib import TopologicalSorter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
 from etl_meta.access import Role, requires
+from etl_meta.components.problems import check_component, component_problems
 from etl_meta.errors import AlreadyExistsError, NotFoundError, ValidationError
 from etl_meta.models import (
     Component,
@@ -24,11 +25,12 @@ from etl_meta.repository import jobs as jobs_repo
 from etl_meta.secrets import SecretDecryptError
 from etl_meta.store import _component_graph as links
 from etl_meta.store import _rename
-from etl_meta.store._base import StoreAPI, diff, relative_paths
-from etl_meta.store._contracts import check_component, component_problems
-from etl_meta.store._public import component_public, jsonable
-from etl_meta.store.jobs import touch
+from etl_meta.store._base import StoreAPI, diff, record_change, relative_paths
+from etl_meta.store._public import jsonable
 from etl_meta.types import utcnow
+
+if TYPE_CHECKING:
+    from etl_meta.store.core import MetadataStore
 
 _COMPONENT_FIELDS = ("component_type", "status", "description")
 
@@ -44,80 +46,10 @@ class ComponentsAPI(StoreAPI):
         definition: ComponentCreate = self._validate(ComponentCreate, data, entity="component")
         with self._tx() as session:
             job_row = jobs_repo.get_job(session, job, for_update=True)
-            (created,) = self._create_many(session, job_row, [definition], field_prefix=False)
-            return self._public(session, job_row, created)
-
-    def _create_many(
-        self,
-        session: Session,
-        job: Job,
-        definitions: Sequence[ComponentCreate],
-        *,
-        touch_job: bool = True,
-        field_prefix: bool = True,
-    ) -> list[Component]:
-        # Errors name ``components.<i>.<field>`` when the components came with a job, so callers
-        # can tell them from the job's own fields; a single ``create`` names the bare field.
-        problems = [
-            problem
-            for index, definition in enumerate(definitions)
-            for problem in component_problems(
-                self._store.settings,
-                definition.component_type,
-                definition.configuration,
-                prefix=f"components.{index}." if field_prefix else "",
+            (created,) = create_components(
+                self._store, session, job_row, [definition], field_prefix=False
             )
-        ]
-        if problems:
-            raise ValidationError(problems, entity="component")
-        existing = repo.components_by_name(session, job.id)
-        seen: set[str] = set()
-        for definition in definitions:
-            if definition.name in existing or definition.name in seen:
-                raise AlreadyExistsError("component", f"{job.name}.{definition.name}")
-            seen.add(definition.name)
-        # Encrypt before writing anything: no key for a secret fails the whole call closed.
-        encrypted = [
-            self._store.cipher.encrypt_document(
-                definition.configuration,
-                component_type=definition.component_type,
-                field=f"components.{index}.configuration" if field_prefix else "configuration",
-                entity="component",
-            )
-            for index, definition in enumerate(definitions)
-        ]
-        created = []
-        for definition, configuration in zip(definitions, encrypted, strict=True):
-            component = Component.model_validate(
-                {
-                    **definition.model_dump(exclude={"depends_on", "inputs", "outputs"}),
-                    "job_id": job.id,
-                }
-            )
-            session.add(component)
-            session.flush()
-            repo.add_config_version(session, component, configuration, actor=self._store.actor)
-            created.append(component)
-            self._audit(
-                session,
-                action="create",
-                entity_type="component",
-                entity_key=f"{job.name}.{component.name}",
-                entity_id=component.id,
-                after=jsonable(component.model_dump(exclude={"id"})),
-                component_type=component.component_type,
-            )
-        by_name = repo.components_by_name(session, job.id)
-        for index, (component, definition) in enumerate(zip(created, definitions, strict=True)):
-            prefix = f"components.{index}." if field_prefix else ""
-            links.replace_dependencies(
-                session, job, component, definition.depends_on, by_name, prefix
-            )
-            links.replace_links(session, component, definition.inputs, definition.outputs, prefix)
-        links.check_acyclic(session, job)
-        if touch_job:
-            touch(job)
-        return created
+            return repo.load_component(session, created, job_name=job_row.name)
 
     @requires(Role.READER)
     def get(self, job: str, name: str) -> ComponentPublic:
@@ -125,14 +57,17 @@ class ComponentsAPI(StoreAPI):
         with self._tx(readonly=True) as session:
             job_row = jobs_repo.get_job(session, job)
             component = repo.get_component(session, job_row.id, name, job_name=job)
-            return self._public(session, job_row, component)
+            return repo.load_component(session, component, job_name=job_row.name)
 
     @requires(Role.READER)
     def list(self, job: str, *, include_archived: bool = False) -> list[ComponentPublic]:
         """The job's components in creation order."""
         with self._tx(readonly=True) as session:
             job_row = jobs_repo.get_job(session, job)
-            return self._publics(session, job_row, include_archived=include_archived)
+            loaded = repo.load_components(
+                session, {job_row.id: job_row.name}, include_archived=include_archived
+            )
+            return loaded.get(job_row.id, [])
 
     @requires(Role.ADMIN)
     def update(
@@ -151,8 +86,8 @@ class ComponentsAPI(StoreAPI):
             component = repo.get_component(session, job_row.id, name, job_name=job)
             changed = self._apply_update(session, job_row, component, changes)
             if changed:
-                touch(job_row)
-            return self._public(session, job_row, component)
+                jobs_repo.touch_job(job_row)
+            return repo.load_component(session, component, job_name=job_row.name)
 
     def _apply_update(
         self, session: Session, job: Job, component: Component, changes: dict[str, Any]
@@ -260,8 +195,8 @@ class ComponentsAPI(StoreAPI):
         target = self._validate(_rename.ComponentRename, {"name": new}, entity="component")
         with self._tx() as session:
             job_row = jobs_repo.get_job(session, job, for_update=True)
-            component = _rename.rename_component(self, session, job_row, old, target.name)
-            return self._public(session, job_row, component)
+            component = _rename.rename_component(self._store, session, job_row, old, target.name)
+            return repo.load_component(session, component, job_name=job_row.name)
 
     @requires(Role.WRITER)
     def configuration(
@@ -348,46 +283,6 @@ class ComponentsAPI(StoreAPI):
         order = list(TopologicalSorter(upstream).static_order())
         return {name: upstream[name] for name in order if name in upstream}
 
-    # -- helpers -------------------------------------------------------------------------------
-
-    def _public(self, session: Session, job: Job, component: Component) -> ComponentPublic:
-        deps = repo.dependency_names(session, [component.id])
-        links = repo.dataclass_links(session, [component.id])
-        return component_public(
-            component,
-            job_name=job.name,
-            depends_on=deps[component.id],
-            links=links[component.id],
-        )
-
-    def _publics(
-        self, session: Session, job: Job, *, include_archived: bool = False
-    ) -> list[ComponentPublic]:
-        return self._publics_by_job(session, [job], include_archived=include_archived).get(
-            job.id,
-            [],
-        )
-
-    def _publics_by_job(
-        self, session: Session, jobs: Sequence[Job], *, include_archived: bool = False
-    ) -> dict[int, list[ComponentPublic]]:
-        names = {job.id: job.name for job in jobs}
-        components = repo.list_components(session, names, include_archived=include_archived)
-        ids = [c.id for c in components]
-        deps = repo.dependency_names(session, ids)
-        links = repo.dataclass_links(session, ids)
-        result: dict[int, list[ComponentPublic]] = {}
-        for c in components:
-            result.setdefault(c.job_id, []).append(
-                component_public(
-                    c,
-                    job_name=names[c.job_id],
-                    depends_on=deps[c.id],
-                    links=links[c.id],
-                )
-            )
-        return result
-
 
 def _update_action(before: dict[str, Any], after: dict[str, Any]) -> str:
     """``archive``/``restore`` when the update moves the status into or out of ``archived``,
@@ -397,3 +292,81 @@ def _update_action(before: dict[str, Any], after: dict[str, Any]) -> str:
     if before.get("status") == ComponentStatus.ARCHIVED:
         return "restore"
     return "update"
+
+
+def create_components(
+    store: MetadataStore,
+    session: Session,
+    job: Job,
+    definitions: Sequence[ComponentCreate],
+    *,
+    touch_job: bool = True,
+    field_prefix: bool = True,
+) -> list[Component]:
+    """Create ``definitions`` (validated) in ``job``, in ``session``'s transaction, audited.
+
+    ``depends_on`` may name components created in the same call: ``store.jobs.create`` creates a
+    job's components with it (``touch_job=False``: they are part of its first revision), and
+    ``store.components.create`` one at a time.
+    """
+    # Errors name ``components.<i>.<field>`` when the components came with a job, so callers
+    # can tell them from the job's own fields; a single ``create`` names the bare field.
+    problems = [
+        problem
+        for index, definition in enumerate(definitions)
+        for problem in component_problems(
+            store.settings,
+            definition.component_type,
+            definition.configuration,
+            prefix=f"components.{index}." if field_prefix else "",
+        )
+    ]
+    if problems:
+        raise ValidationError(problems, entity="component")
+    existing = repo.components_by_name(session, job.id)
+    seen: set[str] = set()
+    for definition in definitions:
+        if definition.name in existing or definition.name in seen:
+            raise AlreadyExistsError("component", f"{job.name}.{definition.name}")
+        seen.add(definition.name)
+    # Encrypt before writing anything: no key for a secret fails the whole call closed.
+    encrypted = [
+        store.cipher.encrypt_document(
+            definition.configuration,
+            component_type=definition.component_type,
+            field=f"components.{index}.configuration" if field_prefix else "configuration",
+            entity="component",
+        )
+        for index, definition in enumerate(definitions)
+    ]
+    created = []
+    for definition, configuration in zip(definitions, encrypted, strict=True):
+        component = Component.model_validate(
+            {
+                **definition.model_dump(exclude={"depends_on", "inputs", "outputs"}),
+                "job_id": job.id,
+            }
+        )
+        session.add(component)
+        session.flush()
+        repo.add_config_version(session, component, configuration, actor=store.actor)
+        created.append(component)
+        record_change(
+            store,
+            session,
+            action="create",
+            entity_type="component",
+            entity_key=f"{job.name}.{component.name}",
+            entity_id=component.id,
+            after=jsonable(component.model_dump(exclude={"id"})),
+            component_type=component.component_type,
+        )
+    by_name = repo.components_by_name(session, job.id)
+    for index, (component, definition) in enumerate(zip(created, definitions, strict=True)):
+        prefix = f"components.{index}." if field_prefix else ""
+        links.replace_dependencies(session, job, component, definition.depends_on, by_name, prefix)
+        links.replace_links(session, component, definition.inputs, definition.outputs, prefix)
+    links.check_acyclic(session, job)
+    if touch_job:
+        jobs_repo.touch_job(job)
+    return created

@@ -37,9 +37,10 @@ from etl_meta.errors import (
     PermissionDeniedError,
     StoreUnavailableError,
     ValidationError,
+    raise_translated,
+    translate_db_error,
 )
 from etl_meta.secrets import Cipher
-from etl_meta.store._errors import raise_translated, translate_db_error
 from etl_meta.store.audit import AuditAPI
 from etl_meta.store.components import ComponentsAPI
 from etl_meta.store.dataclasses import DataclassesAPI

@@ -17,13 +17,13 @@ from etl_meta.models import (
     JobUpdate,
 )
 from etl_meta.models.job import TagBase
+from etl_meta.repository import components as components_repo
 from etl_meta.repository import executions as executions_repo
 from etl_meta.repository import jobs as jobs_repo
 from etl_meta.store._base import StoreAPI, diff
-from etl_meta.store._errors import validate_input
 from etl_meta.store._public import execution_public, job_public, jsonable
-from etl_meta.types import utcnow
-from etl_meta.validation import TAG_KEY_RE
+from etl_meta.store.components import create_components
+from etl_meta.validation import TAG_KEY_RE, validate_input
 
 _JOB_FIELDS = ("num_of_retries", "file_logging", "strategy_type", "description", "max_concurrency")
 
@@ -35,12 +35,6 @@ def _check_tags(tags: Mapping[str, str]) -> dict[str, str]:
         label = key if isinstance(key, str) and TAG_KEY_RE.fullmatch(key) else json.dumps(key)
         validate_input(TagBase, {"key": key, "value": value}, entity="tag", prefix=f"tags.{label}.")
     return dict(tags)
-
-
-def touch(job: Job) -> None:
-    """Record a change to the job's definition: bump its revision and ``updated_at``."""
-    job.revision += 1
-    job.updated_at = utcnow()
 
 
 class JobsAPI(StoreAPI):
@@ -85,7 +79,7 @@ class JobsAPI(StoreAPI):
             )
             if component_defs:
                 # Components created with the job are part of its first revision.
-                self._store.components._create_many(session, job, component_defs, touch_job=False)
+                create_components(self._store, session, job, component_defs, touch_job=False)
             return self.get(job.name, with_components=bool(component_defs))
 
     @requires(Role.READER)
@@ -94,7 +88,11 @@ class JobsAPI(StoreAPI):
         with self._tx(readonly=True) as session:
             job = jobs_repo.get_job(session, name)
             tags = jobs_repo.tags_by_job(session, [job.id])[job.id]
-            components = self._store.components._publics(session, job) if with_components else None
+            components = (
+                components_repo.load_components(session, {job.id: job.name}).get(job.id, [])
+                if with_components
+                else None
+            )
             return job_public(job, tags, components)
 
     @requires(Role.READER)
@@ -120,7 +118,9 @@ class JobsAPI(StoreAPI):
             )
             tag_map = jobs_repo.tags_by_job(session, [job.id for job in jobs])
             components = (
-                self._store.components._publics_by_job(session, jobs) if with_components else {}
+                components_repo.load_components(session, {job.id: job.name for job in jobs})
+                if with_components
+                else {}
             )
             return [
                 job_public(
@@ -149,7 +149,7 @@ class JobsAPI(StoreAPI):
                 if jobs_repo.set_tags(session, job, new_tags):
                     before_diff["tags"], after_diff["tags"] = old_tags, new_tags
             if after_diff:
-                touch(job)
+                jobs_repo.touch_job(job)
                 self._audit(
                     session,
                     action="update",
@@ -177,7 +177,7 @@ class JobsAPI(StoreAPI):
             job = jobs_repo.get_job(session, name, for_update=True)
             if job.is_archived != archived:
                 job.is_archived = archived
-                touch(job)
+                jobs_repo.touch_job(job)
                 self._audit(
                     session,
                     action="archive" if archived else "restore",

@@ -18,8 +18,7 @@ import sqlalchemy.exc as sa_exc
 from sqlalchemy.orm import Session
 
 from etl_meta.access import Role, requires
-from etl_meta.components.contracts import did_you_mean
-from etl_meta.errors import FieldProblem, NotFoundError, ValidationError
+from etl_meta.errors import FieldProblem, NotFoundError, ValidationError, raise_translated
 from etl_meta.models import Execution, ExecutionStatus, MetricPoint, MetricPublic, Orchestrator
 from etl_meta.models.metric import METRIC_NAME_MAX
 from etl_meta.repository import components as components_repo
@@ -27,9 +26,8 @@ from etl_meta.repository import executions as executions_repo
 from etl_meta.repository import jobs as jobs_repo
 from etl_meta.repository import metrics as repo
 from etl_meta.store._base import StoreAPI
-from etl_meta.store._errors import raise_translated
 from etl_meta.types import coerce_enum, utcnow
-from etl_meta.validation import check_metric_value, key_label
+from etl_meta.validation import check_metric_value, did_you_mean, key_label
 
 #: A point as a tuple: ``(component, name, value[, step[, attempt[, recorded_at]]])``.
 PointTuple = tuple[Any, ...]

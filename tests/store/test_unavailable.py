@@ -6,8 +6,8 @@ from sqlalchemy.engine import make_url
 
 from etl_meta import MetadataStore, StoreUnavailableError
 from etl_meta.cli import app
+from etl_meta.errors import is_transient
 from etl_meta.retry import retry_transient
-from etl_meta.store._errors import is_transient
 from tests.backends import isolated_settings
 from tests.outages import connections_refused, writes_hang
 

@@ -1,4 +1,5 @@
-"""The store's side of component contracts: a component is stored only if its type accepts it.
+"""Whether a component definition keeps its type's contract: the store checks it before every
+write (a component is stored only if its type accepts it), ``etl-meta apply`` before any.
 
 A type this process does not know is an error, unless the operator declared it installed only on
 workers (``ETL_META_WORKER_COMPONENT_TYPES``): then its configuration is stored unchecked and the
@@ -11,17 +12,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from etl_meta.components.contracts import check_configuration, did_you_mean
+from etl_meta.components.contracts import check_configuration
 from etl_meta.components.registry import (
     UnknownComponentTypeError,
     get_component_type,
     known_component_types,
 )
 from etl_meta.errors import FieldProblem, ValidationError
+from etl_meta.validation import did_you_mean
 
 if TYPE_CHECKING:
     from etl_meta.config import Settings
 
+#: The variable naming the component types installed only on workers (``Settings``).
 WORKER_TYPES_ENV = "ETL_META_WORKER_COMPONENT_TYPES"
 
 
