@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, aliased
 from sqlmodel import col
 
 from etl_meta.db import HeldConnection
-from etl_meta.models import Component, Execution, Metric, Orchestrator
+from etl_meta.models import Component, Execution, ExecutionStatus, Metric, Orchestrator
 from etl_meta.validation import storable
 
 #: Column order of the tuples :func:`insert_points` takes.
@@ -291,9 +291,13 @@ class _driver_errors:
             ) from exc
 
 
+#: ``(execution_id, component_id, status, log_path, job_revision, config_versions)``
+TargetRow = sa.Row[int, int, ExecutionStatus, str | None, int | None, dict[str, Any] | None]
+
+
 def find_target(
     session: Session, orchestrator: Orchestrator, run_id: str, component: str
-) -> sa.Row[Any] | None:
+) -> TargetRow | None:
     """The ids a run's component records under, and the run's recorded identity, in one query:
     ``(execution_id, component_id, status, log_path, job_revision, config_versions)``.
     """

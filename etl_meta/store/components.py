@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Mapping, Sequence
 from graphlib import TopologicalSorter
 from typing import TYPE_CHECKING, Any
@@ -263,7 +264,8 @@ class ComponentsAPI(StoreAPI):
         return component, version, stored.configuration
 
     @requires(Role.READER)
-    def config_history(self, job: str, name: str) -> list[ComponentConfigPublic]:
+    # ``builtins.list`` in signatures from here on: in this class, ``list`` is the method above.
+    def config_history(self, job: str, name: str) -> builtins.list[ComponentConfigPublic]:
         """Every configuration version of the component, oldest first (masked)."""
         with self._tx(readonly=True) as session:
             job_row = jobs_repo.get_job(session, job)
@@ -276,7 +278,7 @@ class ComponentsAPI(StoreAPI):
             ]
 
     @requires(Role.READER)
-    def graph(self, job: str) -> dict[str, list[str]]:
+    def graph(self, job: str) -> dict[str, builtins.list[str]]:
         """``{component: [upstream components]}`` for live components, in topological order."""
         components = [c for c in self.list(job) if c.status != ComponentStatus.ARCHIVED]
         upstream = {c.name: list(c.depends_on) for c in components}

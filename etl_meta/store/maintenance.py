@@ -124,8 +124,11 @@ class MaintenanceAPI(StoreAPI):
 
         def result() -> GcResult:
             return GcResult(
-                *(sum(c.runs for c in done), sum(c.attempts for c in done)),
-                *(sum(c.metrics for c in done), len(done), horizon),
+                runs=sum(c.runs for c in done),
+                attempts=sum(c.attempts for c in done),
+                metrics=sum(c.metrics for c in done),
+                batches=len(done),
+                older_than=horizon,
                 archive_files=tuple(files),
                 archive_path=archive.path if archive and archive.created else None,
                 unfinished_kept=unfinished,

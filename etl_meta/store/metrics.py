@@ -269,7 +269,7 @@ def check_point(point: PointTuple) -> None:
 
 
 class _AnyComponent(dict[str, int]):
-    def get(self, key: Any, default: Any = None) -> int:  # type: ignore[override]
+    def get(self, key: Any, default: Any = None) -> int:
         return 0
 
 
