@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -116,6 +117,20 @@ def test_each_row_rule_counts_the_offending_rows(
     assert {(c["rule"], c["column"], c["failing_rows"]) for c in failed.checks} >= {
         (rule, column, count)
     }
+
+
+def test_check_records_are_plain_json(tmp_path: Path) -> None:
+    # Dagster puts a failed step's check records into its Failure as JSON metadata and refuses
+    # what json cannot write: counts from pandas came as numpy scalars, ``passed`` a numpy bool.
+    failed = failure(
+        sales(order_id=[1, 1, 3], email=["a@example.com", None, "a@example.com"]), tmp_path
+    )
+    passed = validate(sales(), tmp_path=tmp_path)
+
+    records = [*failed.checks, *passed.metadata["checks"]]
+    assert {type(record["passed"]) for record in records} == {bool}
+    assert {type(record["failing_rows"]) for record in records} <= {int, type(None)}
+    assert json.loads(json.dumps(records)) == records
 
 
 def test_metrics_record_every_failed_check(tmp_path: Path) -> None:

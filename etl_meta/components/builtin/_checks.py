@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, SupportsInt
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,8 +47,11 @@ class Check:
         return f"{where}: {self.detail}"
 
 
-def _rows(rule: str, column: str | None, offending: int) -> Check:
-    return Check(rule, column, offending == 0, int(offending))
+def _rows(rule: str, column: str | None, offending: SupportsInt) -> Check:
+    # pandas counts are numpy scalars: a numpy ``passed`` would make the record unwritable as
+    # JSON (Dagster refuses such metadata), so both become plain Python values first.
+    count = int(offending)
+    return Check(rule, column, count == 0, count)
 
 
 def _missing(rule: str, column: str) -> Check:
