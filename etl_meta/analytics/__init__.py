@@ -34,6 +34,8 @@ from etl_meta.analytics.metrics import (
     AGGREGATES,
     aggregate_metrics,
     latest_metrics,
+    metric_batches,
+    metric_count,
     metrics_frame,
 )
 from etl_meta.analytics.pages import Page, metrics_page, runs_page
@@ -53,6 +55,8 @@ __all__ = [
     "compare_runs",
     "last_success_before",
     "latest_metrics",
+    "metric_batches",
+    "metric_count",
     "metrics_frame",
     "metrics_page",
     "parse_filter",

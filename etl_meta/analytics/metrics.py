@@ -6,18 +6,20 @@ once) and read by :mod:`etl_meta.analytics.fetch`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from etl_meta.analytics._select import Attempts
-from etl_meta.analytics.fetch import Kind, read_frame
+from etl_meta.analytics.fetch import Kind, read_batches, read_frame
 from etl_meta.analytics.queries import (
     AGGREGATES,
     GROUPS,
     Every,
     aggregate_query,
     aggregate_shaped,
+    count_shaped,
     latest_query,
     latest_shaped,
     metrics_query,
@@ -27,6 +29,7 @@ from etl_meta.store import MetadataStore
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 __all__ = [
     "AGGREGATES",
@@ -36,6 +39,8 @@ __all__ = [
     "aggregate_query",
     "latest_metrics",
     "latest_query",
+    "metric_batches",
+    "metric_count",
     "metrics_frame",
     "metrics_query",
 ]
@@ -95,6 +100,31 @@ def metrics_frame(
         unordered=True,
     )
     return read_frame(store, shaped, METRIC_COLUMNS)
+
+
+def metric_count(store: MetadataStore, **filters: Any) -> int:
+    """How many points :func:`metrics_frame` returns for the same ``filters``."""
+    frame = read_frame(store, count_shaped(store, **filters), {"count": "int"})
+    return int(frame["count"].iloc[0])
+
+
+@contextmanager
+def metric_batches(
+    store: MetadataStore, *, limit: int | None = None, **filters: Any
+) -> Iterator[Iterator[pa.Table]]:
+    """Metric points as a stream of Arrow tables, oldest first (by id): what exports write.
+
+    Filters as :func:`metrics_frame`; columns as :data:`METRIC_COLUMNS`, with names as plain
+    strings, not categoricals. The tables are read from the database while the ``with`` block
+    iterates them, so no table of every point is ever held::
+
+        with analytics.metric_batches(store, job="daily_sales") as tables:
+            for table in tables:
+                writer.write_table(table)
+    """
+    shaped = metrics_shaped(store, limit=limit, **filters)
+    with read_batches(store, shaped, METRIC_COLUMNS) as tables:
+        yield tables
 
 
 def aggregate_metrics(

@@ -13,6 +13,7 @@ same thing — linear interpolation between the two closest ranks, ``v[⌊h⌋] 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
@@ -136,6 +137,54 @@ def _metrics_statement(
     if limited:
         query = query.limit(param("limit", sa.Integer()))
     return query
+
+
+def count_shaped(store: MetadataStore, *, run: str | int | None = None, **filters: Any) -> Shaped:
+    """The shape and values of a :func:`~etl_meta.analytics.metric_count` call."""
+    values: dict[str, Any] = {}
+    shape = metric_shape(
+        values,
+        job_name=filters.pop("job", None),
+        component_name=filters.pop("component", None),
+        name=filters.pop("name", None),
+        execution_id=_run_id(store, run),
+        **filters,
+    )
+    return Shaped(("count", shape), lambda: _count_statement(shape), values, small=True)
+
+
+def _count_statement(shape: MetricShape) -> sa.Select:
+    """The number of points of ``shape``. For final attempts: all of them less those of an
+    attempt a later one superseded, which are found from the few retried steps (the partial
+    index of ``metric_latest``). Counting the final points directly checks every point for a
+    later attempt: 1.6–3.7 × the time of counting all of them (``benchmarks/final_attempts.py``).
+    """
+    every = dataclasses.replace(shape, attempts="all")
+    joined = metric_from(with_execution=shape.filter is not None)
+    clauses = metric_conditions(every)
+    counted = sa.select(sa.func.count()).select_from(joined).where(*clauses)
+    if shape.attempts == "all":
+        return counted
+    retried = (
+        sa.select(
+            metric_latest.c.execution_id,
+            metric_latest.c.component_id,
+            sa.func.max(metric_latest.c.attempt).label("last"),
+        )
+        .where(metric_latest.c.attempt > 1)
+        .group_by(metric_latest.c.execution_id, metric_latest.c.component_id)
+        .subquery("retried")
+    )
+    superseded = joined.join(
+        retried,
+        sa.and_(
+            retried.c.execution_id == metric.c.execution_id,
+            retried.c.component_id == metric.c.component_id,
+            metric.c.attempt < retried.c.last,
+        ),
+    )
+    less = sa.select(sa.func.count()).select_from(superseded).where(*clauses)
+    return sa.select((counted.scalar_subquery() - less.scalar_subquery()).label("count"))
 
 
 def _run_id(store: MetadataStore, run: str | int | None) -> int | None:

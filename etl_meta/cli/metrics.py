@@ -23,24 +23,24 @@ from etl_meta.cli._common import (
     console,
     err_console,
     handle_errors,
+    open_store,
     parse_key_values,
     parse_since,
     when,
 )
-from etl_meta.cli.jobs import open_store
 from etl_meta.cli.metrics_figure import GROUPS, build_figure, save_figure
 from etl_meta.cli.metrics_output import (
     NOTHING,
     POINT_TABLE,
     MetricsFormat,
     count_points,
-    pages,
     print_frame,
     report_written,
     say_nothing,
-    write_frames,
+    write_export,
 )
 from etl_meta.errors import ValidationError
+from etl_meta.extras import require_extra
 from etl_meta.store import MetadataStore
 
 if TYPE_CHECKING:
@@ -246,6 +246,7 @@ def query(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Print or export metric points, raw or aggregated (help text in the decorator)."""
+    require_extra("analytics", needed_by="etl-meta metrics query")
     if fmt is MetricsFormat.parquet and out is None:
         raise typer.BadParameter("parquet is binary: give a file with -o FILE", param_hint="-o")
     if fmt is MetricsFormat.table and out is not None:
@@ -283,20 +284,28 @@ def _query_points(
     out: Path | None,
     limit: int | None,
 ) -> None:
-    from etl_meta.analytics import metrics_frame
+    from etl_meta.analytics import metric_batches, metrics_frame
 
-    total = count_points(store, selection.filters)
-    if total == 0:
-        say_nothing(fmt, out)
-        return
     if fmt is MetricsFormat.table:
         assert limit is not None
+        total = count_points(store, selection.filters)
+        if total == 0:
+            say_nothing(fmt, out)
+            return
         frame = metrics_frame(store, limit=limit, **selection.filters)
         shown = frame[list(POINT_TABLE)].rename(columns=POINT_TABLE)
         print_frame("metric points", shown, ("value", "attempt", "step"), more=total - len(frame))
         return
-    wanted = total if limit is None else min(total, limit)
-    written = write_frames(fmt, out, pages(store, selection.filters, limit), wanted)
+
+    def wanted() -> int:
+        total = count_points(store, selection.filters)
+        return total if limit is None else min(total, limit)
+
+    with metric_batches(store, limit=limit, **selection.filters) as tables:
+        written = write_export(fmt, out, tables, wanted)
+    if written == 0:
+        say_nothing(fmt, out)
+        return
     report_written(out, written)
 
 
@@ -326,7 +335,10 @@ def _query_aggregated(
         per = f" per {_EVERY_WORDS[selection.every]}" if selection.every else ""
         print_frame(f"metrics{per}", frame, selection.aggregates, more=total - len(frame))
         return
-    written = write_frames(fmt, out, iter([frame]), len(frame))
+    import pyarrow as pa
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    written = write_export(fmt, out, [table], lambda: len(frame))
     report_written(out, written)
 
 
@@ -366,6 +378,7 @@ def plot(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Chart metric points or aggregates over time (help text in the decorator)."""
+    require_extra("plot", needed_by="etl-meta metrics plot")
     kind = out.suffix.lower().lstrip(".")
     if kind not in ("png", "svg"):
         raise typer.BadParameter(

@@ -240,8 +240,10 @@ def test_aggregated_parquet(cli, seeded, tmp_path):
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
-def test_exports_stream_page_by_page(cli, store, seeded, tmp_path, monkeypatch, fmt):
-    monkeypatch.setattr(metrics_output, "PAGE_ROWS", 4)  # 27 points: 7 pages
+def test_exports_stream_batch_by_batch(cli, store, seeded, tmp_path, monkeypatch, fmt):
+    from etl_meta.analytics import _arrow
+
+    monkeypatch.setattr(_arrow, "BATCH_ROWS", 4)  # SQLite: 27 points in 7 batches
     target = tmp_path / f"paged.{fmt}"
     result = cli("metrics", "query", "-f", fmt, "-o", str(target))
     assert result.exit_code == 0, result.output
@@ -256,7 +258,7 @@ def test_exports_stream_page_by_page(cli, store, seeded, tmp_path, monkeypatch, 
 
 
 def test_progress_bar_only_on_a_terminal(cli, seeded, tmp_path, monkeypatch):
-    monkeypatch.setattr(metrics_output, "PAGE_ROWS", 4)
+    monkeypatch.setattr(metrics_output, "PROGRESS_ROWS", 4)
     quiet = cli("metrics", "query", "-f", "csv", "-o", str(tmp_path / "a.csv"))
     assert quiet.exit_code == 0 and "exporting" not in quiet.stderr  # CliRunner: not a tty
     terminal = io.StringIO()

@@ -74,3 +74,25 @@ def test_every_read_keeps_the_last_attempt_that_recorded_points(store, run_id):
         "extract": 2.0,
         "load": 31.0,
     }
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {},
+        {"run": "final-1"},
+        {"run": "final-2"},
+        {"component": "load"},
+        {"component": "extract", "name": "rows"},
+        {"filter": "value >= 10 and status = 'success'"},
+    ],
+    ids=lambda f: ",".join(f) or "none",
+)
+def test_counts_are_the_number_of_rows_the_frame_returns(store, run_id, filters):
+    """Final counts subtract superseded attempts from all points (a different statement from
+    the frame's anti-join): both must agree for every filter."""
+    from etl_meta.analytics import metric_count
+
+    for attempts in ("all", "final"):
+        frame = metrics_frame(store, attempts=attempts, **filters)
+        assert metric_count(store, attempts=attempts, **filters) == len(frame)

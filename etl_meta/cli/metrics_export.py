@@ -1,0 +1,201 @@
+"""CSV, JSON and Parquet exports of ``etl-meta metrics query``, written as the rows stream in.
+
+The rows arrive as Arrow tables (:func:`etl_meta.analytics.metric_batches`), each written as
+soon as it arrives, with Arrow's own writers and vectorized string building: no table of every
+point is ever held, and no Python object is made per value. Files are written under a temporary
+name, then renamed, so a failed export leaves no half-written file behind.
+
+Formats: timestamps are ISO-8601 UTC text (``2026-01-31T12:00:00.000000Z``) in CSV and JSON;
+floats always carry a decimal point or an exponent, so a reader infers a float column; Parquet
+keeps the types (tz-aware timestamps, int64, float64, dictionary-encoded names).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+class Writer(Protocol):
+    def write(self, table: pa.Table) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def export(fmt: str, out: Path | None, tables: Iterable[pa.Table]) -> int:
+    """Write ``tables`` as ``fmt`` (csv, json, parquet) to ``out`` atomically, or to stdout
+    (csv and json); returns the rows written. Nothing is left at ``out`` on an error, nor when
+    no row was written."""
+    partial = out.with_name(out.name + ".partial") if out is not None else None
+    stream: IO[bytes] | None = None
+    written = 0
+    try:
+        if fmt == "parquet":
+            assert partial is not None
+            writer: Writer = _ParquetWriter(partial)
+        else:
+            stream = partial.open("wb") if partial is not None else None
+            target = stream if stream is not None else sys.stdout.buffer
+            writer = _CsvWriter(target) if fmt == "csv" else _JsonWriter(target)
+        for table in tables:
+            if table.num_rows:
+                writer.write(table)
+                written += table.num_rows
+        writer.close()
+        if stream is not None:
+            stream.close()
+            stream = None
+        if partial is not None and out is not None:
+            if written:
+                os.replace(partial, out)
+            else:
+                partial.unlink(missing_ok=True)
+    except BaseException:
+        if stream is not None:
+            stream.close()
+        if partial is not None:
+            partial.unlink(missing_ok=True)
+        raise
+    return written
+
+
+def _plain(table: pa.Table) -> pa.Table:
+    """Dictionary columns (a DataFrame's categoricals) and large strings as plain strings."""
+    import pyarrow as pa
+
+    for index, field in enumerate(table.schema):
+        kind = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
+        if kind != field.type or pa.types.is_large_string(kind):
+            string = pa.string() if pa.types.is_large_string(kind) else kind
+            table = table.set_column(index, field.name, table.column(index).cast(string))
+    return table
+
+
+def _text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Timestamps as ISO-8601 UTC text, floats with a decimal point or an exponent; others as
+    they are."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_timestamp(column.type):
+        # numpy formats ISO-8601 several times faster than Arrow's strftime or string cast.
+        stamps = pc.cast(column, pa.timestamp("us", tz="UTC")).to_numpy()
+        text = np.datetime_as_string(stamps.astype("datetime64[us]"), unit="us")
+        iso = pa.array(text, type=pa.string(), mask=np.isnat(stamps))
+        return pa.chunked_array([pc.binary_join_element_wise(iso, "Z", "")])
+    if pa.types.is_floating(column.type):
+        text = pc.cast(column, pa.string())
+        marked = pc.or_(pc.match_substring(text, "."), pc.match_substring(text, "e"))
+        whole = pc.invert(pc.or_(marked, pc.match_substring(text, "n")))  # "3" → "3.0"
+        return pc.if_else(whole, pc.binary_join_element_wise(text, ".0", ""), text)
+    return column
+
+
+class _CsvWriter:
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+        self.writer: Any = None
+
+    def write(self, table: pa.Table) -> None:
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+
+        table = _plain(table)
+        table = pa.Table.from_arrays([_text(c) for c in table.columns], names=table.column_names)
+        if self.writer is None:
+            options = pcsv.WriteOptions(quoting_style="needed")
+            self.writer = pcsv.CSVWriter(self.stream, table.schema, write_options=options)
+        self.writer.write_table(table)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.stream.flush()
+
+
+class _JsonWriter:
+    """One JSON array of objects, one object per line, built column-wise by Arrow."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+        self.first = True
+        stream.write(b"[")
+
+    def write(self, table: pa.Table) -> None:
+        import pyarrow.compute as pc
+
+        table = _plain(table)
+        parts: list[Any] = []
+        for index, name in enumerate(table.column_names):
+            key = ("{" if index == 0 else ", ") + json.dumps(name) + ": "
+            parts += [key, _json_values(table.column(index))]
+        records = pc.binary_join_element_wise(*parts, "}", "")
+        lead = "\n  " if self.first else ",\n  "
+        self.stream.write((lead + ",\n  ".join(records.to_pylist())).encode())
+        self.first = False
+
+    def close(self) -> None:
+        self.stream.write(b"]\n" if self.first else b"\n]\n")
+        self.stream.flush()
+
+
+def _json_values(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Each value of ``column`` as JSON text (``null`` for a missing one)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = column.type
+    text = _text(column)
+    if pa.types.is_boolean(kind):
+        text = pc.if_else(column, "true", "false")
+    elif pa.types.is_timestamp(kind):
+        text = pc.binary_join_element_wise('"', text, '"', "")
+    elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        if pc.any(pc.match_substring_regex(text, r'[\x00-\x1f"\\]')).as_py():
+            # A value that needs escaping (rare in names and run ids): json.dumps does it.
+            quoted = [
+                None if v is None else json.dumps(v, ensure_ascii=False) for v in text.to_pylist()
+            ]
+            text = pa.chunked_array([pa.array(quoted, type=pa.string())])
+        else:
+            text = pc.binary_join_element_wise('"', text, '"', "")
+    else:
+        text = pc.cast(text, pa.string())
+    return pc.fill_null(text, "null")
+
+
+class _ParquetWriter:
+    """Typed columns: tz-aware UTC timestamps, int64, float64, dictionary-encoded strings."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.writer: Any = None
+        self.schema: Any = None
+
+    def write(self, table: pa.Table) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = _plain(table)
+        if self.writer is None:
+            # Strings (names repeat) are dictionary-encoded, so pandas reads them as categoricals.
+            self.schema = pa.schema(
+                pa.field(f.name, pa.dictionary(pa.int32(), pa.string()))
+                if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+                else f
+                for f in table.schema
+            )
+            self.writer = pq.ParquetWriter(self.path, self.schema)
+        self.writer.write_table(table.cast(self.schema))
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
