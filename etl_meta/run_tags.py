@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from typing import Any
 
 from etl_meta.errors import FieldProblem, ValidationError
 from etl_meta.masking import MASK, is_sensitive_key, looks_encrypted, mask_url
@@ -52,7 +53,9 @@ def _text(value: object) -> str:
     return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
 
 
-def orchestrator_tags(raw: Mapping[object, object]) -> dict[str, str]:
+# Keys typed Any: a mapping's key type is invariant, and callers hand dict[str, ...] as often as
+# anything else; keys that are not strings are left out below.
+def orchestrator_tags(raw: Mapping[Any, object]) -> dict[str, str]:
     """Tags an orchestrator reported, made storable without refusing any run.
 
     A key that is not a valid tag key is left out, a value that is not a string is written as JSON,

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 from pathlib import Path
+from typing import TypedDict
 
 from airflow.sdk import DAG
 
@@ -62,6 +63,12 @@ def _doc(job: JobSnapshot, catalog: CatalogSnapshot) -> str:
     )
 
 
+class _Limits(TypedDict, total=False):
+    """The ``DAG`` arguments a job may set; a TypedDict so ``**limits`` is checked per key."""
+
+    max_active_tasks: int
+
+
 def build_dag(
     job: JobSnapshot,
     catalog: CatalogSnapshot,
@@ -76,7 +83,7 @@ def build_dag(
     linked = {n for c in job.active_components for n in (*c.inputs, *c.outputs)}
     dataclasses = {name: d for name, d in catalog.dataclasses.items() if name in linked}
     sequential = job.strategy_type == "sequential"
-    limits: dict[str, int] = {}
+    limits: _Limits = {}  # what is left out keeps Airflow's configured default
     if sequential:
         limits["max_active_tasks"] = 1
     elif job.max_concurrency:

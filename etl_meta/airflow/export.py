@@ -147,14 +147,15 @@ def write_catalog(
     source = dag_file_source(catalog.revision, retry_delay_seconds)
     if not dag_file.exists() or dag_file.read_text(encoding="utf-8") != source:
         _write_atomically(dag_file, source)
-    maintenance: Path | None = dags_folder / MAINTENANCE_FILE
+    maintenance_path = dags_folder / MAINTENANCE_FILE
+    maintenance: Path | None = None
     if reconcile_minutes > 0:
         text = maintenance_file_source(reconcile_minutes)
-        if not maintenance.exists() or maintenance.read_text(encoding="utf-8") != text:
-            _write_atomically(maintenance, text)
+        if not maintenance_path.exists() or maintenance_path.read_text(encoding="utf-8") != text:
+            _write_atomically(maintenance_path, text)
+        maintenance = maintenance_path
     else:
-        maintenance.unlink(missing_ok=True)
-        maintenance = None
+        maintenance_path.unlink(missing_ok=True)
     problems = {job.name: p for job in catalog.jobs if (p := job_problem(job)) is not None}
     return ExportResult(
         catalog_path=catalog_path,

@@ -272,7 +272,11 @@ def _handed_off(
 ) -> dict[tuple[str, str], dict[str, tuple[str, int]]]:
     """``{(dag, run): {task: (task, map index)}}`` of the runs whose tries left XCom ``key``
     (metrics by default) — one listing, no values."""
-    earliest = min((rows.when(run.get("run_after")) for run in runs), default=None)
+    starts = [rows.when(run.get("run_after")) for run in runs]
+    known = [start for start in starts if start is not None]
+    # A run without ``run_after`` (Airflow 3 always sends one) could have entries from any time:
+    # list them all rather than fail comparing None with a datetime.
+    earliest = min(known) if known and len(known) == len(starts) else None
     found: dict[tuple[str, str], dict[str, tuple[str, int]]] = defaultdict(dict)
     for entry in client.xcom_entries(key, run_after_gte=earliest):
         run_key = (str(entry["dag_id"]), run_id_of(entry))

@@ -255,6 +255,33 @@ class OneDagClient:
         return []
 
 
+class UndatedRunClient(OneDagClient):
+    """A run without ``run_after``; records the lower bound each XCom listing asks for."""
+
+    def __init__(self, dag_id: str) -> None:
+        super().__init__(dag_id)
+        self.listed_after: list[datetime | None] = []
+
+    def dag_runs(self, *, updated_at_gte: datetime | None = None) -> list[dict[str, Any]]:
+        runs = super().dag_runs(updated_at_gte=updated_at_gte)
+        runs[0]["run_after"] = None
+        return runs
+
+    def xcom_entries(self, key: str, *, run_after_gte: datetime | None) -> list[dict]:
+        self.listed_after.append(run_after_gte)
+        return []
+
+
+def test_a_run_without_run_after_lists_handed_off_values_without_a_lower_bound(store, airflow_env):
+    chain_job(store, name="undated")
+    client = UndatedRunClient("undated")
+
+    result = reconcile.reconcile(store, client)
+
+    assert result.runs_written == 2 and not result.skipped
+    assert client.listed_after == [None, None]  # metrics, then errors
+
+
 def test_dags_whose_job_the_store_lacks_are_reported_once_not_per_run(store, airflow_env):
     result = reconcile.reconcile(store, OneDagClient("ghost"))
     assert result.runs_read == 2 and result.runs_written == 0
