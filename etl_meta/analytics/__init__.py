@@ -29,7 +29,6 @@ from etl_meta.analytics.compare import (
     compare_runs,
     last_success_before,
 )
-from etl_meta.analytics.filters import FilterSyntaxError, parse_filter
 from etl_meta.analytics.metrics import (
     AGGREGATES,
     aggregate_metrics,
@@ -40,6 +39,7 @@ from etl_meta.analytics.metrics import (
 )
 from etl_meta.analytics.pages import Page, metrics_page, runs_page
 from etl_meta.analytics.runs import run_history, step_attempts, success_rate
+from etl_meta.filters import FilterSyntaxError, parse_filter
 
 __all__ = [
     "AGGREGATES",

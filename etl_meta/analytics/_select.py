@@ -16,8 +16,9 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from etl_meta.analytics._compiled import param
-from etl_meta.analytics.filters_sql import FieldSpec, ValuePredicate, filter_clause
 from etl_meta.errors import ValidationError
+from etl_meta.filters import FieldSpec, filter_clause
+from etl_meta.filters.sql import ValuePredicate
 from etl_meta.models import (
     Component,
     Execution,

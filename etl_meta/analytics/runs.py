@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from etl_meta.analytics._select import RUN_FIELDS, execution, tag_clauses
 from etl_meta.analytics._select import job as job_table
 from etl_meta.analytics.fetch import Kind, read_frame
-from etl_meta.analytics.filters_sql import filter_clause
 from etl_meta.errors import ValidationError
+from etl_meta.filters import filter_clause
 from etl_meta.models import Component, ComponentExecution
 from etl_meta.store import MetadataStore
 

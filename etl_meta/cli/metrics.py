@@ -326,6 +326,8 @@ def _query_aggregated(
         **selection.filters,
     )
     if frame.empty:
+        if fmt is not MetricsFormat.table:
+            write_export(fmt, out, [], lambda: 0)  # JSON on stdout is still "[]"
         say_nothing(fmt, out)
         return
     total = len(frame)

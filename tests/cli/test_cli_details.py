@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from etl_meta.analytics.filters import (
+from etl_meta.cli import app
+from etl_meta.filters.parse import (
     MAX_LIKE_LENGTH,
     MAX_LIKE_WILDCARDS,
     FilterSyntaxError,
     Like,
     parse_filter,
 )
-from etl_meta.analytics.filters_sql import FieldSpec, compile_filter
-from etl_meta.cli import app
+from etl_meta.filters.sql import FieldSpec, compile_filter
 
 # -- 1. JSON for programs: an empty list is `[]`, never empty output -----------------------------
 

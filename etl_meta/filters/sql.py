@@ -30,7 +30,8 @@ from typing import Any, Literal, get_args
 
 import sqlalchemy as sa
 
-from etl_meta.analytics.filters import (
+from etl_meta.filters.nodes import short_field as _short
+from etl_meta.filters.parse import (
     And,
     Compare,
     FilterSyntaxError,
@@ -45,7 +46,6 @@ from etl_meta.analytics.filters import (
     check_limits,
     parse_filter,
 )
-from etl_meta.analytics.filters_ast import short_field as _short
 
 FieldKind = Literal["text", "number", "timestamp", "boolean"]
 #: Builds a condition on a value column (the compiler supplies it to a ``tag_condition``).

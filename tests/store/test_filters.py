@@ -17,8 +17,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.dialects import postgresql, sqlite
 
-from etl_meta.analytics import filters
-from etl_meta.analytics.filters import (
+from etl_meta.errors import ValidationError
+from etl_meta.filters import parse as filters
+from etl_meta.filters.parse import (
     MAX_DEPTH,
     MAX_IN_ITEMS,
     MAX_LENGTH,
@@ -36,8 +37,7 @@ from etl_meta.analytics.filters import (
     parse_filter,
     render_filter,
 )
-from etl_meta.analytics.filters_sql import FieldSpec, compile_filter, filter_clause
-from etl_meta.errors import ValidationError
+from etl_meta.filters.sql import FieldSpec, compile_filter, filter_clause
 from etl_meta.models import Component, Execution, Job, JobTag, Metric, Tag
 from tests.factories import T0
 

@@ -1,10 +1,10 @@
 """The analysts' filter language: tokenizer and recursive-descent parser.
 
 ``job = 'sales' and name in ('rows', 'nulls') and value > 0 or tag.env = 'prod'`` parses into
-the frozen dataclasses of :mod:`etl_meta.analytics.filters_ast` (re-exported here: :class:`Or`,
+the frozen dataclasses of :mod:`etl_meta.filters.nodes` (re-exported here: :class:`Or`,
 :class:`And`, :class:`Not`, :class:`Compare`, :class:`In`, :class:`Like`, :class:`IsNull`).
 Nothing here knows about fields or SQL: each query compiles the AST against its own fields with
-:func:`etl_meta.analytics.filters_sql.compile_filter`. Grammar, limits and errors:
+:func:`etl_meta.filters.sql.compile_filter`. Grammar, limits and errors:
 ``docs/filters.md``.
 
 Input is untrusted: every error is a :class:`FilterSyntaxError` carrying a 0-based ``position``;
@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from etl_meta.analytics.filters_ast import (
+from etl_meta.filters.nodes import (
     _INT64,
     BARE_TAG_KEY_RE,
     COMPARISON_OPS,

@@ -1,6 +1,6 @@
 """The filter language's immutable AST, its limits, its error and its canonical rendering.
 
-Parsed by :mod:`etl_meta.analytics.filters`, compiled by :mod:`etl_meta.analytics.filters_sql`.
+Parsed by :mod:`etl_meta.filters.parse`, compiled by :mod:`etl_meta.filters.sql`.
 Nodes are frozen dataclasses; ``pos`` (where the node starts in the input, 0 when built in code)
 is informational and takes no part in equality, so ``parse_filter(render_filter(ast)) == ast``.
 """
