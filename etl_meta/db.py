@@ -127,7 +127,8 @@ def shared_engine(url: str | None, settings: Settings) -> Engine:
 
     For integrations that open a store again and again in one process (a Dagster sensor tick,
     each run of an in-process executor): they reuse its pooled connections, prepared dialect and
-    compiled statements instead of connecting afresh (about 10 ms on PostgreSQL). Keyed by
+    compiled statements instead of connecting afresh (a PostgreSQL connection costs more than
+    most of what they do with it). Keyed by
     process id, so a forked child never uses its parent's connections. Never disposed: callers
     open stores on it with ``engine=``, and ``store.close()`` leaves it to the next.
     """
@@ -310,11 +311,11 @@ class HeldConnection:
     write an op makes many times over (:meth:`MetricsAPI.record_to
     <etl_meta.store.metrics.MetricsAPI.record_to>`).
 
-    A pool checkout and return cost a third of what a one-row SQLite transaction does, and
-    about 0.1 ms of a PostgreSQL one (benchmarks/README.md); a connection of its own costs
-    nothing per call. It is configured like every pooled one (the engine's ``connect`` events
-    ran on it). A PostgreSQL one is checked as the pool checks its own: without I/O, and
-    pinged after ``ping_after_seconds`` idle; one found dead is replaced before use.
+    A pool checkout and return cost a good part of a one-row transaction
+    (``benchmarks/metric_call.py``); a connection of its own costs nothing per call. It is
+    configured like every pooled one (the engine's ``connect`` events ran on it). A PostgreSQL
+    one is checked as the pool checks its own: without I/O, and pinged after
+    ``ping_after_seconds`` idle; one found dead is replaced before use.
 
     One thread uses it at a time: :meth:`acquire` gives ``None`` while another thread holds it,
     or in a forked child (the parent's connection is not the child's to use), and the caller

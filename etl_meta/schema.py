@@ -51,14 +51,21 @@ def migrations_dir() -> Path:
     raise FileNotFoundError("etl-meta's migration scripts are missing from this installation")
 
 
-def alembic_config(connection: Connection | None = None) -> Config:
-    """An alembic ``Config`` for etl-meta's chain, bound to ``connection`` when given."""
+def alembic_config(
+    connection: Connection | None = None, *, settings: Settings | None = None
+) -> Config:
+    """An alembic ``Config`` for etl-meta's chain, bound to ``connection`` when given.
+
+    ``settings`` are what the migrations read (``env.py``); without them, the environment's.
+    """
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(migrations_dir()))
     if connection is not None:
         config.attributes["connection"] = connection
+    if settings is not None:
+        config.attributes["settings"] = settings
     return config
 
 
@@ -100,7 +107,8 @@ def _include_object(obj: Any, name: str | None, type_: str, reflected: bool, _ot
 
 
 @lru_cache(maxsize=1)
-def _script() -> ScriptDirectory:
+def script_directory() -> ScriptDirectory:
+    """The migration chain's scripts (read once per process)."""
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config())
@@ -108,7 +116,7 @@ def _script() -> ScriptDirectory:
 
 def head_revision() -> str:
     """The newest revision this code knows; there must be exactly one."""
-    heads = _script().get_heads()
+    heads = script_directory().get_heads()
     if len(heads) != 1:
         raise RuntimeError(f"the migration chain must have exactly one head, found {heads}")
     return heads[0]
@@ -116,7 +124,7 @@ def head_revision() -> str:
 
 def known_revisions() -> set[str]:
     """Every revision in this code's chain."""
-    return {rev.revision for rev in _script().walk_revisions()}
+    return {rev.revision for rev in script_directory().walk_revisions()}
 
 
 def current_revision(engine_or_connection: Engine | Connection) -> str | None:
@@ -152,9 +160,9 @@ def check_schema(engine: Engine | Connection) -> None:
     """Raise unless the database is exactly at this code's head revision.
 
     Every store open calls it, so the usual answer (at head) costs one query: the version table
-    read directly. Alembic's own look starts with a catalog query (``has_table``) that cost
-    PostgreSQL 4–5 ms per new engine; it runs only when the fast read does not find the head,
-    to name what is wrong.
+    read directly. Alembic's own look starts with a catalog query (``has_table``), slow on
+    PostgreSQL for a new engine; it runs only when the fast read does not find the head, to
+    name what is wrong.
     """
     with _connection(engine) as connection:
         if _at_head(connection):
@@ -295,16 +303,12 @@ def migration_settings(config: Config) -> Settings:
     return settings
 
 
-def _config(connection: Connection, settings: Settings | None) -> Config:
-    config = alembic_config(connection)
-    if settings is not None:
-        config.attributes["settings"] = settings
-    return config
-
-
 @contextmanager
-def _migrating(engine: Engine) -> Iterator[Connection]:
-    """A connection in a transaction holding the migration lock; rolled back unless committed."""
+def migrating(engine: Engine) -> Iterator[Connection]:
+    """A connection in a transaction holding the migration lock; rolled back unless committed.
+
+    On SQLite, foreign keys are off inside (batch mode rebuilds tables) and checked on the way out.
+    """
     with engine.connect() as connection:
         sqlite = connection.dialect.name == "sqlite"
         if sqlite:
@@ -333,7 +337,7 @@ def _run_alembic(
     *,
     expect_current: str | None = None,
 ) -> Migration:
-    with _migrating(engine) as connection:
+    with migrating(engine) as connection:
         before = current_revision(connection)
         if expect_current is not None and before != expect_current:
             raise SchemaError(
@@ -342,7 +346,7 @@ def _run_alembic(
                 current=before,
                 expected=expect_current,
             )
-        action(_config(connection, settings))
+        action(alembic_config(connection, settings=settings))
         after = current_revision(connection)
         connection.commit()
     return Migration(before=before, after=after)

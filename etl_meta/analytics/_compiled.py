@@ -1,7 +1,7 @@
 """Statements built and compiled once per query shape, then bound per call.
 
-Building a SQLAlchemy ``Select`` with its joins and filters, and compiling it, took longer than
-running a small query (benchmark (a): ~1–2 ms of a 5 ms call). An analyst query's *shape* —
+Building a SQLAlchemy ``Select`` with its joins and filters, and compiling it, takes longer than
+running a small query. An analyst query's *shape* —
 which filters are given, how many names a list holds, which aggregates — decides its SQL; the
 values (a run id, a metric name, a time) are bound parameters. So a statement is built with
 named, unbound parameters once per shape, compiled once per shape and dialect, and each call only

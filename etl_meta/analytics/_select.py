@@ -242,7 +242,8 @@ def metric_from(*, with_execution: bool = True) -> Any:
     The job is reached through the component (a run's components belong to its job), so the
     planner can go job → its components → ``metric(component_id, name, recorded_at)``. The
     execution is joined only when run columns are returned or may be filtered on: joining it
-    for nothing made PostgreSQL misestimate and probe the wrong index (benchmark (b)).
+    for nothing made PostgreSQL misestimate and probe the wrong index
+    (``benchmarks/analytics_queries.py``, query (b)).
     """
     joined = metric.join(component, component.c.id == metric.c.component_id).join(
         job, job.c.id == component.c.job_id

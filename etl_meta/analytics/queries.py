@@ -157,7 +157,8 @@ def _count_statement(shape: MetricShape) -> sa.Select:
     """The number of points of ``shape``. For final attempts: all of them less those of an
     attempt a later one superseded, which are found from the few retried steps (the partial
     index of ``metric_latest``). Counting the final points directly checks every point for a
-    later attempt: 1.6–3.7 × the time of counting all of them (``benchmarks/final_attempts.py``).
+    later attempt, several times the work of counting all of them
+    (``benchmarks/final_attempts.py``).
     """
     every = dataclasses.replace(shape, attempts="all")
     joined = metric_from(with_execution=shape.filter is not None)

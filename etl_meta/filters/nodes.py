@@ -19,7 +19,7 @@ MAX_DEPTH = 20
 MAX_IN_ITEMS = 1000
 MAX_TERMS = 200
 #: A ``like`` pattern's ``%`` wildcards: each one lets the database try every remaining position
-#: of the text, so the work grows with their number (990 took PostgreSQL 4.7 s on one row set).
+#: of the text, so the work grows with their number (hundreds kept PostgreSQL busy for seconds).
 MAX_LIKE_WILDCARDS = 10
 #: A ``like`` pattern's length: enough for any name or prefix, and it caps the cost of each try.
 MAX_LIKE_LENGTH = 200

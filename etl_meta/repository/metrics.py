@@ -1,7 +1,8 @@
 """Metric points: a bulk, idempotent insert path and simple reads.
 
-Going row by row through the ORM was 2.5–3× slower than Core ``executemany`` here, which is
-itself 4–6× slower than the driver's bulk path. So points skip the ORM entirely:
+Going row by row through the ORM is several times slower than Core ``executemany``, which is
+itself several times slower than the driver's bulk path (``benchmarks/metric_ingest.py``). So
+points skip the ORM entirely:
 
 * SQLite: one ``INSERT … ON CONFLICT DO NOTHING`` through the driver's ``executemany``, then
   the ``metric_latest`` upsert (in-process statements cost microseconds; the commit dominates).
@@ -235,7 +236,7 @@ def _sqlite_rows(dialect: sa.Dialect, rows: Sequence[PointRow]) -> Sequence[tupl
 
 @cache
 def _sqlite_timestamp_processor(dialect: sa.Dialect) -> Callable[[Any], Any]:
-    """The ``recorded_at`` column's bind processor (looked up once: 2 µs a call otherwise)."""
+    """The ``recorded_at`` column's bind processor, looked up once (an op records often)."""
     recorded_at = sa.inspect(Metric).columns["recorded_at"]
     to_db = recorded_at.type.dialect_impl(dialect).bind_processor(dialect)
     assert to_db is not None
@@ -271,7 +272,7 @@ class _driver_errors:
     bypasses SQLAlchemy's error wrapping; without this the store could not translate a refused
     privilege (a database role without TEMPORARY) or a lost connection into its typed errors.
     A class rather than a ``@contextmanager`` generator: an op's metric write enters three of
-    these, and a generator's set-up cost 1.5 µs of a 23 µs one-row SQLite transaction.
+    these, and a generator's set-up is a noticeable part of a one-row SQLite transaction.
     """
 
     __slots__ = ("_dialect", "_statement")
