@@ -353,7 +353,15 @@ def _load_overrides(path: Path) -> dict:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise typer.BadParameter(f"{path}: not valid YAML/JSON ({exc.problem})") from None
+        # The problem phrase only: str(exc) quotes the file, whose lines may hold secrets. Only
+        # a marked error has one; a non-printable character raises a ReaderError.
+        if isinstance(exc, yaml.MarkedYAMLError):
+            problem = exc.problem or "invalid YAML"
+        elif isinstance(exc, yaml.reader.ReaderError):
+            problem = "the file holds a non-printable character"
+        else:
+            problem = "invalid YAML"
+        raise typer.BadParameter(f"{path}: not valid YAML/JSON ({problem})") from None
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise typer.BadParameter(f"{path}: expected {{component: {{key: value}}}}")
     return data

@@ -101,3 +101,22 @@ def test_unknown_names_fail_with_one_readable_line(cli, seeded):
         result = cli(*args)
         assert result.exit_code == 1
         assert "NotFoundError" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("a: [1, 2\n", "expected ',' or ']'"),
+        # A ReaderError, which has no problem phrase: it used to fail with an AttributeError.
+        ("a:\n  n: \x07\n", "non-printable character"),
+    ],
+)
+def test_runs_request_says_what_is_wrong_with_an_overrides_file(
+    cli, seeded, tmp_path, text, problem
+):
+    overrides = tmp_path / "overrides.yaml"
+    overrides.write_text(text)
+    result = cli("runs", "request", "nightly", "--config", str(overrides))
+    assert result.exit_code == 2, result.output
+    output = " ".join(result.output.split())  # the error box wraps long lines
+    assert "not valid YAML/JSON" in output and problem in output
