@@ -44,7 +44,7 @@ def list_jobs(
     archived: Annotated[bool, typer.Option(help="Include archived jobs.")] = False,
 ) -> None:
     """List jobs with their max retries per step, strategy, tags and latest run."""
-    tags = dict(t.split("=", 1) if "=" in t else (t, "") for t in tag or [])
+    tags = {key: value for key, _, value in (t.partition("=") for t in tag or [])}
     with open_store(database_url) as store, handle_errors():
         jobs = store.jobs.list(include_archived=archived, tags=tags, with_components=True)
         latest = store.jobs.latest_executions(job.name for job in jobs)

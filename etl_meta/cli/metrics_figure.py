@@ -94,7 +94,7 @@ def build_figure(
 
 
 def _ylabel(frame: pd.DataFrame, aggregates: Sequence[str]) -> str:
-    names = frame["name"].unique() if "name" in frame.columns else []
+    names = list(frame["name"].unique()) if "name" in frame.columns else []
     what = str(names[0]) if len(names) == 1 else "value"
     if len(aggregates) == 1:
         return f"{aggregates[0]} of {what}"

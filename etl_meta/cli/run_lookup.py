@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlmodel import col
 
 from etl_meta.cli._common import err_console, when
 from etl_meta.errors import EtlMetaError, NotFoundError
@@ -55,16 +56,16 @@ def find_by_prefix(store: MetadataStore, prefix: str, *, limit: int) -> list[Run
     """
     query = (
         sa.select(
-            Execution.id,
-            Job.name,
-            Execution.orchestrator,
-            Execution.external_run_id,
-            Execution.status,
-            Execution.started_at,
+            col(Execution.id),
+            col(Job.name),
+            col(Execution.orchestrator),
+            col(Execution.external_run_id),
+            col(Execution.status),
+            col(Execution.started_at),
         )
-        .join(Job, Job.id == Execution.job_id)
-        .where(sa.func.substr(Execution.external_run_id, 1, len(prefix)) == prefix)
-        .order_by(Execution.id.desc())
+        .join(Job, col(Job.id) == Execution.job_id)
+        .where(sa.func.substr(col(Execution.external_run_id), 1, len(prefix)) == prefix)
+        .order_by(col(Execution.id).desc())
         .limit(limit)
     )
     with store.transaction(readonly=True) as session:

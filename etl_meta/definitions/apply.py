@@ -76,8 +76,8 @@ class StoreErrorReporter:
         if isinstance(exc, ValidationError):
             problems = []
             for item in exc.problems:
-                sub = _parse_field(item.field)
-                problems.append(self.problem((*path, *sub), item.message))
+                where = _parse_field(item.field)
+                problems.append(self.problem((*path, *where), item.message))
             return problems
         field = getattr(exc, "field", None)
         sub: DocPath = (field,) if field in ("name", "depends_on", "status") else ()

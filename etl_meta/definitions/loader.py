@@ -97,7 +97,7 @@ class _Loader(yaml.SafeLoader):
                 message += f" (at most {sys.get_int_max_str_digits()} digits)"
             raise ConstructorError(None, None, message, node.start_mark) from None
 
-    def compose_node(self, parent: Node | None, index: Any) -> Node:
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         """Compose one node, refusing an alias bomb as soon as it has too many aliases.
 
         Each alias expands to at least one node, so more aliases than :data:`MAX_ALIAS_NODES`
