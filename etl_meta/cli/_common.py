@@ -199,15 +199,20 @@ def _scrub(text: str, secrets: Sequence[str]) -> str:
 
 class OneLineErrorsGroup(TyperGroup):
     """The ``etl-meta`` root group: whatever a command (a plugin's too) raises, and any bad
-    option or argument, ends as one ``error:`` line (see :func:`handle_errors`)."""
+    option or argument, ends as one ``error:`` line (see :func:`handle_errors`).
 
-    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+    The overrides annotate ``typer.Context``, typer's public name for a command's context; the
+    base methods (and the object passed) are its vendored click's ``Context``, which only the
+    private ``typer._click`` names: hence the ignores.
+    """
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]
         ctx.meta[_ARGV_KEY] = list(args)  # every sub-command's arguments, --database-url too
         _invocation.set(ctx)
         with handle_errors():
             return super().parse_args(ctx, args)
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         _invocation.set(ctx)
         with handle_errors():
             return super().invoke(ctx)

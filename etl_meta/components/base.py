@@ -69,8 +69,9 @@ class ComponentContext:
     writes: tuple[str, ...] = ()  #: names of the dataclasses this component writes
     dataclasses: Mapping[str, DataclassInfo] = field(default_factory=dict)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("etl_meta.component"))
-    #: Records metrics as the component goes (the integration wires it to the store).
-    record_metrics: Callable[[Mapping[str, float]], None] | None = None
+    #: Records metrics as the component goes (the integration wires it to the store). Whatever
+    #: it returns (the store's ``RecordResult``) is not the component's concern.
+    record_metrics: Callable[[Mapping[str, float]], object] | None = None
     #: What the built-in types may read, write, import and connect to (``run_component`` passes
     #: the store's); unset means this process's settings with ``base_dir`` as the only root.
     sandbox: Sandbox | None = None
