@@ -43,10 +43,10 @@ from sqlalchemy.engine import make_url
 
 from etl_meta import MetadataStore, schema
 from etl_meta.catalog import JobSnapshot
-from etl_meta.components.runtime import MetricRecorder, RunIdentity
 from etl_meta.config import Settings, normalize_database_url
 from etl_meta.db import create_engine
 from etl_meta.models import StrategyType
+from etl_meta.runtime import MetricRecorder, RunIdentity
 
 POSTGRES_ENV = "ETL_META_BENCH_POSTGRES_URL"
 RUN_ID = "bench-run"

@@ -19,8 +19,8 @@ import dagster as dg
 from dagster_defs.ops import INPUT, JOB_METADATA_KEY, OUTPUT, job_metadata, op_for_type
 from etl_meta.catalog import CatalogSnapshot, JobSnapshot
 from etl_meta.components import UnknownComponentTypeError
-from etl_meta.components.runtime import run_log_path
 from etl_meta.config import Settings
+from etl_meta.runtime import run_log_path
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +45,18 @@ class JobBuildError:
         return f"{where}: {self.reason}"
 
 
-@dg.logger(description="Writes each run's logs to ETL_META_HOME/logs/<job>/<run id>.log")
+# config_schema spelled out: dg.logger's typed overloads both take it.
+@dg.logger(
+    config_schema=None,
+    description="Writes each run's logs to ETL_META_HOME/logs/<job>/<run id>.log",
+)
 def etl_meta_file_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
+    job, run_id = init_context.job_def, init_context.run_id
+    if job is None or run_id is None:  # Dagster sets both when it starts a run's loggers
+        raise RuntimeError("etl_meta_file_logger logs runs: it needs a job and a run id")
     # DEBUG: Dagster logs its structured events (step starts, retries, failures) at DEBUG, and
     # the file is meant to hold the run's whole log, not only what user code says.
-    path = run_log_path(Settings().home, init_context.job_def.name, init_context.run_id)
+    path = run_log_path(Settings().home, job.name, run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     logger = logging.Logger(f"etl_meta_file.{init_context.run_id}", level=logging.DEBUG)
     handler = logging.FileHandler(path, encoding="utf-8")

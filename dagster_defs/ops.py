@@ -13,12 +13,17 @@ from typing import Any, NamedTuple
 import dagster as dg
 
 from dagster_defs import _dagster_internal as internal
-from dagster_defs.resources import JOB_METADATA_KEY, EtlMetaResource, handoff_metadata
+from dagster_defs.resources import (
+    JOB_METADATA_KEY,
+    EtlMetaResource,
+    handoff_metadata,
+    loaded_job_metadata,
+)
 from etl_meta import outbox
 from etl_meta.catalog import DataclassSnapshot, JobSnapshot
 from etl_meta.components import ComponentFailed, get_component_type
 from etl_meta.components.failures import describe_failure, is_final
-from etl_meta.components.runtime import MetricRecorder, RunIdentity, run_component, run_log_path
+from etl_meta.runtime import MetricRecorder, RunIdentity, run_component, run_log_path
 
 INPUT = "upstream"
 OUTPUT = "result"
@@ -50,7 +55,9 @@ def job_metadata(job: JobSnapshot, dataclasses: dict[str, DataclassSnapshot]) ->
 
 
 def _snapshot(context: dg.OpExecutionContext) -> tuple[JobSnapshot, dict[str, DataclassSnapshot]]:
-    data = context.job_def.metadata[JOB_METADATA_KEY].value
+    data = loaded_job_metadata(context.job_def)
+    if data is None:  # the ops run only in jobs the code location built, which carry it
+        raise KeyError(JOB_METADATA_KEY)
     job = JobSnapshot.model_validate(data["job"])
     dataclasses = {
         name: DataclassSnapshot.model_validate(d) for name, d in data["dataclasses"].items()

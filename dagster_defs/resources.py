@@ -17,11 +17,11 @@ from etl_meta.access import Role
 from etl_meta.catalog import JobSnapshot
 from etl_meta.components.failures import describe_failure, is_final
 from etl_meta.components.overrides import resolve_configuration
-from etl_meta.components.runtime import MetricRecorder, RunIdentity
 from etl_meta.config import Settings
 from etl_meta.db import shared_engine
 from etl_meta.models import StrategyType
 from etl_meta.retry import retry_transient
+from etl_meta.runtime import MetricRecorder, RunIdentity
 from etl_meta.store import MetadataStore, RecordResult
 
 DATABASE_URL_ENV = "ETL_META_DATABASE_URL"
@@ -224,11 +224,22 @@ def handoff_metadata(recorder: MetricRecorder) -> dict[str, Any]:
     return {outbox.DAGSTER_KEY: dg.MetadataValue.json(outbox.encode(recorder.points))}
 
 
+def loaded_job_metadata(job: dg.JobDefinition) -> Mapping[str, Any] | None:
+    """What the code location stored on a job it built (``None``: a hand-written job)."""
+    entry = job.metadata.get(JOB_METADATA_KEY)
+    if entry is None:
+        return None
+    value = entry.value  # any metadata kind to Dagster's types; ours is always a JSON object
+    if not isinstance(value, Mapping):
+        raise TypeError(f"the {JOB_METADATA_KEY!r} metadata of job {job.name!r} is not an object")
+    return value
+
+
 def _job_snapshot(context: dg.OpExecutionContext) -> JobSnapshot:
     """The job as the code location loaded it, or (a hand-written job) just its name."""
-    loaded = context.job_def.metadata.get(JOB_METADATA_KEY)
+    loaded = loaded_job_metadata(context.job_def)
     if loaded is not None:
-        return JobSnapshot.model_validate(loaded.value["job"])
+        return JobSnapshot.model_validate(loaded["job"])
     # revision 0: unknown here; the store keeps whatever revision it already recorded.
     return JobSnapshot(
         name=context.job_name,

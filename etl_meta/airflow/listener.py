@@ -47,11 +47,11 @@ from etl_meta.airflow.dags import DAG_TAG
 from etl_meta.airflow.handoff import safe_name
 from etl_meta.airflow.operator import EtlMetaComponentOperator
 from etl_meta.airflow.stores import airflow_actor, open_store
-from etl_meta.components.runtime import run_log_path
 from etl_meta.config import Settings
 from etl_meta.errors import NotFoundError, is_transient
 from etl_meta.models import ExecutionStatus, StepStatus
 from etl_meta.retry import retry_transient
+from etl_meta.runtime import run_log_path
 from etl_meta.store import MetadataStore
 
 log = logging.getLogger(__name__)

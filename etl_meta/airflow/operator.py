@@ -5,7 +5,7 @@ from the exported catalog. When it runs it:
 
 1. loads each upstream component's output from the path that task pushed to XCom
    (:mod:`etl_meta.airflow.handoff`);
-2. calls :func:`etl_meta.components.runtime.run_component` — the code path Dagster ops use — which
+2. calls :func:`etl_meta.runtime.run_component` — the code path Dagster ops use — which
    reads the real configuration of that exact version from the store, merges the DAG run's
    overrides (``conf={"components": {"<component>": {...}}}``; ``***`` means "the stored value";
    an override that would change a secret is refused before anything runs), runs the component
@@ -34,13 +34,13 @@ from etl_meta.airflow import handoff, xcom
 from etl_meta.airflow.stores import airflow_actor, open_store
 from etl_meta.catalog import ComponentSnapshot, DataclassSnapshot, JobSnapshot
 from etl_meta.components.failures import describe_failure, is_final
-from etl_meta.components.runtime import (
+from etl_meta.errors import ValidationError
+from etl_meta.runtime import (
     MetricRecorder,
     RunIdentity,
     run_component,
     run_log_path,
 )
-from etl_meta.errors import ValidationError
 
 #: Key of the DAG run ``conf`` holding per-component configuration overrides.
 CONF_COMPONENTS = "components"

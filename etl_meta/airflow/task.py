@@ -36,10 +36,10 @@ from etl_meta.airflow.recording import ORCHESTRATOR
 from etl_meta.airflow.stores import airflow_actor, open_store
 from etl_meta.catalog import JobSnapshot
 from etl_meta.components.overrides import resolve_configuration
-from etl_meta.components.runtime import MetricRecorder, RunIdentity
 from etl_meta.config import Settings
 from etl_meta.models import StrategyType
 from etl_meta.retry import retry_transient
+from etl_meta.runtime import MetricRecorder, RunIdentity
 from etl_meta.store import MetadataStore, RecordResult
 
 # One recorder per (process, run, component, try), so a name logged again gets the next step.

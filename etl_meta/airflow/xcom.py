@@ -2,7 +2,7 @@
 
 A task must not fail or wait because the store is down, and its metrics must not be lost with
 its process. So when a try ends (succeeded or failed) with points its recorder could not write
-(:attr:`~etl_meta.components.runtime.MetricRecorder.unrecorded`), the try pushes **all** its
+(:attr:`~etl_meta.runtime.MetricRecorder.unrecorded`), the try pushes **all** its
 points to XCom under :data:`etl_meta.outbox.XCOM_KEY`, in Airflow's own database. ``etl-meta
 airflow reconcile`` lists those entries (one call for every run) and records the points the store
 lacks; the store's metric key (run, component, attempt, name, step) makes that exactly-once.
@@ -29,9 +29,9 @@ from typing import Any
 
 from etl_meta import outbox
 from etl_meta.airflow import handoff
-from etl_meta.components.runtime import MetricRecorder
 from etl_meta.errors import EtlMetaError
 from etl_meta.outbox import PendingPoint
+from etl_meta.runtime import MetricRecorder
 
 log = logging.getLogger(__name__)
 

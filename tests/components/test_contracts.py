@@ -5,7 +5,7 @@ import pytest
 
 from etl_meta.catalog import take_snapshot
 from etl_meta.components import ComponentFailed, ComponentResult, ComponentType, register
-from etl_meta.components.runtime import RunIdentity, run_component
+from etl_meta.runtime import RunIdentity, run_component
 
 
 @register

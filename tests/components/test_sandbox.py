@@ -458,8 +458,8 @@ def _server_wildcard(url: str) -> str:
 def test_the_workers_settings_decide_at_run_time(scene: Scene, store_url: str) -> None:
     """Stored under a permissive store, refused by a worker whose settings are stricter."""
     from etl_meta.catalog import take_snapshot
-    from etl_meta.components.runtime import RunIdentity
-    from etl_meta.components.runtime import run_component as run_for_orchestrator
+    from etl_meta.runtime import RunIdentity
+    from etl_meta.runtime import run_component as run_for_orchestrator
 
     lenient = scene.store.settings.model_copy(update={"sandbox_callable_modules": [scene.module]})
     with MetadataStore(store_url, settings=lenient) as operator:

@@ -30,7 +30,7 @@ from dagster_defs.resources import EtlMetaResource
 from etl_meta import MetadataStore
 from etl_meta.catalog import take_snapshot
 from etl_meta.cli import app
-from etl_meta.components.runtime import run_log_path
+from etl_meta.runtime import run_log_path
 from etl_meta.config import get_settings
 from etl_meta.masking import MASK
 from tests.airflow.conftest import ROOT as AIRFLOW_ROOT
