@@ -35,7 +35,7 @@ from etl_meta import MetadataStore, models
 from etl_meta.catalog import take_snapshot
 from etl_meta.cli import app
 from etl_meta.components import get_component_type
-from etl_meta.components.runtime import RunIdentity, run_component
+from etl_meta.runtime import RunIdentity, run_component
 from etl_meta.config import get_settings
 from etl_meta.errors import EtlMetaError, StoreUnavailableError, ValidationError
 from etl_meta.masking import MASK
