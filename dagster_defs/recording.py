@@ -166,7 +166,10 @@ def _attempts(
     steps = []
     for stat in stats:
         markers = list(stat.attempts_list) or [None]
-        final = _FINAL_STEP_STATUS.get(stat.status.value if stat.status else "IN_PROGRESS")
+        # A status this code does not know (none today) is taken for one still running.
+        final = _FINAL_STEP_STATUS.get(
+            stat.status.value if stat.status else "IN_PROGRESS", StepStatus.RUNNING
+        )
         if final is StepStatus.RUNNING and run_status.is_terminal:
             final = StepStatus.CANCELED  # the run ended around a step that never finished
         step_errors = errors.get(stat.step_key, [])
