@@ -429,6 +429,7 @@ def plot(
 def _plot_frame(store: MetadataStore, selection: Selection) -> pd.DataFrame | None:
     from etl_meta.analytics import aggregate_metrics, metrics_frame
 
+    frame: pd.DataFrame | None
     if selection.aggregated:
         frame = aggregate_metrics(
             store,

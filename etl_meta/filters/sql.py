@@ -227,8 +227,11 @@ def _bind_type(kind: str, column: Any, values: tuple[Any, ...]) -> sa.types.Type
     if kind == "timestamp":
         # The column's own type knows how the backend stores instants (UTCDateTime on SQLite).
         ctype = getattr(column, "type", None)
-        base = getattr(ctype, "impl", ctype)
-        return ctype if isinstance(base, sa.DateTime) else sa.DateTime(timezone=True)
+        if isinstance(ctype, sa.types.TypeEngine):
+            base = getattr(ctype, "impl", ctype)
+            if isinstance(base, sa.DateTime):
+                return ctype
+        return sa.DateTime(timezone=True)
     return sa.String()
 
 
