@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from etl_meta.config import Settings
-from etl_meta.schema import VERSION_TABLE, _config, _migrating, current_revision
+from etl_meta.schema import VERSION_TABLE, alembic_config, current_revision, migrating
 
 
 @dataclass(frozen=True)
@@ -50,11 +50,11 @@ def plan_downgrade(
     """
     from alembic import command  # here, not at the top: see etl_meta.schema
 
-    with _migrating(engine) as connection:
+    with migrating(engine) as connection:
         current = current_revision(connection)
         before = _table_columns(connection)
         savepoint = connection.begin_nested()
-        command.downgrade(_config(connection, settings), revision)
+        command.downgrade(alembic_config(connection, settings=settings), revision)
         target = current_revision(connection)
         after = _table_columns(connection)
         savepoint.rollback()

@@ -172,7 +172,7 @@ def check(database_url: DatabaseUrlOption = None) -> None:
 @app.command()
 def history() -> None:
     """List the migration chain, newest first."""
-    for revision in schema._script().walk_revisions():
+    for revision in schema.script_directory().walk_revisions():
         # alembic's ``doc`` is the docstring's first paragraph, the summary; its first line
         # alone cut 0001's mid-sentence. Joined into one line, it reads whole.
         doc = " ".join((revision.doc or "").split())

@@ -67,7 +67,8 @@ def test_upgrade_and_downgrade_through_alembic_with_an_engine_in_the_config(
 
 def test_stepping_through_every_revision_with_an_engine(engine: sa.Engine) -> None:
     config = _config_with(engine)
-    revisions = [r.revision for r in schema._script().walk_revisions()][::-1]  # oldest first
+    # Oldest first.
+    revisions = [r.revision for r in schema.script_directory().walk_revisions()][::-1]
     for revision in revisions:
         command.upgrade(config, revision)
         assert schema.current_revision(engine) == revision

@@ -43,7 +43,7 @@ def _snapshot(engine: sa.Engine) -> dict[str, list[tuple]]:
 
 
 def test_the_chain_has_exactly_one_head():
-    script = schema_mod._script()
+    script = schema_mod.script_directory()
     assert len(script.get_heads()) == 1
     assert schema_mod.head_revision() == script.get_current_head()
 
@@ -65,7 +65,7 @@ def test_downgrade_to_base_and_back_up_with_data_in_every_table(engine, settings
     seeded = {k: len(v) for k, v in before.items()}
 
     # Step down one revision at a time; tables that survive a step keep their rows.
-    revisions = [r.revision for r in schema_mod._script().walk_revisions()]  # newest first
+    revisions = [r.revision for r in schema_mod.script_directory().walk_revisions()]  # newest first
     for lower in [*revisions[1:], "base"]:
         schema_mod.downgrade(engine, lower, settings=settings)
         after = _snapshot(engine)
