@@ -1,19 +1,22 @@
 # etl-meta — a newcomer needs two targets: `make demo` and `make test`.
 # Everything installs into .venv from pyproject.toml, pinned by requirements/constraints.txt.
+# (`make test-core` also builds .venv-core: the core install alone, without any extra.)
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+CORE_VENV := .venv-core
+CORE_STAMP := $(CORE_VENV)/.installed-stamp
 EXAMPLES := examples/pipeline.yaml
 
-.PHONY: install demo test test-deployment lint format bench lock schema clean
+.PHONY: install demo test test-core test-deployment lint format bench lock schema clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "etl-meta needs Python 3.11+"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25"
-	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e '.[dev,airflow]'
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e '.[dev,all]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -38,6 +41,23 @@ demo: install
 test: install lint
 	$(BIN)/pytest -n 2
 
+## test-core: the core install alone (no pandas, pyarrow, matplotlib, Dagster or Airflow: the
+## `test` extra adds only pytest and its helpers) in .venv-core, and the tests of the core there,
+## in two workers. tests/conftest.py leaves out the tests of the extras (ETL_META_CORE_ONLY) and
+## refuses to run if an extra is installed after all. On SQLite only, to keep CI's budget (the
+## full suite runs them on PostgreSQL), then tests/test_core_install.py on PostgreSQL too when
+## ETL_META_TEST_POSTGRES_URL is set: the core install's own PostgreSQL path.
+test-core: $(CORE_STAMP)
+	ETL_META_CORE_ONLY=1 ETL_META_TEST_POSTGRES_URL= $(CORE_VENV)/bin/pytest -n 2
+	ETL_META_CORE_ONLY=1 $(CORE_VENV)/bin/pytest tests/test_core_install.py
+
+$(CORE_STAMP): pyproject.toml requirements/constraints.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "etl-meta needs Python 3.11+"'
+	test -x $(CORE_VENV)/bin/python || $(PYTHON) -m venv $(CORE_VENV)
+	$(CORE_VENV)/bin/python -m pip install --quiet --upgrade "pip>=25"
+	$(CORE_VENV)/bin/python -m pip install --quiet -c requirements/constraints.txt -e '.[test]'
+	touch $(CORE_STAMP)
+
 ## test-deployment: real `dagster dev` and Airflow deployments while the store refuses, hangs or
 ## is locked, and kill -9 of workers (tests/deployment; docs/internals/deployment-tests.md).
 ## PostgreSQL too when ETL_META_TEST_POSTGRES_URL is set. Not part of `make test`.
@@ -61,7 +81,7 @@ lock:
 	rm -rf .lock-venv
 	$(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet --upgrade "pip>=25"
-	.lock-venv/bin/python -m pip install --quiet '.[dev,airflow]'
+	.lock-venv/bin/python -m pip install --quiet '.[dev,all]'
 	{ echo "# Exact versions of every dependency, direct and transitive (Python 3.11, Linux x86_64)."; \
 	  echo "# Regenerate with 'make lock' after changing dependencies in pyproject.toml."; \
 	  .lock-venv/bin/pip freeze --exclude-editable | grep -v '^etl-meta' | sort -f; } \
@@ -74,4 +94,4 @@ schema: install
 	$(BIN)/etl-meta schema --builtin-only -o examples/definitions.schema.json
 
 clean:
-	rm -rf $(VENV) dist build .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(CORE_VENV) dist build .pytest_cache .ruff_cache

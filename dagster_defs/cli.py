@@ -25,6 +25,7 @@ from etl_meta.cli._common import (
     require_existing_store,
     settings_for,
 )
+from etl_meta.extras import require_extra
 
 app = typer.Typer(help="Keep Dagster and the store in step.", no_args_is_help=True)
 
@@ -87,6 +88,9 @@ def status(
     Exits 0 when the location is up to date, 1 when it is stale (run `etl-meta dagster reload`),
     2 when the webserver cannot be reached: scripts and CI checks can tell them apart.
     """
+    # Each command checks its extra once its arguments are parsed, so a malformed command line
+    # is still reported as such (exit 2) on an install without Dagster.
+    require_extra("dagster", needed_by="etl-meta dagster status")
     from dagster_defs.jobs import build_jobs
     from etl_meta.catalog import take_snapshot
     from etl_meta.store import MetadataStore
@@ -206,6 +210,7 @@ def _recording_lag(store: Any, recent: int) -> dict[str, Any] | None:
 @app.command()
 def reload(url: UrlOption = "http://127.0.0.1:3000") -> None:
     """Reload the ``etl_meta`` code location through the webserver's GraphQL API."""
+    require_extra("dagster", needed_by="etl-meta dagster reload")
     from dagster_graphql import DagsterGraphQLClient, ReloadRepositoryLocationStatus
 
     parsed = urlparse(url)
@@ -236,6 +241,7 @@ def reconcile(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Record every etl-meta run of the Dagster instance (DAGSTER_HOME) in the store."""
+    require_extra("dagster", needed_by="etl-meta dagster reconcile")
     import dagster as dg
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 

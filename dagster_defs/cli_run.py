@@ -23,6 +23,7 @@ from etl_meta.cli._common import (
     settings_for,
 )
 from etl_meta.config import Settings
+from etl_meta.extras import require_extra
 
 
 class LogLevel(StrEnum):
@@ -73,6 +74,7 @@ def run_jobs(
     log (stderr) shows warnings and errors unless ``--dagster-log info`` asks for each step's
     lines; the tables of what the store recorded (stdout) follow once every job has run.
     """
+    require_extra("dagster", needed_by="etl-meta dagster run")
     settings = settings_for(database_url)
     require_existing_store(settings)
     # From the imports on: Dagster warns while modules and definitions load, too.

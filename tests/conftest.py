@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,11 +24,62 @@ from tests.backends import (
 from tests.factories import Factory
 from tests.plugins import STEP  # noqa: F401  (registers the test component type)
 
+#: Set by `make test-core`: this venv holds the core install alone (no extra), so the tests of the
+#: extras are left out — whole files below, single tests marked ``@pytest.mark.extra(NAME)``.
+CORE_ONLY = os.environ.get("ETL_META_CORE_ONLY") == "1"
 
-def pytest_report_header(config: pytest.Config) -> str:
+#: Test files and directories (under tests/) that import an extra's modules at their top. Any
+#: other test file that does fails `make test-core` at collection: add it here.
+_NEED_EXTRAS = [
+    "analytics",
+    "airflow",
+    "components",  # the built-in component types work on pandas DataFrames
+    "dagster",
+    "deployment",
+    "docs",  # the README's and docs' analytics examples
+    "cli/test_cli_details.py",  # the filter language's tests
+    "cli/test_gc.py",  # reads archives back with pandas
+    "store/test_gc.py",
+    "store/test_strict_metric_values.py",  # numpy values
+    "security/test_db_roles.py",
+    "security/test_hostile_input.py",  # hostile filters and frames
+    "security/test_secret_overrides.py",
+    "security/test_sentinel_orchestrators.py",
+]
+collect_ignore = _NEED_EXTRAS if CORE_ONLY else []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not CORE_ONLY:
+        return
+    # The core selection must never pass merely because it ran in a venv that has everything.
+    from etl_meta.extras import EXTRA_MODULES, installed
+
+    present = sorted({m for ms in EXTRA_MODULES.values() for m in ms if installed(m)})
+    if present:
+        raise pytest.UsageError(
+            f"ETL_META_CORE_ONLY=1, but extras are installed ({', '.join(present)}): "
+            "run the core tests in .venv-core (make test-core)"
+        )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not CORE_ONLY:
+        return  # the full venv runs every test, marked or not
+    deselected = [item for item in items if item.get_closest_marker("extra")]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not item.get_closest_marker("extra")]
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
     if postgres_admin_url():
-        return "etl-meta backends: sqlite, postgresql"
-    return f"etl-meta backends: sqlite only (set {POSTGRES_ENV} to add postgresql)"
+        lines = ["etl-meta backends: sqlite, postgresql"]
+    else:
+        lines = [f"etl-meta backends: sqlite only (set {POSTGRES_ENV} to add postgresql)"]
+    if CORE_ONLY:
+        lines.append("etl-meta install: the core alone (tests of the extras left out)")
+    return lines
 
 
 @pytest.fixture(autouse=True)

@@ -24,6 +24,7 @@ from etl_meta.cli._common import (
     print_json,
     settings_for,
 )
+from etl_meta.extras import require_extra
 
 app = typer.Typer(help="Run stored jobs as Airflow DAGs.", no_args_is_help=True)
 
@@ -192,6 +193,8 @@ def reconcile(
 
     A bearer token may be given in ETL_META_AIRFLOW_TOKEN instead of a user and password.
     """
+    # Only the HTTP client: reconciling reads Airflow's REST API, it does not import Airflow.
+    require_extra("airflow", "httpx", needed_by="etl-meta airflow reconcile")
     from etl_meta.airflow.connection import api_access
     from etl_meta.airflow.reconcile import reconcile as reconcile_pass
     from etl_meta.store import MetadataStore

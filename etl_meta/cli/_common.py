@@ -117,8 +117,12 @@ def describe_error(exc: BaseException) -> tuple[str, int]:
     from alembic.util import CommandError
     from sqlalchemy import exc as sa_exc
 
+    from etl_meta.extras import missing_extra
     from etl_meta.store._errors import translate_db_error, translate_validation_error
 
+    # A lazy import of an extra's module that no require_extra() caught first: still one line
+    # naming the extra to install, never "a bug?".
+    exc = missing_extra(exc, needed_by="this command") or exc
     if isinstance(exc, typer.TyperException):  # click's errors (bad options, usage)
         context = getattr(exc, "ctx", None)  # usage errors know their command
         hint = f" (see '{context.command_path} --help')" if context is not None else ""

@@ -18,6 +18,7 @@ from etl_meta.cli._common import (
     when,
 )
 from etl_meta.cli.jobs import open_store
+from etl_meta.extras import require_extra
 from etl_meta.store.maintenance import MAX_BATCH_SIZE, GcResult
 
 
@@ -76,6 +77,9 @@ def gc(
     Works in short batches (one transaction each), so orchestrators can keep writing meanwhile.
     Queued and running runs are never deleted, however old. Each batch leaves one audit event.
     """
+    if archive is not None and not dry_run:
+        # Whether or not anything is old enough today: a scheduled gc fails on its first run.
+        require_extra("analytics", "pyarrow", needed_by="etl-meta gc --archive")
     with open_store(database_url) as store, handle_errors():
         preview = store.maintenance.gc(older_than=older_than, batch_size=batch_size, dry_run=True)
         if dry_run or preview.runs == 0:

@@ -25,6 +25,7 @@ from etl_meta.cli.jobs import open_store
 from etl_meta.cli.metrics_output import format_number
 from etl_meta.cli.run_lookup import MIN_PREFIX, AmbiguousRunError, print_candidates, resolve_run
 from etl_meta.cli.runs_tag import print_tags, tag_run
+from etl_meta.extras import require_extra
 
 
 def _duration(seconds: float | None) -> str:
@@ -188,6 +189,7 @@ def compare_runs(
     output: FormatOption = OutputFormat.table,
 ) -> None:
     """Compare two runs, or a run with its job's last success (help text in the decorator)."""
+    require_extra("analytics", needed_by="etl-meta runs compare")
     from etl_meta.analytics import changes_since_last_success
     from etl_meta.analytics import compare_runs as compare
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from etl_meta.access import Role, requires
 from etl_meta.errors import ConflictError, EtlMetaError, ValidationError
+from etl_meta.extras import require_extra
 from etl_meta.repository import maintenance as repo
 from etl_meta.store._base import StoreAPI
 from etl_meta.types import utcnow
@@ -89,9 +90,13 @@ class MaintenanceAPI(StoreAPI):
             ValidationError: a naive or future ``older_than``, or a bad ``batch_size``.
             ConflictError: called inside ``store.transaction()`` (batches must commit alone).
             ArchiveError: a batch's archive could not be written; that batch was not deleted.
+            MissingExtraError: ``archive_dir`` without pyarrow (``etl-meta[analytics]``).
         """
         strict_bool(dry_run, "dry_run")
         horizon = _check_arguments(older_than, batch_size)
+        if archive_dir is not None and not dry_run:
+            # Before the first batch, not in it: the archive is Parquet, written with pyarrow.
+            require_extra("analytics", "pyarrow", needed_by="gc's Parquet archive")
         if not dry_run and self._store.in_transaction():
             raise ConflictError(
                 "gc commits batch by batch: call it outside store.transaction()",

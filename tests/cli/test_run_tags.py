@@ -62,6 +62,7 @@ def test_list_keeps_the_runs_carrying_every_given_tag(cli, store, runs):
     assert json.loads(none.output) == []
 
 
+@pytest.mark.extra("analytics")  # runs compare
 def test_compare_lists_the_tags_that_differ(cli, runs):
     result = cli("runs", "compare", "4f0c9a11", "4f0c9b22", "-f", "json")
     assert result.exit_code == 0, result.output

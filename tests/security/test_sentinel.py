@@ -440,6 +440,7 @@ def _broken_definitions(sentinel: Sentinel) -> dict[str, str]:
     }
 
 
+@pytest.mark.extra("analytics")  # metrics query and runs compare among the commands
 def test_no_cli_command_or_format_shows_a_secret(
     cli: Cli, seeded: Seeded, corpus: Corpus, logs: list[str], tmp_path: Path
 ) -> None:
@@ -759,6 +760,7 @@ def _deep(depth: int, leaf: str) -> dict[str, Any]:
 # -- analytics and SQL ---------------------------------------------------------------------------
 
 
+@pytest.mark.extra("analytics")
 def test_no_dataframe_view_or_base_table_shows_a_secret(
     echo_store: MetadataStore, seeded: Seeded, corpus: Corpus, logs: list[str]
 ) -> None:

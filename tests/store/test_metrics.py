@@ -239,6 +239,7 @@ def test_a_known_target_writes_from_several_threads_and_after_the_store_is_close
     assert len(store.metrics.list(execution_id=run.id)) == 41
 
 
+@pytest.mark.extra("analytics")  # numpy comes with pandas
 def test_numbers_of_numpy_and_decimal_types_are_recorded_as_floats_and_bools_are_not(store, run):
     import decimal
 

@@ -1,5 +1,7 @@
 """How a component's configuration is resolved from the store and the orchestrator."""
 
+import pytest
+
 from etl_meta.components.overrides import resolve_configuration
 
 
@@ -18,6 +20,7 @@ def test_a_masked_value_with_nothing_stored_is_dropped_not_passed_literally():
     assert resolve_configuration({"n": 1}, {"token": "***", "n": 2}) == {"n": 2}
 
 
+@pytest.mark.extra("dagster")
 def test_dagster_error_text_names_the_class_once():
     from types import SimpleNamespace
 
