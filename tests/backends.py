@@ -158,3 +158,8 @@ def postgresql_only() -> pytest.MarkDecorator:
     return pytest.mark.parametrize(
         "backend", [b for b in backends() if b == "postgresql"], indirect=True
     )
+
+
+def sqlite_only() -> pytest.MarkDecorator:
+    """Run a test on the SQLite backend only (its file, its driver: things PostgreSQL lacks)."""
+    return pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

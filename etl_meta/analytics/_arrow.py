@@ -12,15 +12,23 @@ to go stale or be shared with a forked child. Parameters are bound client-side b
 parameters, ADBC would run a prepared statement instead of ``COPY``.
 
 SQLite, and PostgreSQL inside ``store.transaction()`` (whose writes another connection cannot
-see): the driver's rows, fetched a batch at a time, each batch one Arrow table. Not the ADBC
-SQLite driver: it links its own copy of SQLite, and two copies of SQLite in one process break
-each other's POSIX locks on the same file (sqlite.org, "How To Corrupt An SQLite Database",
-2.2.1) — reads through it missed committed rows and left the store's connections with
-``disk I/O error``.
+see): the driver's rows, fetched a batch at a time, each batch one Arrow table.
+
+SQLite exports (``stream=True``): the ADBC SQLite driver reads the file in C, faster than the
+``sqlite3`` command-line shell, where Python's ``sqlite3`` makes a tuple and a Python object per
+value — but in a child process. The driver links its own copy of SQLite, and two copies of
+SQLite in one process break each other's POSIX locks on the same file (sqlite.org, "How To
+Corrupt An SQLite Database", 2.2.1): in the store's process, its reads missed committed rows and
+left the store's own connection with ``disk I/O error``. The child (:data:`SQLITE_CHILD`)
+imports only pyarrow and the driver, opens the file read-only, and streams the batches back in
+Arrow's IPC format; starting it costs a fraction of a second, which an export amortizes.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -63,11 +71,24 @@ def empty_table(columns: Mapping[str, Kind]) -> pa.Table:
 
 @contextmanager
 def arrow_stream(
-    connection: ReadConnection, sql: str, params: Any, columns: Mapping[str, Kind]
+    connection: ReadConnection,
+    sql: str,
+    params: Any,
+    columns: Mapping[str, Kind],
+    *,
+    stream: bool = False,
 ) -> Iterator[Iterator[pa.Table]]:
-    """The rows of ``sql`` as Arrow tables of ``columns``, read while the block iterates."""
-    if connection.dialect.name == "postgresql" and not connection.in_transaction:
+    """The rows of ``sql`` as Arrow tables of ``columns``, read while the block iterates.
+
+    ``stream``: an export, whatever its size; on SQLite the rows are read in a child process.
+    """
+    if connection.in_transaction:
+        yield _row_batches(connection.driver, sql, params, columns)
+    elif connection.dialect.name == "postgresql":
         with _adbc_reader(connection.driver, sql, params) as reader:
+            yield (_conform(batch, columns) for batch in reader)
+    elif stream:
+        with _sqlite_child(connection, sql, params) as reader:
             yield (_conform(batch, columns) for batch in reader)
     else:
         yield _row_batches(connection.driver, sql, params, columns)
@@ -105,8 +126,9 @@ def rows_table(rows: Sequence[Sequence[Any]], columns: Mapping[str, Kind]) -> pa
 
 def _conform(batch: pa.RecordBatch, columns: Mapping[str, Kind]) -> pa.Table:
     """An ADBC batch with the names of ``columns`` and the Arrow type of each kind: ADBC gives
-    ``int4`` as int32, ``numeric`` as an opaque extension over its text, and a ``timestamp``
-    without time zone as naive (our statements' naive timestamps are UTC)."""
+    ``int4`` as int32, ``numeric`` as an opaque extension over its text, a ``timestamp``
+    without time zone as naive (our statements' naive timestamps are UTC), and SQLite's
+    timestamps as the stored text."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -114,6 +136,8 @@ def _conform(batch: pa.RecordBatch, columns: Mapping[str, Kind]) -> pa.Table:
     for column, kind in zip(batch.columns, columns.values(), strict=True):
         if isinstance(column.type, pa.ExtensionType):
             column = column.storage
+        if kind == "timestamp" and pa.types.is_string(column.type):
+            column = pc.cast(column, pa.timestamp("us"))  # "YYYY-MM-DD HH:MM:SS.ffffff"
         if kind == "timestamp" and column.type.tz is None:
             column = pc.assume_timezone(column, "UTC")
         target = arrow_type(kind)
@@ -169,3 +193,62 @@ def _typed(error: Exception) -> EtlMetaError:
     sqlstate = getattr(error, "sqlstate", None) or None
     failed = sqlstate is None and isinstance(error, adbc_driver_manager.OperationalError)
     return translate_driver_error(message, sqlstate, connection_failed=failed)
+
+
+#: The child process that reads a SQLite export (see the module's docstring): the job as JSON on
+#: stdin, Arrow IPC on stdout, a failure as one line on stderr and exit code 1.
+SQLITE_CHILD = """
+import json, sys
+import adbc_driver_sqlite.dbapi as adbc
+import pyarrow as pa
+job = json.load(sys.stdin)
+try:
+    connection = adbc.connect(job["path"], autocommit=True)
+    cursor = connection.cursor()
+    for pragma in ("PRAGMA busy_timeout=%d" % job["busy_timeout"], "PRAGMA query_only=ON"):
+        cursor.execute(pragma)
+        cursor.fetch_arrow_table()
+    cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": "65536"})
+    cursor.execute(job["sql"], job["params"])
+    reader = cursor.fetch_record_batch()
+except Exception as error:
+    sys.stderr.write(str(error).split("\\n", 1)[0] + "\\n")
+    sys.exit(1)
+with pa.ipc.new_stream(sys.stdout.buffer, reader.schema) as out:
+    for batch in reader:
+        out.write_batch(batch)
+"""
+
+
+@contextmanager
+def _sqlite_child(
+    connection: ReadConnection, sql: str, params: Any
+) -> Iterator[Iterator[pa.RecordBatch]]:
+    """``sql`` read by the ADBC SQLite driver in a child process, as a stream of batches."""
+    import pyarrow as pa
+
+    url = connection.driver.execute("PRAGMA database_list").fetchone()[2]
+    busy = connection.driver.execute("PRAGMA busy_timeout").fetchone()[0]
+    job = {"path": url, "busy_timeout": busy, "sql": sql, "params": list(params or ())}
+    child = subprocess.Popen(
+        [sys.executable, "-c", SQLITE_CHILD],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.write(json.dumps(job, default=str).encode())
+        child.stdin.close()
+        try:
+            reader = pa.ipc.open_stream(child.stdout)
+        except pa.ArrowInvalid:  # nothing written: the child failed before its first batch
+            reader = None
+        if reader is not None:
+            yield iter(reader)
+    finally:
+        child.stdout.close()  # type: ignore[union-attr]
+        code = child.wait()
+    if code != 0 or reader is None:
+        message = child.stderr.read().decode(errors="replace").strip()  # type: ignore[union-attr]
+        raise translate_driver_error(message or f"the SQLite reader exited with {code}", None)

@@ -123,7 +123,7 @@ def metric_batches(
                 writer.write_table(table)
     """
     shaped = metrics_shaped(store, limit=limit, **filters)
-    with read_batches(store, shaped, METRIC_COLUMNS) as tables:
+    with read_batches(store, shaped, METRIC_COLUMNS, export=True) as tables:
         yield tables
 
 

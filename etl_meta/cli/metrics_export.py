@@ -6,8 +6,9 @@ point is ever held, and no Python object is made per value. Files are written un
 name, then renamed, so a failed export leaves no half-written file behind.
 
 Formats: timestamps are ISO-8601 UTC text (``2026-01-31T12:00:00.000000Z``) in CSV and JSON;
-floats always carry a decimal point or an exponent, so a reader infers a float column; Parquet
-keeps the types (tz-aware timestamps, int64, float64, dictionary-encoded names).
+numbers in their shortest exact form (CSV writes ``3`` for 3.0, as PostgreSQL's ``COPY`` does;
+JSON ``3.0``, as ``json.dumps`` does); Parquet keeps the types (tz-aware timestamps, int64,
+float64, dictionary-encoded names).
 """
 
 from __future__ import annotations
@@ -78,25 +79,17 @@ def _plain(table: pa.Table) -> pa.Table:
     return table
 
 
-def _text(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """Timestamps as ISO-8601 UTC text, floats with a decimal point or an exponent; others as
-    they are."""
+def _iso(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Timestamps as ISO-8601 UTC text (numpy formats it several times faster than Arrow's
+    ``strftime`` or string cast)."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if pa.types.is_timestamp(column.type):
-        # numpy formats ISO-8601 several times faster than Arrow's strftime or string cast.
-        stamps = pc.cast(column, pa.timestamp("us", tz="UTC")).to_numpy()
-        text = np.datetime_as_string(stamps.astype("datetime64[us]"), unit="us")
-        iso = pa.array(text, type=pa.string(), mask=np.isnat(stamps))
-        return pa.chunked_array([pc.binary_join_element_wise(iso, "Z", "")])
-    if pa.types.is_floating(column.type):
-        text = pc.cast(column, pa.string())
-        marked = pc.or_(pc.match_substring(text, "."), pc.match_substring(text, "e"))
-        whole = pc.invert(pc.or_(marked, pc.match_substring(text, "n")))  # "3" → "3.0"
-        return pc.if_else(whole, pc.binary_join_element_wise(text, ".0", ""), text)
-    return column
+    stamps = pc.cast(column, pa.timestamp("us", tz="UTC")).to_numpy()
+    text = np.datetime_as_string(stamps.astype("datetime64[us]"), unit="us")
+    iso = pa.array(text, type=pa.string(), mask=np.isnat(stamps))
+    return pa.chunked_array([pc.binary_join_element_wise(iso, "Z", "")])
 
 
 class _CsvWriter:
@@ -109,7 +102,8 @@ class _CsvWriter:
         import pyarrow.csv as pcsv
 
         table = _plain(table)
-        table = pa.Table.from_arrays([_text(c) for c in table.columns], names=table.column_names)
+        columns = [_iso(c) if pa.types.is_timestamp(c.type) else c for c in table.columns]
+        table = pa.Table.from_arrays(columns, names=table.column_names)
         if self.writer is None:
             options = pcsv.WriteOptions(quoting_style="needed")
             self.writer = pcsv.CSVWriter(self.stream, table.schema, write_options=options)
@@ -148,27 +142,31 @@ class _JsonWriter:
 
 
 def _json_values(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """Each value of ``column`` as JSON text (``null`` for a missing one)."""
+    """Each value of ``column`` as JSON text (``null`` for a missing one); floats always with a
+    decimal point or an exponent, as ``json.dumps`` writes them."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     kind = column.type
-    text = _text(column)
     if pa.types.is_boolean(kind):
         text = pc.if_else(column, "true", "false")
     elif pa.types.is_timestamp(kind):
-        text = pc.binary_join_element_wise('"', text, '"', "")
+        text = pc.binary_join_element_wise('"', _iso(column), '"', "")
     elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        if pc.any(pc.match_substring_regex(text, r'[\x00-\x1f"\\]')).as_py():
+        if pc.any(pc.match_substring_regex(column, r'[\x00-\x1f"\\]')).as_py():
             # A value that needs escaping (rare in names and run ids): json.dumps does it.
-            quoted = [
-                None if v is None else json.dumps(v, ensure_ascii=False) for v in text.to_pylist()
-            ]
+            values = column.to_pylist()
+            quoted = [None if v is None else json.dumps(v, ensure_ascii=False) for v in values]
             text = pa.chunked_array([pa.array(quoted, type=pa.string())])
         else:
-            text = pc.binary_join_element_wise('"', text, '"', "")
+            text = pc.binary_join_element_wise('"', column, '"', "")
+    elif pa.types.is_floating(kind):
+        text = pc.cast(column, pa.string())
+        marked = pc.or_(pc.match_substring(text, "."), pc.match_substring(text, "e"))
+        whole = pc.invert(pc.or_(marked, pc.match_substring(text, "n")))  # "3" → "3.0"
+        text = pc.if_else(whole, pc.binary_join_element_wise(text, ".0", ""), text)
     else:
-        text = pc.cast(text, pa.string())
+        text = pc.cast(column, pa.string())
     return pc.fill_null(text, "null")
 
 

@@ -240,10 +240,7 @@ def test_aggregated_parquet(cli, seeded, tmp_path):
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
-def test_exports_stream_batch_by_batch(cli, store, seeded, tmp_path, monkeypatch, fmt):
-    from etl_meta.analytics import _arrow
-
-    monkeypatch.setattr(_arrow, "BATCH_ROWS", 4)  # SQLite: 27 points in 7 batches
+def test_exports_write_every_point_in_order(cli, store, seeded, tmp_path, fmt):
     target = tmp_path / f"paged.{fmt}"
     result = cli("metrics", "query", "-f", fmt, "-o", str(target))
     assert result.exit_code == 0, result.output

@@ -19,7 +19,7 @@ from etl_meta.analytics import metrics_frame, run_history, step_attempts
 from etl_meta.analytics._arrow import arrow_stream
 from etl_meta.analytics._connections import ReadConnection
 from etl_meta.analytics.queries import metrics_shaped
-from tests.backends import isolated_settings, postgresql_only
+from tests.backends import isolated_settings, postgresql_only, sqlite_only
 from tests.factories import Factory, sample_points
 
 AT = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -173,3 +173,42 @@ def test_a_large_read_the_server_ends_is_a_typed_error(store, points, admin):
     finally:
         admin.execute("ALTER DATABASE " + store.engine.url.database + " RESET statement_timeout")
     assert "SELECT" not in str(raised.value)
+
+
+# -- SQLite: exports read in a child process ---------------------------------------------------
+
+
+@sqlite_only()
+def test_a_sqlite_export_reads_in_a_child_and_sees_every_committed_point(store, points):
+    """The ADBC SQLite driver links its own SQLite; it must never open the store's file in the
+    store's process (two SQLite libraries break each other's locks), so exports read in a child."""
+    import sys
+
+    from etl_meta.analytics import metric_batches
+
+    def exported() -> pd.DataFrame:
+        with metric_batches(store, attempts="all") as tables:
+            return pd.concat([table.to_pandas() for table in tables], ignore_index=True)
+
+    before = exported()
+    expected = metrics_frame(store, attempts="all")
+    assert before["metric_id"].tolist() == expected["metric_id"].tolist()
+    assert before["recorded_at"].tolist() == expected["recorded_at"].tolist()
+    assert "adbc_driver_sqlite" not in sys.modules
+    store.metrics.record([("load", "late", 1.0, 0, 1, AT)], execution_id=points[0].id)
+    assert len(exported()) == len(before) + 1  # committed a moment ago: seen
+    assert len(metrics_frame(store, attempts="all")) == len(before) + 1  # the store still reads
+
+
+@sqlite_only()
+def test_a_failing_child_read_is_a_typed_error(store):
+    from etl_meta.analytics._arrow import arrow_stream
+    from etl_meta.analytics._connections import read_connection
+    from etl_meta.errors import EtlMetaError
+
+    with (
+        pytest.raises(EtlMetaError, match="no such table"),
+        read_connection(store) as read,
+        arrow_stream(read, "SELECT x FROM nowhere", (), {"x": "int"}, stream=True) as tables,
+    ):
+        list(tables)

@@ -54,7 +54,7 @@ def test_every_table_is_written_and_reads_back_the_same(tmp_path, fmt):
     assert read["metric_id"].tolist() == expected["metric_id"].tolist()
     assert read["name"].astype(str).tolist() == expected["name"].tolist()
     assert read["value"].tolist() == expected["value"].tolist()
-    assert read["value"].dtype == "float64"  # whole floats are written as 0.0, not 0
+    assert read["value"].dtype == "float64"
     assert read["step"].isna().tolist() == expected["step"].isna().tolist()
     if fmt == "parquet":
         assert read["recorded_at"].tolist() == [pd.Timestamp(AT)] * 14
