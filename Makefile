@@ -67,6 +67,7 @@ test-deployment: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: install
 	$(BIN)/ruff check --fix .
@@ -94,4 +95,4 @@ schema: install
 	$(BIN)/etl-meta schema --builtin-only -o examples/definitions.schema.json
 
 clean:
-	rm -rf $(VENV) $(CORE_VENV) dist build .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(CORE_VENV) dist build .pytest_cache .ruff_cache .mypy_cache
