@@ -22,6 +22,7 @@ from etl_meta.filters.sql import FieldSpec, compile_filter
 # -- 1. JSON for programs: an empty list is `[]`, never empty output -----------------------------
 
 
+@pytest.mark.extra("analytics")  # metrics query among them
 def test_every_list_command_prints_an_empty_json_list_when_nothing_matches(cli, factory):
     factory.job(name="quiet")  # a job with no runs, no metrics
     for args in (
@@ -36,6 +37,7 @@ def test_every_list_command_prints_an_empty_json_list_when_nothing_matches(cli, 
         assert json.loads(result.stdout) == [], args
 
 
+@pytest.mark.extra("analytics")
 def test_an_empty_json_export_to_a_file_writes_no_file_and_says_so(cli, tmp_path):
     target = tmp_path / "none.json"
     result = cli("metrics", "query", "--name", "missing", "-f", "json", "-o", str(target))
@@ -138,8 +140,10 @@ READ_COMMANDS = [
     ("runs", "list"),
     ("runs", "show", "0f6d3a9b"),
     ("audit", "list"),
-    ("metrics", "query"),
-    ("dagster", "status", "--url", "http://127.0.0.1:9"),
+    pytest.param(("metrics", "query"), marks=pytest.mark.extra("analytics")),
+    pytest.param(
+        ("dagster", "status", "--url", "http://127.0.0.1:9"), marks=pytest.mark.extra("dagster")
+    ),
 ]
 
 
@@ -192,6 +196,7 @@ def test_an_ast_built_in_code_gets_the_same_like_limits():
         compile_filter(Like("name", "%" * 990), fields)
 
 
+@pytest.mark.extra("analytics")  # through metrics query
 def test_the_990_wildcard_filter_is_refused_before_the_database_sees_it(cli, factory):
     factory.job(name="nightly")
     result = cli("metrics", "query", "--filter", "name like '" + "%" * 990 + "'")
