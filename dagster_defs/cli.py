@@ -13,17 +13,16 @@ from urllib.parse import urlparse
 import typer
 
 from dagster_defs.cli_run import quiet_dagster_warnings, run_jobs
-from etl_meta.cli._common import (
+from etl_meta.cli import (
     DatabaseUrlOption,
     FormatOption,
     OutputFormat,
     console,
     err_console,
     handle_errors,
+    open_store,
     parse_since,
     print_json,
-    require_existing_store,
-    settings_for,
 )
 from etl_meta.extras import require_extra
 
@@ -93,12 +92,9 @@ def status(
     require_extra("dagster", needed_by="etl-meta dagster status")
     from dagster_defs.jobs import build_jobs
     from etl_meta.catalog import take_snapshot
-    from etl_meta.store import MetadataStore
 
-    settings = settings_for(database_url)
-    require_existing_store(settings)
     with quiet_dagster_warnings():
-        with handle_errors(), MetadataStore(settings=settings) as store:
+        with open_store(database_url) as store, handle_errors():
             snapshot = take_snapshot(store)
             recording = _recording_lag(store, recent)
         _, errors = build_jobs(snapshot)
@@ -246,10 +242,9 @@ def reconcile(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from dagster_defs.reconcile import reconcile as reconcile_pass
-    from etl_meta.store import MetadataStore
 
     cursor = parse_since(since).timestamp() if since else None
-    with handle_errors(), MetadataStore(settings=settings_for(database_url)) as store:
+    with open_store(database_url) as store, handle_errors():
         instance = dg.DagsterInstance.get()
         after = dg.RunsFilter(
             updated_after=parse_since(since) if since else None,

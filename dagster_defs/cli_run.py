@@ -14,13 +14,16 @@ from typing import Annotated, Any
 
 import typer
 
-from etl_meta.cli._common import (
+from etl_meta.cli import (
     DatabaseUrlOption,
     console,
     err_console,
     handle_errors,
+    open_store,
+    print_table,
     require_existing_store,
     settings_for,
+    when,
 )
 from etl_meta.config import Settings
 from etl_meta.extras import require_extra
@@ -95,7 +98,6 @@ def _run_and_print(
     from dagster_defs.loader import definitions_from_catalog
     from dagster_defs.recording import record_run
     from etl_meta.catalog import take_snapshot
-    from etl_meta.store import MetadataStore
 
     overrides = {}
     if base_dir is not None:
@@ -106,7 +108,7 @@ def _run_and_print(
     failed = False
     run_ids: list[str] = []
     # The resource reads its settings from the environment, like it does under `dagster dev`.
-    with _environment(overrides), handle_errors(), MetadataStore(settings=settings) as store:
+    with _environment(overrides), open_store(settings=settings) as store, handle_errors():
         definitions = definitions_from_catalog(take_snapshot(store))
         with _instance() as instance:
             for name in jobs:
@@ -176,8 +178,6 @@ def _instance():
 
 
 def _print_recorded(store: Any, run_id: str) -> None:
-    from etl_meta.cli._common import print_table, when
-
     execution = store.executions.find("dagster", run_id, with_steps=True)
     console.print(
         f"  store: run {execution.id} ({run_id[:8]}) {execution.status}, "

@@ -13,13 +13,14 @@ from typing import Annotated
 
 import typer
 
-from etl_meta.cli._common import (
+from etl_meta.cli import (
     DatabaseUrlOption,
     FormatOption,
     OutputFormat,
     console,
     err_console,
     handle_errors,
+    open_store,
     parse_since,
     print_json,
     settings_for,
@@ -62,9 +63,8 @@ def export(
     """Write the store's jobs into DAGS_FOLDER: etl_meta_catalog.json, etl_meta_dags.py and the
     etl_meta_reconcile maintenance DAG (etl_meta_maintenance.py)."""
     from etl_meta.airflow.export import export_dags
-    from etl_meta.store import MetadataStore
 
-    with handle_errors(), MetadataStore(settings=settings_for(database_url)) as store:
+    with open_store(database_url) as store, handle_errors():
         result = export_dags(
             store,
             dags_folder,
@@ -103,10 +103,9 @@ def status(
     """Compare the exported catalog in DAGS_FOLDER with the store (exit 1 when stale)."""
     from etl_meta.airflow.export import CATALOG_FILE, job_problem, read_catalog
     from etl_meta.catalog import catalog_revision
-    from etl_meta.store import MetadataStore
 
     path = dags_folder / CATALOG_FILE
-    with handle_errors(), MetadataStore(settings=settings_for(database_url)) as store:
+    with open_store(database_url) as store, handle_errors():
         current = catalog_revision(store)
     exported = read_catalog(path) if path.exists() else None
     report = {
@@ -197,12 +196,11 @@ def reconcile(
     require_extra("airflow", "httpx", needed_by="etl-meta airflow reconcile")
     from etl_meta.airflow.connection import api_access
     from etl_meta.airflow.reconcile import reconcile as reconcile_pass
-    from etl_meta.store import MetadataStore
 
     with handle_errors():
         access = api_access(url=url, username=username, password=password)
         with (
-            MetadataStore(settings=settings_for(database_url), role="writer") as store,
+            open_store(database_url, role="writer") as store,
             access.client() as client,
         ):
             result = reconcile_pass(store, client, since=since)

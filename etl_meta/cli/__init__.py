@@ -1,6 +1,9 @@
 """The ``etl-meta`` command line.
 
 Each command group lives in its own module and registers itself on :data:`app` below.
+Integrations add their own groups through the :data:`PLUGIN_GROUP` entry point and build them
+from the options, store opening, output and error handling this package exports (``__all__``):
+those names are the command line's public boundary; its modules are private to it.
 """
 
 from __future__ import annotations
@@ -11,7 +14,41 @@ import logging
 import typer
 
 from etl_meta import __version__
-from etl_meta.cli._common import OneLineErrorsGroup
+from etl_meta.cli._common import (
+    DatabaseUrlOption,
+    FormatOption,
+    OneLineErrorsGroup,
+    OutputFormat,
+    console,
+    err_console,
+    handle_errors,
+    open_store,
+    parse_since,
+    print_json,
+    print_table,
+    require_existing_store,
+    settings_for,
+    when,
+)
+
+__all__ = [
+    "PLUGIN_GROUP",
+    "DatabaseUrlOption",
+    "FormatOption",
+    "OutputFormat",
+    "app",
+    "console",
+    "err_console",
+    "handle_errors",
+    "main",
+    "open_store",
+    "parse_since",
+    "print_json",
+    "print_table",
+    "require_existing_store",
+    "settings_for",
+    "when",
+]
 
 app = typer.Typer(
     name="etl-meta",

@@ -1,4 +1,8 @@
-"""What every ``etl-meta`` command shares: options, opening the store, output and errors."""
+"""What every ``etl-meta`` command shares: options, opening the store, output and errors.
+
+The command groups of integrations (``etl-meta dagster …``, ``etl-meta airflow …``) are built
+from the same pieces; they import them through :mod:`etl_meta.cli`, this package's public face.
+"""
 
 from __future__ import annotations
 
@@ -22,8 +26,11 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
+from etl_meta.access import Role
 from etl_meta.config import Settings, get_settings
-from etl_meta.errors import EtlMetaError, ValidationError
+from etl_meta.errors import EtlMetaError, ValidationError, translate_db_error
+from etl_meta.store import MetadataStore
+from etl_meta.validation import translate_validation_error
 
 
 def _width() -> int | None:
@@ -118,7 +125,6 @@ def describe_error(exc: BaseException) -> tuple[str, int]:
     from sqlalchemy import exc as sa_exc
 
     from etl_meta.extras import missing_extra
-    from etl_meta.store._errors import translate_db_error, translate_validation_error
 
     # A lazy import of an extra's module that no require_extra() caught first: still one line
     # naming the extra to install, never "a bug?".
@@ -318,3 +324,22 @@ def require_existing_store(settings: Settings) -> None:
         soft_wrap=True,  # one line however long the path: never wrapped at the console width
     )
     raise typer.Exit(1)
+
+
+def open_store(
+    database_url: str | None = None,
+    *,
+    settings: Settings | None = None,
+    role: Role | str | None = None,
+) -> MetadataStore:
+    """The store a command works on, opened with any error reported as one line.
+
+    ``settings`` default to the environment's, with ``database_url`` (``--database-url``) taking
+    precedence (:func:`settings_for`); ``role`` is the store's (default: ``ETL_META_ROLE``). A
+    SQLite store that does not exist is refused, not created (:func:`require_existing_store`).
+    Close it when done: ``with open_store(database_url) as store, handle_errors(): …``.
+    """
+    settings = settings if settings is not None else settings_for(database_url)
+    require_existing_store(settings)
+    with handle_errors():
+        return MetadataStore(settings=settings, role=role)

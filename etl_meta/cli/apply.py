@@ -16,8 +16,8 @@ from etl_meta.cli._common import (
     console,
     err_console,
     handle_errors,
+    open_store,
 )
-from etl_meta.cli.jobs import open_store
 from etl_meta.definitions import (
     DefinitionsError,
     DefinitionsFile,

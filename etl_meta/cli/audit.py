@@ -12,14 +12,12 @@ from etl_meta.cli._common import (
     FormatOption,
     OutputFormat,
     handle_errors,
+    open_store,
     parse_since,
     print_json,
     print_table,
-    require_existing_store,
-    settings_for,
     when,
 )
-from etl_meta.store import MetadataStore
 
 app = typer.Typer(help="Read the audit trail.", no_args_is_help=True)
 
@@ -52,9 +50,7 @@ def list_events(
 ) -> None:
     """List audit events, newest first. Values are masked; decrypt events name fields only."""
     start = parse_since(since) if since else None
-    settings = settings_for(database_url)
-    require_existing_store(settings)
-    with handle_errors(), MetadataStore(settings=settings) as store:
+    with open_store(database_url) as store, handle_errors():
         events = store.audit.list(
             entity_type=entity_type,
             entity_key=key,

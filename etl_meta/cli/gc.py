@@ -14,10 +14,10 @@ from etl_meta.cli._common import (
     console,
     err_console,
     handle_errors,
+    open_store,
     parse_since,
     when,
 )
-from etl_meta.cli.jobs import open_store
 from etl_meta.extras import require_extra
 from etl_meta.store.maintenance import MAX_BATCH_SIZE, GcResult
 

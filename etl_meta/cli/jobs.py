@@ -12,26 +12,13 @@ from etl_meta.cli._common import (
     OutputFormat,
     console,
     handle_errors,
+    open_store,
     print_json,
     print_table,
-    require_existing_store,
-    settings_for,
     when,
 )
-from etl_meta.store import MetadataStore
 
 app = typer.Typer(help="List, show, archive and restore jobs.", no_args_is_help=True)
-
-
-def open_store(database_url: str | None) -> MetadataStore:
-    """The store the command works on (errors become one readable line).
-
-    A SQLite store that does not exist is refused, not created (:func:`require_existing_store`).
-    """
-    settings = settings_for(database_url)
-    require_existing_store(settings)
-    with handle_errors():
-        return MetadataStore(settings=settings)
 
 
 @app.command("list")

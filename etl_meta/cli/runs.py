@@ -16,12 +16,12 @@ from etl_meta.cli._common import (
     console,
     err_console,
     handle_errors,
+    open_store,
     parse_key_values,
     print_json,
     print_table,
     when,
 )
-from etl_meta.cli.jobs import open_store
 from etl_meta.cli.metrics_output import format_number
 from etl_meta.cli.run_lookup import MIN_PREFIX, AmbiguousRunError, print_candidates, resolve_run
 from etl_meta.cli.runs_tag import print_tags, tag_run

@@ -12,11 +12,11 @@ from etl_meta.cli._common import (
     OutputFormat,
     console,
     handle_errors,
+    open_store,
     parse_key_values,
     print_json,
     print_table,
 )
-from etl_meta.cli.jobs import open_store
 from etl_meta.cli.run_lookup import MIN_PREFIX, AmbiguousRunError, print_candidates, resolve_run
 
 RunArgument = Annotated[

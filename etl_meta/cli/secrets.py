@@ -6,9 +6,8 @@ from typing import Annotated
 
 import typer
 
-from etl_meta.cli._common import DatabaseUrlOption, console, err_console, handle_errors
+from etl_meta.cli._common import DatabaseUrlOption, console, err_console, handle_errors, open_store
 from etl_meta.cli._common import settings_for as _settings_for
-from etl_meta.cli.jobs import open_store
 from etl_meta.secrets import KEYS_ENV, generate_key, init_key_file, load_keys
 from etl_meta.store.secrets import MAX_BATCH_SIZE
 
