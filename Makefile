@@ -64,10 +64,13 @@ $(CORE_STAMP): pyproject.toml requirements/constraints.txt
 test-deployment: install
 	$(BIN)/pytest -m deployment tests/deployment
 
+## lint: ruff, mypy, then the import contracts in pyproject.toml: imports only point down the
+## layers (docs/internals/layers.md).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 format: install
 	$(BIN)/ruff check --fix .
