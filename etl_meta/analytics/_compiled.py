@@ -91,9 +91,9 @@ def compile_statement(statement: sa.Select, dialect: Dialect) -> Compiled:
             expanding[name] = bind
         if bind.value is None and not bind.callable and not bind.expanding:
             free.add(name)
-        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
-        if process is not None:
-            processors[name] = process
+        bound = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if bound is not None:
+            processors[name] = bound
     fixed: dict[str, Any] = {}
     for name, value in compiled.params.items():
         if name in free:

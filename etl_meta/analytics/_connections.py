@@ -46,23 +46,24 @@ def read_connection(store: MetadataStore) -> Iterator[ReadConnection]:
     if store.in_transaction():
         with store.transaction(readonly=True) as session:
             connection = session.connection()
-            driver = connection.connection.driver_connection
+            own = connection.connection.driver_connection
             with translated(connection.dialect):
-                yield ReadConnection(connection.dialect, driver, True)
+                yield ReadConnection(connection.dialect, own, True)
         return
     dialect = store.engine.dialect
     with translated(dialect):
         pooled = store.engine.raw_connection()
     postgresql = dialect.name == "postgresql"
+    driver: Any = pooled.driver_connection
     try:
         with translated(dialect):
             if postgresql:
-                pooled.driver_connection.autocommit = True
-            yield ReadConnection(dialect, pooled.driver_connection, False)
+                driver.autocommit = True
+            yield ReadConnection(dialect, driver, False)
     finally:
         try:
             if postgresql:
-                pooled.driver_connection.autocommit = False  # what the pool's users expect
+                driver.autocommit = False  # what the pool's users expect
         except Exception:  # a broken connection: the pool must not hand it out again
             pooled.invalidate()
         pooled.close()

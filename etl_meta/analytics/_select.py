@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
+from sqlmodel import SQLModel
 
 from etl_meta.analytics._compiled import param
 from etl_meta.errors import ValidationError
@@ -32,22 +33,33 @@ from etl_meta.models import (
 
 Attempts = Literal["all", "final"]
 
-metric = Metric.__table__
-component = Component.__table__
-execution = Execution.__table__
-job = Job.__table__
-metric_latest = MetricLatest.__table__
+
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """The table a SQLModel class maps (mypy sees no ``__table__`` on SQLModel classes)."""
+    table = sa.inspect(model).local_table
+    assert isinstance(table, sa.Table)
+    return table
+
+
+metric = table_of(Metric)
+component = table_of(Component)
+execution = table_of(Execution)
+job = table_of(Job)
+metric_latest = table_of(MetricLatest)
+tag = table_of(Tag)
+job_tag = table_of(JobTag)
+execution_tag = table_of(ExecutionTag)
 
 
 def _job_tag(job_id: Any) -> Any:
     def condition(key: str, predicate: ValuePredicate | None) -> sa.ColumnElement[bool]:
         found = (
-            sa.select(JobTag.job_id)
-            .join(Tag, Tag.id == JobTag.tag_id)
-            .where(JobTag.job_id == job_id, Tag.key == key)
+            sa.select(job_tag.c.job_id)
+            .join(tag, tag.c.id == job_tag.c.tag_id)
+            .where(job_tag.c.job_id == job_id, tag.c.key == key)
         )
         if predicate is not None:
-            found = found.where(predicate(Tag.value))
+            found = found.where(predicate(tag.c.value))
         return found.exists()
 
     return condition
@@ -56,11 +68,11 @@ def _job_tag(job_id: Any) -> Any:
 def _run_tag(execution_id: Any) -> Any:
     def condition(key: str, predicate: ValuePredicate | None) -> sa.ColumnElement[bool]:
         # One probe of the run's primary key (execution_id, key) per run.
-        found = sa.select(ExecutionTag.execution_id).where(
-            ExecutionTag.execution_id == execution_id, ExecutionTag.key == key
+        found = sa.select(execution_tag.c.execution_id).where(
+            execution_tag.c.execution_id == execution_id, execution_tag.c.key == key
         )
         if predicate is not None:
-            found = found.where(predicate(ExecutionTag.value))
+            found = found.where(predicate(execution_tag.c.value))
         return found.exists()
 
     return condition
@@ -146,9 +158,14 @@ def metric_shape(
     for label, moment in (("since", since), ("until", until)):
         if moment is not None and moment.utcoffset() is None:
             raise ValidationError.single(label, "must be timezone-aware")
-    for label, moment in (("run", execution_id), ("since", since), ("until", until)):
-        if moment is not None:
-            values[label] = moment
+    given: tuple[tuple[str, int | datetime | None], ...] = (
+        ("run", execution_id),
+        ("since", since),
+        ("until", until),
+    )
+    for label, given_value in given:
+        if given_value is not None:
+            values[label] = given_value
     tag_items = list((tags or {}).items())
     for index, (_, value) in enumerate(tag_items):
         values[f"tag_{index}"] = value
@@ -205,7 +222,7 @@ def metric_conditions(shape: MetricShape) -> list[sa.ColumnElement[bool]]:
         clauses.append(metric.c.recorded_at >= param("since", metric.c.recorded_at.type))
     if shape.until:
         clauses.append(metric.c.recorded_at < param("until", metric.c.recorded_at.type))
-    tag_type = Tag.__table__.c.value.type
+    tag_type = tag.c.value.type
     tag_values = {key: param(f"tag_{i}", tag_type) for i, key in enumerate(shape.tags)}
     clauses += tag_clauses(tag_values)
     if shape.attempts == "final":

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from etl_meta.analytics._select import RUN_FIELDS, execution, tag_clauses
+from etl_meta.analytics._select import RUN_FIELDS, execution, table_of, tag_clauses
 from etl_meta.analytics._select import job as job_table
 from etl_meta.analytics.fetch import Kind, read_frame
 from etl_meta.errors import ValidationError
@@ -19,8 +19,8 @@ from etl_meta.store import MetadataStore
 if TYPE_CHECKING:
     import pandas as pd
 
-attempt = ComponentExecution.__table__
-component = Component.__table__
+attempt = table_of(ComponentExecution)
+component = table_of(Component)
 
 RUN_COLUMNS: Mapping[str, Kind] = {
     "run_id": "int",
