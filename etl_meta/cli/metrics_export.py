@@ -116,7 +116,8 @@ class _CsvWriter:
 
 
 class _JsonWriter:
-    """One JSON array of objects, one object per line, built column-wise by Arrow."""
+    """One JSON array of objects, one object per line, built column-wise by Arrow and written
+    from the Arrow buffer as it is (no Python string per row)."""
 
     def __init__(self, stream: IO[bytes]) -> None:
         self.stream = stream
@@ -124,16 +125,19 @@ class _JsonWriter:
         stream.write(b"[")
 
     def write(self, table: pa.Table) -> None:
+        import numpy as np
         import pyarrow.compute as pc
 
         table = _plain(table)
         parts: list[Any] = []
         for index, name in enumerate(table.column_names):
-            key = ("{" if index == 0 else ", ") + json.dumps(name) + ": "
+            key = (",\n  {" if index == 0 else ", ") + json.dumps(name) + ": "
             parts += [key, _json_values(table.column(index))]
-        records = pc.binary_join_element_wise(*parts, "}", "")
-        lead = "\n  " if self.first else ",\n  "
-        self.stream.write((lead + ",\n  ".join(records.to_pylist())).encode())
+        records = pc.binary_join_element_wise(*parts, "}", "").combine_chunks()
+        _, offsets, data = records.buffers()  # the strings are data[offsets[i]:offsets[i + 1]]
+        bounds = np.frombuffer(offsets, dtype=np.int32)[records.offset :][: len(records) + 1]
+        text = memoryview(data)[int(bounds[0]) : int(bounds[-1])]
+        self.stream.write(text[1:] if self.first else text)  # the first object: no comma
         self.first = False
 
     def close(self) -> None:
