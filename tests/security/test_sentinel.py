@@ -35,10 +35,10 @@ from etl_meta import MetadataStore, models
 from etl_meta.catalog import take_snapshot
 from etl_meta.cli import app
 from etl_meta.components import get_component_type
-from etl_meta.runtime import RunIdentity, run_component
 from etl_meta.config import get_settings
 from etl_meta.errors import EtlMetaError, StoreUnavailableError, ValidationError
 from etl_meta.masking import MASK
+from etl_meta.runtime import RunIdentity, run_component
 from etl_meta.secrets import SecretDecryptError
 from tests.backends import TEST_SECRET_KEY, isolated_settings
 from tests.factories import T0
@@ -783,6 +783,8 @@ def test_no_dataframe_view_or_base_table_shows_a_secret(
         ),
         "last_success_before": lambda: analytics.last_success_before(store, seeded.airflow_run),
         "metrics_page": lambda: analytics.metrics_page(store, limit=2),
+        "metric_count": lambda: analytics.metric_count(store),
+        "metric_batches": lambda: _batches_frame(analytics.metric_batches(store)),
         "runs_page": lambda: analytics.runs_page(store, limit=1),
         "parse_filter": lambda: analytics.parse_filter("value > 0 and job = 'sentinel_job'"),
     }
@@ -806,6 +808,14 @@ def test_no_dataframe_view_or_base_table_shows_a_secret(
     stored = corpus.text("SELECT * FROM component")
     assert "etlmeta:enc:v1:" in stored and seeded.sentinel.marker in stored
     finish(corpus, logs, min_items=20)
+
+
+def _batches_frame(batches: Any) -> Any:
+    """What an export writes: every Arrow table of ``metric_batches``, as one DataFrame."""
+    import pandas as pd
+
+    with batches as tables:
+        return pd.concat([table.to_pandas() for table in tables], ignore_index=True)
 
 
 def _add_analytics(corpus: Corpus, where: str, value: Any) -> None:
