@@ -33,8 +33,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from etl_meta.analytics._connections import ReadConnection
 from etl_meta.analytics._frames import Kind
 from etl_meta.db import conninfo_of
@@ -109,6 +107,7 @@ def _row_batches(
 def rows_table(rows: Sequence[Sequence[Any]], columns: Mapping[str, Kind]) -> pa.Table:
     """Driver rows as an Arrow table: timestamps as aware ``datetime`` s (psycopg) or the
     stored ``YYYY-MM-DD HH:MM:SS.ffffff`` UTC text (SQLite), booleans as ``bool`` or 0/1."""
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -141,6 +140,8 @@ def _conform(batch: pa.RecordBatch, columns: Mapping[str, Kind]) -> pa.Table:
         if kind == "timestamp" and column.type.tz is None:
             column = pc.assume_timezone(column, "UTC")
         target = arrow_type(kind)
+        if kind == "category" and pa.types.is_dictionary(column.type):
+            target = column.type  # names already encoded (see read_points_named)
         arrays.append(column if column.type == target else column.cast(target))
     return pa.Table.from_arrays(arrays, names=list(columns))
 
@@ -148,6 +149,7 @@ def _conform(batch: pa.RecordBatch, columns: Mapping[str, Kind]) -> pa.Table:
 def sorted_by(table: pa.Table, column: str) -> pa.Table:
     """``table`` in ascending order of ``column`` (unique ids): untouched when it already is,
     which is how an unordered scan of ``metric`` usually returns it."""
+    import numpy as np
     import pyarrow.compute as pc
 
     keys = table.column(column).to_numpy()
@@ -157,31 +159,101 @@ def sorted_by(table: pa.Table, column: str) -> pa.Table:
 
 
 @contextmanager
-def _adbc_reader(driver: Any, sql: str, params: Any) -> Iterator[pa.RecordBatchReader]:
-    """PostgreSQL: ``sql`` read by the ADBC driver on a connection of its own (see above).
-
-    Driver errors, at the start or while the block reads, become etl-meta's typed errors with
-    the SQLSTATE and the server's primary message only: the driver's own quotes the statement.
-    """
+def _adbc_connection(driver: Any) -> Iterator[Any]:
+    """PostgreSQL: an ADBC connection with the parameters of ``driver``'s (see above), closed
+    after the block. Driver errors, at the start or while the block reads, become etl-meta's
+    typed errors with the SQLSTATE and the server's primary message only: the driver's own
+    quotes the statement."""
     import adbc_driver_manager
     import adbc_driver_postgresql.dbapi as adbc
-    import psycopg
 
-    bound = psycopg.ClientCursor(driver).mogrify(sql, params) if params else sql
     try:
         connection = adbc.connect(conninfo_of(driver, suffix="adbc"), autocommit=True)
     except adbc_driver_manager.Error as exc:
         typed = _typed(exc)
         raise typed from typed.__cause__
     try:
-        with connection.cursor() as cursor:
-            cursor.execute(bound)
-            yield cursor.fetch_record_batch()
+        yield connection
     except adbc_driver_manager.Error as exc:
         typed = _typed(exc)
         raise typed from typed.__cause__
     finally:
         connection.close()
+
+
+def _bound(driver: Any, sql: str, params: Any) -> str:
+    import psycopg
+
+    return psycopg.ClientCursor(driver).mogrify(sql, params) if params else sql
+
+
+@contextmanager
+def _adbc_reader(driver: Any, sql: str, params: Any) -> Iterator[pa.RecordBatchReader]:
+    """PostgreSQL: ``sql`` read by the ADBC driver on a connection of its own."""
+    with _adbc_connection(driver) as connection, connection.cursor() as cursor:
+        cursor.execute(_bound(driver, sql, params))
+        yield cursor.fetch_record_batch()
+
+
+#: A whole metric frame's names, by the ids its points hold (see :func:`read_points_named`).
+_RUN_NAMES = "SELECT id, external_run_id, orchestrator FROM execution WHERE id = ANY(%s)"
+_COMPONENT_NAMES = (
+    "SELECT component.id, job.name, component.name FROM component "
+    "JOIN job ON job.id = component.job_id WHERE component.id = ANY(%s)"
+)
+
+
+def read_points_named(
+    connection: ReadConnection, sql: str, params: Any, columns: Mapping[str, Kind]
+) -> pa.Table:
+    """PostgreSQL: a whole metric frame as its points with ids (``sql``: id, execution_id,
+    component_id, name, attempt, step, value, recorded_at), then the names of their runs,
+    jobs and components, in one read-only snapshot; the names are joined in Arrow.
+
+    Binary ``COPY`` of a million points with five names each spent most of its time sending
+    and decoding the names; a few thousand runs and components have them once each.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    driver = connection.driver
+    with _adbc_connection(driver) as adbc, adbc.cursor() as cursor:
+
+        def read(statement: str) -> pa.Table:
+            cursor.execute(statement)
+            return cursor.fetch_arrow_table()
+
+        read("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        points = read(_bound(driver, sql, params))
+        ids = [pc.unique(points.column(i)).to_pylist() for i in (1, 2)]
+        runs = read(_bound(driver, _RUN_NAMES, (ids[0],)))
+        parts = read(_bound(driver, _COMPONENT_NAMES, (ids[1],)))
+        read("COMMIT")
+
+    def names(table: pa.Table, key: str, index: tuple[int, ...]) -> list[pa.DictionaryArray]:
+        # Each point's row among the names, then each name column dictionary-encoded once:
+        # the frame's categoricals come from codes, without hashing a string per point.
+        at = pc.index_in(points.column(key).cast(pa.int64()), table.column(0).cast(pa.int64()))
+        found = at.combine_chunks() if isinstance(at, pa.ChunkedArray) else at
+        encoded = []
+        for i in index:
+            names = pc.dictionary_encode(table.column(i)).combine_chunks()
+            codes = pc.take(names.indices, found)
+            encoded.append(pa.DictionaryArray.from_arrays(codes, names.dictionary))
+        return encoded
+
+    run_id, orchestrator = names(runs, "execution_id", (1, 2))
+    job_name, component_name = names(parts, "component_id", (1, 2))
+    named = [
+        points.column(0),
+        points.column(1),
+        run_id,
+        orchestrator,
+        job_name,
+        component_name,
+        *points.columns[3:],
+    ]
+    return _conform(pa.Table.from_arrays(named, names=list(columns)), columns)
 
 
 def _typed(error: Exception) -> EtlMetaError:

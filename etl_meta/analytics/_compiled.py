@@ -66,6 +66,9 @@ class Shaped:
     small: bool
     #: Sort the fetched rows by this column (ascending): the statement has no ORDER BY.
     sort_by: str | None = None
+    #: A whole metric frame's points with ids instead of names, for a large PostgreSQL read
+    #: (see ``._arrow.read_points_named``).
+    ids: Shaped | None = None
 
     def statement(self) -> sa.Select:
         """The statement with this call's values bound (for ``EXPLAIN`` or further building)."""

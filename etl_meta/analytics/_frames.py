@@ -18,27 +18,42 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Literal
 
 from etl_meta.transpose import columns_of
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+# pandas and numpy are imported where a frame is built: an export streams Arrow tables and never
+# needs them, and importing pandas is a good part of a short command's start.
 
 #: Column kinds a frame may hold; each maps to one pyarrow and one pandas type.
 Kind = Literal["int", "float", "text", "category", "timestamp", "bool"]
 
-UTC = pd.DatetimeTZDtype("us", "UTC")
+
+@functools.cache
+def utc() -> pd.DatetimeTZDtype:
+    """The dtype of timestamp columns: microseconds, UTC."""
+    import pandas as pd
+
+    return pd.DatetimeTZDtype("us", "UTC")
 
 
 @functools.lru_cache(maxsize=512)
 def category_dtype(categories: tuple[str, ...]) -> pd.CategoricalDtype:
     """The dtype of a categorical with these sorted, distinct categories (immutable: shared)."""
+    import pandas as pd
+
     return pd.CategoricalDtype(pd.Index(list(categories), dtype="str"), ordered=False)
 
 
 def categorical(codes: np.ndarray, categories: Sequence[str]) -> pd.Categorical:
     """``codes`` (−1 = missing) into unsorted ``categories`` → the categorical with sorted ones."""
+    import numpy as np
+    import pandas as pd
+
     count = len(categories)
     if count > 1:
         order = sorted(range(count), key=categories.__getitem__)
@@ -52,6 +67,8 @@ def categorical(codes: np.ndarray, categories: Sequence[str]) -> pd.Categorical:
 
 
 def _frame(columns: Mapping[str, Kind], arrays: Sequence[Any]) -> pd.DataFrame:
+    import pandas as pd
+
     return pd.DataFrame(dict(zip(columns, arrays, strict=True)))
 
 
@@ -69,6 +86,9 @@ def from_rows(rows: Sequence[Sequence[Any]], columns: Mapping[str, Kind]) -> pd.
 
 def column(values: Sequence[Any], kind: Kind) -> Any:
     """One frame column of ``kind`` from Python values (``None`` = missing)."""
+    import numpy as np
+    import pandas as pd
+
     if kind == "float":
         return np.array(values, dtype=np.float64)  # None → NaN
     if kind == "int":
@@ -86,11 +106,11 @@ def column(values: Sequence[Any], kind: Kind) -> Any:
     if kind == "timestamp":
         first = next((v for v in values if v is not None), None)
         if isinstance(first, str):  # SQLite's stored "YYYY-MM-DD HH:MM:SS.ffffff" UTC text
-            return pd.array(np.array(values, dtype="datetime64[us]"), dtype=UTC)
+            return pd.array(np.array(values, dtype="datetime64[us]"), dtype=utc())
         import pyarrow as pa  # aware datetimes: pyarrow converts them in C, to UTC
 
         stamps = pa.array(values, type=pa.timestamp("us", tz="UTC"))
-        return pd.array(stamps.to_numpy(zero_copy_only=False), dtype=UTC)
+        return pd.array(stamps.to_numpy(zero_copy_only=False), dtype=utc())
     return pd.array(values, dtype="str")
 
 
@@ -104,17 +124,21 @@ def from_arrow(table: Any, columns: Mapping[str, Kind]) -> pd.DataFrame:
 
 def arrow_column(values: Any, kind: Kind) -> Any:
     """One frame column of ``kind`` from an Arrow column of its type (categories as strings)."""
+    import numpy as np
+    import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if kind == "category":
-        encoded = pc.dictionary_encode(values).combine_chunks()
+        if not pa.types.is_dictionary(values.type):
+            values = pc.dictionary_encode(values)
+        encoded = values.combine_chunks()
         codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
         return categorical(codes.astype(np.int32), encoded.dictionary.to_pylist())
     if kind == "int" and values.null_count:
         return values.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get).array
     if kind == "timestamp":  # UTC microseconds; nulls become NaT
-        return pd.array(values.to_numpy(), dtype=UTC)
+        return pd.array(values.to_numpy(), dtype=utc())
     if kind == "text":
         return values.to_pandas().array
     return values.to_numpy()

@@ -11,8 +11,10 @@ Two ways to read, chosen by the expected size of the result:
   statement it runs often on the server.
 * **Arrow** — large metric results (whole frames, long pages, wide aggregates): a stream of
   Arrow tables (:mod:`._arrow`: binary ``COPY`` through ADBC on PostgreSQL, batches of driver
-  rows on SQLite), then the frame from Arrow columns (:func:`._frames.from_arrow`). Exports
-  write the stream as it arrives (:func:`read_batches`).
+  rows on SQLite), then the frame from Arrow columns (:func:`._frames.from_arrow`). A whole
+  frame on PostgreSQL reads its points with ids and their names apart, joined in Arrow
+  (:func:`._arrow.read_points_named`). Exports write the stream as it arrives
+  (:func:`read_batches`).
 
 Inside ``store.transaction()`` every read runs on the transaction's connection, so it sees the
 transaction's own writes.
@@ -26,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from etl_meta.analytics._arrow import arrow_stream, empty_table, sorted_by
+from etl_meta.analytics._arrow import arrow_stream, empty_table, read_points_named, sorted_by
 from etl_meta.analytics._compiled import Shaped, compile_statement
 from etl_meta.analytics._connections import read_connection
 from etl_meta.analytics._frames import Kind, from_arrow, from_rows
@@ -50,9 +52,19 @@ def read_frame(
     import pyarrow as pa
 
     if isinstance(query, Shaped) and not query.small:
-        with read_batches(store, query, columns) as batches:
-            tables = list(batches)
-        table = pa.concat_tables(tables) if tables else empty_table(columns)
+        with read_connection(store) as connection:
+            dialect = connection.dialect
+            named = dialect.name == "postgresql" and not connection.in_transaction
+            if query.ids is not None and named:
+                ids = query.ids.compiled(dialect)
+                sql, params = ids.sql, ids.bind(query.values)
+                table = read_points_named(connection, sql, params, columns)
+            else:
+                compiled = query.compiled(dialect)
+                sql, params = compiled.sql, compiled.bind(query.values)
+                with arrow_stream(connection, sql, params, columns) as batches:
+                    tables = list(batches)
+                table = pa.concat_tables(tables) if tables else empty_table(columns)
         if query.sort_by is not None:
             table = sorted_by(table, query.sort_by)
         return from_arrow(table, columns)

@@ -92,12 +92,14 @@ def metrics_shaped(
     # PostgreSQL sorting a million rows spilled to disk with the default work_mem, and the rows
     # usually arrive in id order anyway. Pages keep ORDER BY, which their LIMIT needs.
     ordered = not unordered or small or after or limited
+    ids = Shaped(("metric ids", shape), lambda: _metric_ids_statement(shape), values, small)
     return Shaped(
         ("metrics", shape, after, limited, ordered),
         lambda: _metrics_statement(shape, after, limited, ordered),
         values,
         small,
         sort_by=None if ordered else "metric_id",
+        ids=None if ordered else ids,
     )
 
 
@@ -142,14 +144,7 @@ def _metrics_statement(
 def count_shaped(store: MetadataStore, *, run: str | int | None = None, **filters: Any) -> Shaped:
     """The shape and values of a :func:`~etl_meta.analytics.metric_count` call."""
     values: dict[str, Any] = {}
-    shape = metric_shape(
-        values,
-        job_name=filters.pop("job", None),
-        component_name=filters.pop("component", None),
-        name=filters.pop("name", None),
-        execution_id=_run_id(store, run),
-        **filters,
-    )
+    shape = _shape_of(store, values, run, filters)
     return Shaped(("count", shape), lambda: _count_statement(shape), values, small=True)
 
 
@@ -188,6 +183,39 @@ def _count_statement(shape: MetricShape) -> sa.Select:
     return sa.select((counted.scalar_subquery() - less.scalar_subquery()).label("count"))
 
 
+def _shape_of(
+    store: MetadataStore, values: dict[str, Any], run: str | int | None, filters: dict[str, Any]
+) -> MetricShape:
+    """The shape of ``metrics_frame``'s filters (``job``, ``component``, ``name`` by their
+    public names), their values put into ``values``."""
+    return metric_shape(
+        values,
+        job_name=filters.pop("job", None),
+        component_name=filters.pop("component", None),
+        name=filters.pop("name", None),
+        execution_id=_run_id(store, run),
+        **filters,
+    )
+
+
+def _metric_ids_statement(shape: MetricShape) -> sa.Select:
+    """A whole frame's points with run and component ids instead of their names, unordered."""
+    return (
+        sa.select(
+            metric.c.id,
+            metric.c.execution_id,
+            metric.c.component_id,
+            metric.c.name,
+            metric.c.attempt,
+            metric.c.step,
+            metric.c.value,
+            metric.c.recorded_at,
+        )
+        .select_from(metric_from(with_execution=shape.filter is not None))
+        .where(*metric_conditions(shape))
+    )
+
+
 def _run_id(store: MetadataStore, run: str | int | None) -> int | None:
     if run is None:
         return None
@@ -213,16 +241,8 @@ def aggregate_shaped(
         raise ValidationError.single("by", f"unknown: {', '.join(bad_groups)}; use {GROUPS}")
     if every is not None and every not in ("1h", "1d", "1w"):
         raise ValidationError.single("every", "must be 1h, 1d or 1w")
-    run = filters.pop("run", None)
     values: dict[str, Any] = {}
-    shape = metric_shape(
-        values,
-        job_name=filters.pop("job", None),
-        component_name=filters.pop("component", None),
-        name=filters.pop("name", None),
-        execution_id=_run_id(store, run),
-        **filters,
-    )
+    shape = _shape_of(store, values, filters.pop("run", None), filters)
     dialect, by, aggregates = store.dialect, tuple(by), tuple(aggregates)
     # One metric of one job, component or run: a few rows per bucket. Anything wider may have
     # as many groups as points, and is read through Arrow.
