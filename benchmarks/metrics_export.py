@@ -111,9 +111,10 @@ def measure(store: MetadataStore, home: Path, repeats: int) -> None:
     url = store.engine.url.render_as_string(hide_password=False)
     env = {**os.environ, "ETL_META_DATABASE_URL": url, "ETL_META_HOME": str(home)}
     env["ETL_META_SECRET_KEYS"] = store.settings.secret_keys.get_secret_value()
-    with store.engine.connect() as connection:
+    autocommit = store.engine.execution_options(isolation_level="AUTOCOMMIT")
+    with autocommit.connect() as connection:
         if backend == "postgresql":
-            connection.execute(sa.text("VACUUM ANALYZE"))
+            connection.execute(sa.text("VACUUM ANALYZE"))  # as a live store's autovacuum would
         rows = connection.execute(sa.text("SELECT count(*) FROM metric")).scalar_one()
     out = home / "out"
     baseline = timed(baseline_command(store, out.with_suffix(".base.csv")), env, repeats)
