@@ -33,8 +33,7 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
 from etl_meta import MetadataStore, schema
-from etl_meta.analytics import metrics_page
-from etl_meta.cli.metrics_output import count_points
+from etl_meta.analytics import metric_count, metrics_page
 from etl_meta.config import Settings
 from etl_meta.db import create_engine
 
@@ -126,9 +125,9 @@ def measure(store: MetadataStore, backend: str, repeats: int) -> None:
             connection.exec_driver_sql("ANALYZE")
             connection.commit()
     reads: dict[str, Callable[[str], object]] = {
-        "count": lambda attempts: count_points(store, {"attempts": attempts}),
+        "count": lambda attempts: metric_count(store, attempts=attempts),
         "page": lambda attempts: metrics_page(store, limit=100_000, attempts=attempts),
-        "count job": lambda attempts: count_points(store, {"attempts": attempts, "job": "job3"}),
+        "count job": lambda attempts: metric_count(store, attempts=attempts, job="job3"),
     }
     for read, call in reads.items():
         every = median_seconds(lambda c=call: c("all"), repeats)

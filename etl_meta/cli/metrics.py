@@ -33,7 +33,6 @@ from etl_meta.cli.metrics_output import (
     NOTHING,
     POINT_TABLE,
     MetricsFormat,
-    count_points,
     print_frame,
     report_written,
     say_nothing,
@@ -284,11 +283,11 @@ def _query_points(
     out: Path | None,
     limit: int | None,
 ) -> None:
-    from etl_meta.analytics import metric_batches, metrics_frame
+    from etl_meta.analytics import metric_batches, metric_count, metrics_frame
 
     if fmt is MetricsFormat.table:
         assert limit is not None
-        total = count_points(store, selection.filters)
+        total = metric_count(store, **selection.filters)
         if total == 0:
             say_nothing(fmt, out)
             return
@@ -298,7 +297,7 @@ def _query_points(
         return
 
     def wanted() -> int:
-        total = count_points(store, selection.filters)
+        total = metric_count(store, **selection.filters)
         return total if limit is None else min(total, limit)
 
     with metric_batches(store, limit=limit, **selection.filters) as tables:
@@ -427,7 +426,7 @@ def plot(
 
 
 def _plot_frame(store: MetadataStore, selection: Selection) -> pd.DataFrame | None:
-    from etl_meta.analytics import aggregate_metrics, metrics_frame
+    from etl_meta.analytics import aggregate_metrics, metric_count, metrics_frame
 
     frame: pd.DataFrame | None
     if selection.aggregated:
@@ -439,7 +438,7 @@ def _plot_frame(store: MetadataStore, selection: Selection) -> pd.DataFrame | No
             **selection.filters,
         )
     else:
-        total = count_points(store, selection.filters)
+        total = metric_count(store, **selection.filters)
         if total > MAX_PLOT_POINTS:
             raise ValidationError.single(
                 "points",

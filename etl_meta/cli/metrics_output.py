@@ -17,7 +17,6 @@ from etl_meta.cli._common import (
     err_console,
     when,
 )
-from etl_meta.store import MetadataStore
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,13 +34,6 @@ class MetricsFormat(StrEnum):
     csv = "csv"
     json = "json"
     parquet = "parquet"
-
-
-def count_points(store: MetadataStore, filters: dict[str, Any]) -> int:
-    """How many points :func:`etl_meta.analytics.metrics_frame` would return for ``filters``."""
-    from etl_meta.analytics import metric_count
-
-    return metric_count(store, **filters)
 
 
 # --- tables ------------------------------------------------------------------------------------

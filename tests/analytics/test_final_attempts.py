@@ -1,12 +1,11 @@
 """``attempts="final"``: a step's points from the last of its attempts that recorded any, by every
-read path (frame, page, aggregate, CLI count), on both backends."""
+read path (frame, page, aggregate, count), on both backends."""
 
 from __future__ import annotations
 
 import pytest
 
-from etl_meta.analytics import aggregate_metrics, metrics_frame, metrics_page
-from etl_meta.cli.metrics_output import count_points
+from etl_meta.analytics import aggregate_metrics, metric_count, metrics_frame, metrics_page
 from tests.factories import T0, Factory
 
 
@@ -65,8 +64,8 @@ def test_every_read_keeps_the_last_attempt_that_recorded_points(store, run_id):
     page = metrics_page(store, limit=3)
     rest = metrics_page(store, cursor=page.next_cursor, limit=10)
     assert _kept(page.frame) | _kept(rest.frame) == EXPECTED and len(page.frame) == 3
-    assert count_points(store, {"attempts": "final"}) == len(EXPECTED)
-    assert count_points(store, {"attempts": "all"}) == 9
+    assert metric_count(store, attempts="final") == len(EXPECTED)
+    assert metric_count(store, attempts="all") == 9
     daily = aggregate_metrics(store, name="rows", every="1d", aggregates=["count", "max"])
     by_component = dict(zip(daily["component"].astype(str), daily["count"], strict=True))
     assert by_component == {"extract": 2, "load": 3}
@@ -91,8 +90,6 @@ def test_every_read_keeps_the_last_attempt_that_recorded_points(store, run_id):
 def test_counts_are_the_number_of_rows_the_frame_returns(store, run_id, filters):
     """Final counts subtract superseded attempts from all points (a different statement from
     the frame's anti-join): both must agree for every filter."""
-    from etl_meta.analytics import metric_count
-
     for attempts in ("all", "final"):
         frame = metrics_frame(store, attempts=attempts, **filters)
         assert metric_count(store, attempts=attempts, **filters) == len(frame)
