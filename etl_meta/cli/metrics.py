@@ -3,18 +3,17 @@
 Output and export live in :mod:`etl_meta.cli.metrics_output`, charts in
 :mod:`etl_meta.cli.metrics_figure`.
 
-``query`` prints a table for people or exports CSV, JSON or Parquet for programs, streaming pages
-of :func:`etl_meta.analytics.metrics_page` into the writer so an export never holds every point in
-memory. ``plot`` draws a time-series chart with matplotlib. pandas, pyarrow and matplotlib are
-imported inside the commands, so the rest of the command line starts without them.
+``query`` prints a table for people or exports CSV, JSON or Parquet for programs, streaming
+:func:`etl_meta.analytics.metric_batches` into the writer so an export never holds every point in
+memory. ``plot`` draws a time-series chart with matplotlib. The filter options they share, and
+what they select, are in :mod:`etl_meta.cli.metrics_selection`. pandas, pyarrow and matplotlib
+are imported inside the commands, so the rest of the command line starts without them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -24,11 +23,8 @@ from etl_meta.cli._common import (
     err_console,
     handle_errors,
     open_store,
-    parse_key_values,
-    parse_since,
-    when,
 )
-from etl_meta.cli.metrics_figure import GROUPS, build_figure, save_figure
+from etl_meta.cli.metrics_figure import build_figure, save_figure
 from etl_meta.cli.metrics_output import (
     NOTHING,
     POINT_TABLE,
@@ -37,6 +33,24 @@ from etl_meta.cli.metrics_output import (
     report_written,
     say_nothing,
     write_export,
+)
+from etl_meta.cli.metrics_selection import (
+    EVERY_WORDS,
+    AggOption,
+    AttemptsChoice,
+    AttemptsOption,
+    ByOption,
+    ComponentOption,
+    EveryOption,
+    FilterOption,
+    JobOption,
+    NameOption,
+    RunOption,
+    Selection,
+    SinceOption,
+    TagOption,
+    UntilOption,
+    selection_of,
 )
 from etl_meta.errors import ValidationError
 from etl_meta.extras import require_extra
@@ -51,161 +65,6 @@ app = typer.Typer(help="Query, export and plot metric points.", no_args_is_help=
 TABLE_ROWS = 50
 #: Raw points a chart draws at most; beyond it, aggregate (``--agg mean --every 1h``).
 MAX_PLOT_POINTS = 500_000
-_EVERY_WORDS = {"1h": "hour", "1d": "day", "1w": "week"}
-
-
-class AttemptsChoice(StrEnum):
-    final = "final"
-    all = "all"
-
-
-class EveryChoice(StrEnum):
-    hour = "1h"
-    day = "1d"
-    week = "1w"
-    none = "none"
-
-
-# --- options every command shares ------------------------------------------------------------
-
-JobOption = Annotated[
-    list[str] | None, typer.Option("--job", help="Only points of this job (repeatable).")
-]
-ComponentOption = Annotated[
-    list[str] | None,
-    typer.Option("--component", help="Only points of this component (repeatable)."),
-]
-NameOption = Annotated[
-    list[str] | None, typer.Option("--name", help="Only this metric name (repeatable).")
-]
-RunOption = Annotated[
-    str | None,
-    typer.Option("--run", help="Only points of this run: the store's id or the orchestrator's."),
-]
-SinceOption = Annotated[
-    str | None,
-    typer.Option(help="Points recorded at or after: 7d, 12h, 30m ago, or an ISO time (UTC)."),
-]
-UntilOption = Annotated[
-    str | None, typer.Option(help="Points recorded before: an ISO time (UTC), or 7d, 12h ago.")
-]
-TagOption = Annotated[
-    list[str] | None,
-    typer.Option("--tag", help="Only jobs tagged KEY=VALUE (repeatable; all must match)."),
-]
-FilterOption = Annotated[
-    str | None,
-    typer.Option(
-        "--filter",
-        help="A filter expression, e.g. \"value > 0 and tag.env = 'prod'\" (docs/filters.md).",
-    ),
-]
-AttemptsOption = Annotated[
-    AttemptsChoice,
-    typer.Option(
-        "--attempts", help="final: only each step's last attempt (retries not counted twice)."
-    ),
-]
-AggOption = Annotated[
-    str | None,
-    typer.Option(
-        "--agg",
-        help="Aggregate per time bucket: comma-separated from count, mean, min, max, last, "
-        "p50, p90, p95, p99.",
-    ),
-]
-EveryOption = Annotated[
-    EveryChoice | None,
-    typer.Option(
-        "--every",
-        help="Bucket for --agg: 1h, 1d (default), 1w (UTC, ISO weeks), or none for the window.",
-    ),
-]
-ByOption = Annotated[
-    str | None,
-    typer.Option(
-        "--by", help="Group --agg by: comma-separated from job, component, name (default all)."
-    ),
-]
-
-
-@dataclass(frozen=True)
-class Selection:
-    """What the filter options ask for, in the analytics API's terms."""
-
-    filters: dict[str, Any]
-    aggregates: tuple[str, ...] = ()
-    every: str | None = "1d"
-    by: tuple[str, ...] = GROUPS
-    described: list[str] = field(default_factory=list)
-
-    @property
-    def aggregated(self) -> bool:
-        return bool(self.aggregates)
-
-
-def _split(text: str | None) -> tuple[str, ...]:
-    return tuple(part.strip() for part in (text or "").split(",") if part.strip())
-
-
-def _selection(
-    *,
-    job: list[str] | None,
-    component: list[str] | None,
-    name: list[str] | None,
-    run: str | None,
-    since: str | None,
-    until: str | None,
-    tag: list[str] | None,
-    filter_: str | None,
-    attempts: AttemptsChoice,
-    agg: str | None,
-    every: EveryChoice | None,
-    by: str | None,
-) -> Selection:
-    aggregates = _split(agg)
-    if agg is not None and not aggregates:
-        raise typer.BadParameter("name at least one aggregate, e.g. mean", param_hint="--agg")
-    if not aggregates and (every is not None or by is not None):
-        raise typer.BadParameter(
-            "--every and --by aggregate points: give --agg too (e.g. --agg mean)",
-            param_hint="--every/--by",
-        )
-    groups = _split(by) if by is not None else GROUPS
-    bucket = None if every is EveryChoice.none else (every or EveryChoice.day).value
-    tags = parse_key_values(tag, "--tag")
-    filters: dict[str, Any] = {
-        "job": job or None,
-        "component": component or None,
-        "name": name or None,
-        "run": run,
-        "since": parse_since(since) if since else None,
-        "until": parse_since(until) if until else None,
-        "tags": tags or None,
-        "attempts": attempts.value,
-        "filter": filter_ or None,
-    }
-    described = []
-    if name:
-        described.append(", ".join(name))
-    if job:
-        described.append("job " + ", ".join(job))
-    if component:
-        described.append("component " + ", ".join(component))
-    if run:
-        described.append(f"run {run}")
-    if tags:
-        described.append(", ".join(f"{k}={v}" for k, v in tags.items()))
-    if aggregates:
-        per = f" per {_EVERY_WORDS[bucket]}" if bucket else ""
-        described.append(", ".join(aggregates) + per)
-    if filters["since"]:
-        described.append("since " + when(filters["since"]))
-    if filters["until"]:
-        described.append("until " + when(filters["until"]))
-    if filter_ and len(filter_) <= 40:
-        described.append(filter_)
-    return Selection(filters, aggregates, bucket, groups, described)
 
 
 @app.command(
@@ -253,7 +112,7 @@ def query(
             "table is for the terminal: use --format csv, json or parquet with -o",
             param_hint="-o",
         )
-    selection = _selection(
+    selection = selection_of(
         job=job,
         component=component,
         name=name,
@@ -333,7 +192,7 @@ def _query_aggregated(
     if limit is not None:
         frame = frame.head(limit)
     if fmt is MetricsFormat.table:
-        per = f" per {_EVERY_WORDS[selection.every]}" if selection.every else ""
+        per = f" per {EVERY_WORDS[selection.every]}" if selection.every else ""
         print_frame(f"metrics{per}", frame, selection.aggregates, more=total - len(frame))
         return
     import pyarrow as pa
@@ -386,7 +245,7 @@ def plot(
             f"{out.name}: the chart is written as PNG or SVG; name it .png or .svg",
             param_hint="-o",
         )
-    selection = _selection(
+    selection = selection_of(
         job=job,
         component=component,
         name=name,
