@@ -123,11 +123,11 @@ def rows_table(rows: Sequence[Sequence[Any]], columns: Mapping[str, Kind]) -> pa
     return pa.Table.from_arrays(arrays, names=list(columns))
 
 
-def _conform(batch: pa.RecordBatch, columns: Mapping[str, Kind]) -> pa.Table:
-    """An ADBC batch with the names of ``columns`` and the Arrow type of each kind: ADBC gives
-    ``int4`` as int32, ``numeric`` as an opaque extension over its text, a ``timestamp``
-    without time zone as naive (our statements' naive timestamps are UTC), and SQLite's
-    timestamps as the stored text."""
+def _conform(batch: pa.RecordBatch | pa.Table, columns: Mapping[str, Kind]) -> pa.Table:
+    """An ADBC batch (or table) with the names of ``columns`` and the Arrow type of each kind:
+    ADBC gives ``int4`` as int32, ``numeric`` as an opaque extension over its text, a
+    ``timestamp`` without time zone as naive (our statements' naive timestamps are UTC), and
+    SQLite's timestamps as the stored text."""
     import pyarrow as pa
     import pyarrow.compute as pc
 

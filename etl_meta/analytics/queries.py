@@ -92,14 +92,16 @@ def metrics_shaped(
     # PostgreSQL sorting a million rows spilled to disk with the default work_mem, and the rows
     # usually arrive in id order anyway. Pages keep ORDER BY, which their LIMIT needs.
     ordered = not unordered or small or after or limited
-    ids = Shaped(("metric ids", shape), lambda: _metric_ids_statement(shape), values, small)
+    ids = None  # only a whole frame reads its points with ids (see _metric_ids_statement)
+    if not ordered:
+        ids = Shaped(("metric ids", shape), lambda: _metric_ids_statement(shape), values, small)
     return Shaped(
         ("metrics", shape, after, limited, ordered),
         lambda: _metrics_statement(shape, after, limited, ordered),
         values,
         small,
         sort_by=None if ordered else "metric_id",
-        ids=None if ordered else ids,
+        ids=ids,
     )
 
 
