@@ -46,37 +46,13 @@ class StoreAPI:
         }
         return validate_input(model, data, entity=entity, context=context, prefix=prefix)
 
-    def _audit(
-        self,
-        session: Session,
-        *,
-        action: str,
-        entity_type: str,
-        entity_key: str,
-        entity_id: int | None,
-        before: dict[str, Any] | None = None,
-        after: dict[str, Any] | None = None,
-        component_type: str | None = None,
-    ) -> None:
-        """Record a change in ``session``'s transaction (see :func:`record_change`)."""
-        record_change(
-            self._store,
-            session,
-            action=action,
-            entity_type=entity_type,
-            entity_key=entity_key,
-            entity_id=entity_id,
-            before=before,
-            after=after,
-            component_type=component_type,
-        )
-
     def _audit_decrypt(
         self, *, entity_type: str, entity_key: str, entity_id: int | None, after: dict[str, Any]
     ) -> None:
         """Record that secrets were decrypted for the caller (paths only, never values)."""
         with self._tx() as session:
-            self._audit(
+            record_change(
+                self._store,
                 session,
                 action="decrypt",
                 entity_type=entity_type,

@@ -12,6 +12,7 @@ from etl_meta.models import Execution, ExecutionPublic
 from etl_meta.models.execution_tag import RunTagsRemove, RunTagsSet
 from etl_meta.repository import run_tags as tags_repo
 from etl_meta.run_tags import check_user_tags
+from etl_meta.store._base import record_change
 from etl_meta.store._public import run_key
 
 if TYPE_CHECKING:
@@ -57,7 +58,8 @@ class RunTagsMixin(_Base):
             changed = change(session, row)
             if changed:
                 before, after = tag_sides(changed)
-                self._audit(
+                record_change(
+                    self._store,
                     session,
                     action="tag",
                     entity_type="execution",

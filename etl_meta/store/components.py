@@ -133,7 +133,8 @@ class ComponentsAPI(StoreAPI):
         if not after_diff:
             return False
         component.updated_at = utcnow()
-        self._audit(
+        record_change(
+            self._store,
             session,
             action=_update_action(before_diff, after_diff),
             entity_type="component",

@@ -9,7 +9,7 @@ from etl_meta.access import Role, requires
 from etl_meta.errors import AlreadyExistsError
 from etl_meta.models import Dataclass, DataclassCreate, DataclassPublic, DataclassUpdate
 from etl_meta.repository import dataclasses as repo
-from etl_meta.store._base import StoreAPI, diff
+from etl_meta.store._base import StoreAPI, diff, record_change
 from etl_meta.store._public import jsonable
 from etl_meta.types import utcnow
 
@@ -32,7 +32,8 @@ class DataclassesAPI(StoreAPI):
             row = Dataclass.model_validate(definition.model_dump())
             session.add(row)
             session.flush()
-            self._audit(
+            record_change(
+                self._store,
                 session,
                 action="create",
                 entity_type="dataclass",
@@ -74,7 +75,8 @@ class DataclassesAPI(StoreAPI):
                 if _VERSIONED & after_diff.keys():
                     row.version += 1
                 row.updated_at = utcnow()
-                self._audit(
+                record_change(
+                    self._store,
                     session,
                     action="update",
                     entity_type="dataclass",
@@ -102,7 +104,8 @@ class DataclassesAPI(StoreAPI):
             if row.is_archived != archived:
                 row.is_archived = archived
                 row.updated_at = utcnow()
-                self._audit(
+                record_change(
+                    self._store,
                     session,
                     action="archive" if archived else "restore",
                     entity_type="dataclass",

@@ -33,7 +33,7 @@ from etl_meta.repository import executions as repo
 from etl_meta.repository import jobs as jobs_repo
 from etl_meta.repository import run_tags as tags_repo
 from etl_meta.run_tags import mask_tags
-from etl_meta.store._base import StoreAPI
+from etl_meta.store._base import StoreAPI, record_change
 from etl_meta.store._public import attempt_public, execution_public, jsonable, run_key
 from etl_meta.store._run_tags import RunTagsMixin, tag_sides
 from etl_meta.types import coerce_enum
@@ -327,7 +327,8 @@ class ExecutionsAPI(RunTagsMixin, StoreAPI):
             changed = {k: v for k, v in changes.items() if k not in _KEY_FIELDS}
             before = jsonable({k: old for k, (old, _new) in changed.items()})
             after = jsonable({k: new for k, (_old, new) in changed.items()})
-        self._audit(
+        record_change(
+            self._store,
             session,
             action="create" if outcome == "created" else "update",
             entity_type=entity_type,

@@ -20,7 +20,7 @@ from etl_meta.models.job import TagBase
 from etl_meta.repository import components as components_repo
 from etl_meta.repository import executions as executions_repo
 from etl_meta.repository import jobs as jobs_repo
-from etl_meta.store._base import StoreAPI, diff
+from etl_meta.store._base import StoreAPI, diff, record_change
 from etl_meta.store._public import execution_public, job_public, jsonable
 from etl_meta.store.components import create_components
 from etl_meta.validation import TAG_KEY_RE, validate_input
@@ -69,7 +69,8 @@ class JobsAPI(StoreAPI):
             session.flush()
             jobs_repo.set_tags(session, job, tags)
             after = jsonable(job.model_dump(exclude={"id"})) | {"tags": tags}
-            self._audit(
+            record_change(
+                self._store,
                 session,
                 action="create",
                 entity_type="job",
@@ -150,7 +151,8 @@ class JobsAPI(StoreAPI):
                     before_diff["tags"], after_diff["tags"] = old_tags, new_tags
             if after_diff:
                 jobs_repo.touch_job(job)
-                self._audit(
+                record_change(
+                    self._store,
                     session,
                     action="update",
                     entity_type="job",
@@ -178,7 +180,8 @@ class JobsAPI(StoreAPI):
             if job.is_archived != archived:
                 job.is_archived = archived
                 jobs_repo.touch_job(job)
-                self._audit(
+                record_change(
+                    self._store,
                     session,
                     action="archive" if archived else "restore",
                     entity_type="job",

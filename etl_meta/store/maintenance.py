@@ -18,7 +18,7 @@ from etl_meta.access import Role, requires
 from etl_meta.errors import ConflictError, EtlMetaError, ValidationError
 from etl_meta.extras import require_extra
 from etl_meta.repository import maintenance as repo
-from etl_meta.store._base import StoreAPI
+from etl_meta.store._base import StoreAPI, record_change
 from etl_meta.types import utcnow
 from etl_meta.validation import strict_bool
 
@@ -188,7 +188,8 @@ class MaintenanceAPI(StoreAPI):
         if archive is not None:
             archive.write_batch(session, number, ids, written)
         counts = repo.delete_runs(session, ids)
-        self._audit(
+        record_change(
+            self._store,
             session,
             action="gc",
             entity_type="execution",

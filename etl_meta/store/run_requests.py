@@ -25,7 +25,7 @@ from etl_meta.repository import components as components_repo
 from etl_meta.repository import jobs as jobs_repo
 from etl_meta.repository import run_requests as repo
 from etl_meta.repository.dialect import insert
-from etl_meta.store._base import StoreAPI, relative_paths
+from etl_meta.store._base import StoreAPI, record_change, relative_paths
 from etl_meta.store._public import jsonable
 from etl_meta.types import coerce_enum, utcnow
 from etl_meta.validation import check_text, strict_int
@@ -133,7 +133,8 @@ class RunRequestsAPI(StoreAPI):
                     )
                 return self._public(session, existing)
             row = repo.get_request(session, new_id)
-            self._audit(
+            record_change(
+                self._store,
                 session,
                 action="create",
                 entity_type="run_request",
@@ -254,7 +255,8 @@ class RunRequestsAPI(StoreAPI):
     def _audit_transition(self, session: Session, row: RunRequest, before: dict[str, Any]) -> None:
         session.flush()
         after = jsonable(row.model_dump(include=set(before)))
-        self._audit(
+        record_change(
+            self._store,
             session,
             action="update",
             entity_type="run_request",

@@ -13,7 +13,7 @@ from etl_meta.access import Role, requires
 from etl_meta.errors import ValidationError
 from etl_meta.models import Component, ComponentConfig, RunRequest
 from etl_meta.secrets import SecretKeyMissingError
-from etl_meta.store._base import StoreAPI
+from etl_meta.store._base import StoreAPI, record_change
 
 MAX_BATCH_SIZE = 10_000
 
@@ -141,7 +141,8 @@ class SecretsAPI(StoreAPI):
                     )
                     changed_ids.append(row_id)
             if changed_ids:
-                self._audit(
+                record_change(
+                    self._store,
                     session,
                     action="rotate_secrets",
                     entity_type="secrets",
