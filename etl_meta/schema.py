@@ -114,12 +114,15 @@ def script_directory() -> ScriptDirectory:
     return ScriptDirectory.from_config(alembic_config())
 
 
+#: The newest revision in ``migrations/versions``. Every store open compares the database to it,
+#: so it is a constant rather than read from the scripts: parsing them loads alembic and costs a
+#: command a third of a second. A test fails when a migration is added without moving it.
+HEAD_REVISION = "0010"
+
+
 def head_revision() -> str:
-    """The newest revision this code knows; there must be exactly one."""
-    heads = script_directory().get_heads()
-    if len(heads) != 1:
-        raise RuntimeError(f"the migration chain must have exactly one head, found {heads}")
-    return heads[0]
+    """The newest revision this code knows."""
+    return HEAD_REVISION
 
 
 def known_revisions() -> set[str]:

@@ -35,6 +35,7 @@ from etl_meta.analytics.metrics import (
     latest_metrics,
     metric_batches,
     metric_count,
+    metric_csv,
     metrics_frame,
 )
 from etl_meta.analytics.pages import Page, metrics_page, runs_page
@@ -57,6 +58,7 @@ __all__ = [
     "latest_metrics",
     "metric_batches",
     "metric_count",
+    "metric_csv",
     "metrics_frame",
     "metrics_page",
     "parse_filter",

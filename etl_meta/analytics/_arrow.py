@@ -160,15 +160,24 @@ def sorted_by(table: pa.Table, column: str) -> pa.Table:
 
 @contextmanager
 def _adbc_connection(driver: Any) -> Iterator[Any]:
-    """PostgreSQL: an ADBC connection with the parameters of ``driver``'s (see above), closed
-    after the block. Driver errors, at the start or while the block reads, become etl-meta's
-    typed errors with the SQLSTATE and the server's primary message only: the driver's own
-    quotes the statement."""
+    """PostgreSQL: an ADBC connection (autocommit, as ADBC connections start) with the
+    parameters of ``driver``'s (see above), closed after the block. Driver errors, at the start
+    or while the block reads, become etl-meta's typed errors with the SQLSTATE and the
+    server's primary message only: the driver's own quotes the statement.
+
+    ADBC's low-level API, not its DB-API module: that one imports ``pyarrow.dataset``, which
+    imports pandas, a third of a second an export does not need.
+    """
     import adbc_driver_manager
-    import adbc_driver_postgresql.dbapi as adbc
+    import adbc_driver_postgresql
 
     try:
-        connection = adbc.connect(conninfo_of(driver, suffix="adbc"), autocommit=True)
+        database = adbc_driver_postgresql.connect(conninfo_of(driver, suffix="adbc"))
+        try:
+            connection = adbc_driver_manager.AdbcConnection(database)
+        except BaseException:
+            database.close()
+            raise
     except adbc_driver_manager.Error as exc:
         typed = _typed(exc)
         raise typed from typed.__cause__
@@ -179,6 +188,22 @@ def _adbc_connection(driver: Any) -> Iterator[Any]:
         raise typed from typed.__cause__
     finally:
         connection.close()
+        database.close()
+
+
+@contextmanager
+def adbc_query(connection: Any, sql: str) -> Iterator[pa.RecordBatchReader]:
+    """The rows of ``sql`` (no parameters) on an ADBC connection, read while the block runs."""
+    import adbc_driver_manager
+    import pyarrow as pa
+
+    statement = adbc_driver_manager.AdbcStatement(connection)
+    try:
+        statement.set_sql_query(sql)
+        stream, _ = statement.execute_query()
+        yield pa.RecordBatchReader.from_stream(stream)
+    finally:
+        statement.close()
 
 
 def _bound(driver: Any, sql: str, params: Any) -> str:
@@ -190,9 +215,11 @@ def _bound(driver: Any, sql: str, params: Any) -> str:
 @contextmanager
 def _adbc_reader(driver: Any, sql: str, params: Any) -> Iterator[pa.RecordBatchReader]:
     """PostgreSQL: ``sql`` read by the ADBC driver on a connection of its own."""
-    with _adbc_connection(driver) as connection, connection.cursor() as cursor:
-        cursor.execute(_bound(driver, sql, params))
-        yield cursor.fetch_record_batch()
+    with (
+        _adbc_connection(driver) as connection,
+        adbc_query(connection, _bound(driver, sql, params)) as reader,
+    ):
+        yield reader
 
 
 #: A whole metric frame's names, by the ids its points hold (see :func:`read_points_named`).
@@ -217,11 +244,11 @@ def read_points_named(
     import pyarrow.compute as pc
 
     driver = connection.driver
-    with _adbc_connection(driver) as adbc, adbc.cursor() as cursor:
+    with _adbc_connection(driver) as adbc:
 
         def read(statement: str) -> pa.Table:
-            cursor.execute(statement)
-            return cursor.fetch_arrow_table()
+            with adbc_query(adbc, statement) as reader:
+                return reader.read_all()
 
         read("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         points = read(_bound(driver, sql, params))
@@ -271,18 +298,27 @@ def _typed(error: Exception) -> EtlMetaError:
 #: stdin, Arrow IPC on stdout, a failure as one line on stderr and exit code 1.
 SQLITE_CHILD = """
 import json, sys
-import adbc_driver_sqlite.dbapi as adbc
+import adbc_driver_manager as adbc
+import adbc_driver_sqlite
 import pyarrow as pa
+
+def statement(sql):
+    made = adbc.AdbcStatement(connection)
+    made.set_sql_query(sql)
+    return made
+
 job = json.load(sys.stdin)
 try:
-    connection = adbc.connect(job["path"], autocommit=True)
-    cursor = connection.cursor()
+    connection = adbc.AdbcConnection(adbc_driver_sqlite.connect(job["path"]))
     for pragma in ("PRAGMA busy_timeout=%d" % job["busy_timeout"], "PRAGMA query_only=ON"):
-        cursor.execute(pragma)
-        cursor.fetch_arrow_table()
-    cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": "65536"})
-    cursor.execute(job["sql"], job["params"])
-    reader = cursor.fetch_record_batch()
+        statement(pragma).execute_update()
+    query = statement(job["sql"])
+    query.set_options(**{"adbc.sqlite.query.batch_rows": "65536"})
+    if job["params"]:
+        names = [str(i) for i in range(len(job["params"]))]
+        query.bind(pa.RecordBatch.from_pylist([dict(zip(names, job["params"]))]))
+    stream, _ = query.execute_query()
+    reader = pa.RecordBatchReader.from_stream(stream)
 except Exception as error:
     sys.stderr.write(str(error).split("\\n", 1)[0] + "\\n")
     sys.exit(1)
