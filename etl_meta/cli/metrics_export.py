@@ -2,8 +2,10 @@
 
 The rows arrive as Arrow tables (:func:`etl_meta.analytics.metric_batches`), each written as
 soon as it arrives, with Arrow's own writers and vectorized string building: no table of every
-point is ever held, and no Python object is made per value. Files are written under a temporary
-name, then renamed, so a failed export leaves no half-written file behind.
+point is ever held, and no Python object is made per value. A CSV export on PostgreSQL is the
+server's own text (:func:`etl_meta.analytics.metric_csv`), written by :func:`export_csv_lines`.
+Files are written under a temporary name, then renamed, so a failed export leaves no
+half-written file behind.
 
 Formats: timestamps are ISO-8601 UTC text (``2026-01-31T12:00:00.000000Z``) in CSV and JSON;
 numbers in their shortest exact form (CSV writes ``3`` for 3.0, as PostgreSQL's ``COPY`` does;
