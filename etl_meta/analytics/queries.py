@@ -201,21 +201,42 @@ def _shape_of(
 
 
 def _metric_ids_statement(shape: MetricShape) -> sa.Select:
-    """A whole frame's points with run and component ids instead of their names, unordered."""
-    return (
-        sa.select(
-            metric.c.id,
-            metric.c.execution_id,
-            metric.c.component_id,
-            metric.c.name,
-            metric.c.attempt,
-            metric.c.step,
-            metric.c.value,
-            metric.c.recorded_at,
-        )
-        .select_from(metric_from(with_execution=shape.filter is not None))
-        .where(*metric_conditions(shape))
+    """A whole frame's points with run and component ids instead of their names, unordered
+    (PostgreSQL only: see ``_arrow.read_points_named``).
+
+    The job, component and tag filters pick components, so they become
+    ``metric.component_id = ANY(ARRAY(SELECT component.id …))``: PostgreSQL then reads the
+    points of those components through their index instead of hash-joining every point with
+    its component and job (a fifth to a half of a million-point read). A ``filter=``
+    expression may name any field, so it keeps the joins.
+    """
+    columns = (
+        metric.c.id,
+        metric.c.execution_id,
+        metric.c.component_id,
+        metric.c.name,
+        metric.c.attempt,
+        metric.c.step,
+        metric.c.value,
+        metric.c.recorded_at,
     )
+    if shape.filter is not None:
+        joined = metric_from(with_execution=True)
+        return sa.select(*columns).select_from(joined).where(*metric_conditions(shape))
+    by_component = dataclasses.replace(shape, job=None, component=None, tags=())
+    clauses = metric_conditions(by_component)
+    if by_component != shape:
+        picked = MetricShape(job=shape.job, component=shape.component, tags=shape.tags)
+        components = (
+            sa.select(component_table.c.id)
+            .select_from(
+                component_table.join(job_table, job_table.c.id == component_table.c.job_id)
+            )
+            .where(*metric_conditions(dataclasses.replace(picked, attempts="all")))
+        )
+        chosen = sa.func.array(components.scalar_subquery(), type_=postgresql.ARRAY(sa.Integer))
+        clauses.append(metric.c.component_id == sa.any_(chosen))
+    return sa.select(*columns).select_from(metric).where(*clauses)
 
 
 def _run_id(store: MetadataStore, run: str | int | None) -> int | None:

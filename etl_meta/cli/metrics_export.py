@@ -198,10 +198,8 @@ def _json_values(column: pa.ChunkedArray) -> pa.ChunkedArray:
         else:
             text = pc.binary_join_element_wise('"', column, '"', "")
     elif pa.types.is_floating(kind):
-        text = pc.cast(column, pa.string())
-        marked = pc.or_(pc.match_substring(text, "."), pc.match_substring(text, "e"))
-        whole = pc.invert(pc.or_(marked, pc.match_substring(text, "n")))  # "3" → "3.0"
-        text = pc.if_else(whole, pc.binary_join_element_wise(text, ".0", ""), text)
+        # "3" → "3.0"; "0.5", "1e+20", "nan" and "inf" stay as they are.
+        text = pc.replace_substring_regex(pc.cast(column, pa.string()), r"^(-?[0-9]+)$", r"\1.0")
     else:
         text = pc.cast(column, pa.string())
     return pc.fill_null(text, "null")
