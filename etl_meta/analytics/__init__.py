@@ -35,7 +35,6 @@ from etl_meta.analytics.metrics import (
     latest_metrics,
     metric_batches,
     metric_count,
-    metric_csv,
     metrics_frame,
 )
 from etl_meta.analytics.pages import Page, metrics_page, runs_page
@@ -58,7 +57,6 @@ __all__ = [
     "latest_metrics",
     "metric_batches",
     "metric_count",
-    "metric_csv",
     "metrics_frame",
     "metrics_page",
     "parse_filter",

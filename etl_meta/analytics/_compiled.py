@@ -74,10 +74,6 @@ class Shaped:
         """The statement with this call's values bound (for ``EXPLAIN`` or further building)."""
         return _statements.get(self.key, self.build).params(dict(self.values))
 
-    def statement_unbound(self) -> sa.Select:
-        """The statement of this shape, its parameters unbound (for a derived statement)."""
-        return self._unbound()
-
     def compiled(self, dialect: Dialect) -> Compiled:
         """This shape's SQL for ``dialect``, compiled on first use."""
         key = (dialect.name, dialect.driver, dialect.server_version_info, *self.key)

@@ -16,9 +16,6 @@ Two ways to read, chosen by the expected size of the result:
   (:func:`._arrow.read_points_named`). Exports write the stream as it arrives
   (:func:`read_batches`).
 
-A CSV export on PostgreSQL is the server's own ``COPY … TO STDOUT (FORMAT csv)``, written as it
-arrives (:func:`read_csv`): no row is decoded on the client.
-
 Inside ``store.transaction()`` every read runs on the transaction's connection, so it sees the
 transaction's own writes.
 """
@@ -27,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
@@ -41,7 +38,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-__all__ = ["CsvCopy", "Kind", "read_batches", "read_csv", "read_frame"]
+__all__ = ["Kind", "read_batches", "read_frame"]
 
 
 def read_frame(
@@ -95,72 +92,3 @@ def read_batches(
         params = compiled.bind(shaped.values)
         with arrow_stream(connection, compiled.sql, params, columns, stream=export) as batches:
             yield batches
-
-
-#: ``to_char`` pattern of the ISO-8601 UTC text the Arrow exports write (``…T12:00:00.000000Z``).
-_ISO = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
-
-
-#: Bytes of CSV :class:`CsvCopy` hands on at a time.
-_CHUNK_BYTES = 1 << 20
-
-
-class CsvCopy:
-    """CSV lines (no header) as the database writes them, read from the server as they are
-    iterated; :attr:`rows` is set once every chunk has been read."""
-
-    def __init__(self, driver: Any, sql: str, params: Any) -> None:
-        self._driver, self._sql, self._params = driver, sql, params
-        self.rows = 0
-
-    def __iter__(self) -> Iterator[bytes]:
-        with self._driver.cursor() as cursor:
-            with cursor.copy(self._sql, self._params) as copy:
-                # The server sends a message per row: handing on ~1 MiB at a time keeps the
-                # per-chunk work (a write, the progress bar) off each row.
-                pending: list[Any] = []
-                size = 0
-                for row in copy:
-                    pending.append(row)
-                    size += len(row)
-                    if size >= _CHUNK_BYTES:
-                        yield b"".join(pending)
-                        pending, size = [], 0
-                if pending:
-                    yield b"".join(pending)
-            self.rows = cursor.rowcount
-
-
-@contextmanager
-def read_csv(
-    store: MetadataStore, shaped: Shaped, columns: Mapping[str, Kind]
-) -> Iterator[CsvCopy | None]:
-    """PostgreSQL, outside ``store.transaction()``: ``shaped``'s rows as CSV written by the
-    server's ``COPY``, read while the block runs. ``None`` anywhere else: read
-    :func:`read_batches` instead.
-
-    The text is that of the Arrow CSV export: strings quoted, timestamps ISO-8601 UTC, empty for
-    a missing value. Floats are PostgreSQL's shortest exact text, which writes a small
-    exponent with two digits (``1.5e-07``, where Arrow writes ``1.5e-7``).
-    """
-    with read_connection(store) as connection:
-        if connection.dialect.name != "postgresql" or connection.in_transaction:
-            yield None
-            return
-        query = shaped.statement_unbound()
-        selected = []
-        for column, (name, kind) in zip(query.selected_columns, columns.items(), strict=True):
-            value = sa.func.to_char(column, _ISO) if kind == "timestamp" else column
-            selected.append(value.label(name))
-        compiled = compile_statement(
-            query.with_only_columns(*selected, maintain_column_froms=True),
-            connection.dialect,
-        )
-        quoted = ", ".join(
-            connection.dialect.identifier_preparer.quote(name)
-            for name, kind in columns.items()
-            if kind in ("text", "category", "timestamp")
-        )
-        options = f"FORMAT csv, FORCE_QUOTE ({quoted})" if quoted else "FORMAT csv"
-        copy_sql = f"COPY ({compiled.sql}) TO STDOUT ({options})"
-        yield CsvCopy(connection.driver, copy_sql, compiled.bind(shaped.values))

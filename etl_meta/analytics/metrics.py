@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from etl_meta.analytics._select import Attempts
-from etl_meta.analytics.fetch import CsvCopy, Kind, read_batches, read_csv, read_frame
+from etl_meta.analytics.fetch import Kind, read_batches, read_frame
 from etl_meta.analytics.queries import (
     AGGREGATES,
     GROUPS,
@@ -41,7 +41,6 @@ __all__ = [
     "latest_query",
     "metric_batches",
     "metric_count",
-    "metric_csv",
     "metrics_frame",
     "metrics_query",
 ]
@@ -126,26 +125,6 @@ def metric_batches(
     shaped = metrics_shaped(store, limit=limit, **filters)
     with read_batches(store, shaped, METRIC_COLUMNS, export=True) as tables:
         yield tables
-
-
-@contextmanager
-def metric_csv(
-    store: MetadataStore, *, limit: int | None = None, **filters: Any
-) -> Iterator[CsvCopy | None]:
-    """On PostgreSQL, metric points as CSV lines written by the server's own ``COPY``, oldest
-    first, without a header; ``None`` on SQLite and inside ``store.transaction()``, where
-    :func:`metric_batches` is the way. Filters and columns as :func:`metric_batches`; the
-    text as ``etl-meta metrics query -f csv`` writes it. The lines stream while the ``with``
-    block iterates them; the result's ``rows`` is set once all are read::
-
-        with analytics.metric_csv(store, job="daily_sales") as lines:
-            if lines is not None:
-                for chunk in lines:
-                    out.write(chunk)
-    """
-    shaped = metrics_shaped(store, limit=limit, **filters)
-    with read_csv(store, shaped, METRIC_COLUMNS) as lines:
-        yield lines
 
 
 def aggregate_metrics(

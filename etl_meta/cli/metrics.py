@@ -32,7 +32,6 @@ from etl_meta.cli.metrics_output import (
     print_frame,
     report_written,
     say_nothing,
-    write_csv_lines,
     write_export,
 )
 from etl_meta.cli.metrics_selection import (
@@ -143,8 +142,7 @@ def _query_points(
     out: Path | None,
     limit: int | None,
 ) -> None:
-    from etl_meta.analytics import metric_batches, metric_count, metric_csv, metrics_frame
-    from etl_meta.analytics.metrics import METRIC_COLUMNS
+    from etl_meta.analytics import metric_batches, metric_count, metrics_frame
 
     if fmt is MetricsFormat.table:
         assert limit is not None
@@ -161,14 +159,8 @@ def _query_points(
         total = metric_count(store, **selection.filters)
         return total if limit is None else min(total, limit)
 
-    written = None
-    if fmt is MetricsFormat.csv:  # PostgreSQL writes the CSV itself
-        with metric_csv(store, limit=limit, **selection.filters) as lines:
-            if lines is not None:
-                written = write_csv_lines(out, list(METRIC_COLUMNS), lines, wanted)
-    if written is None:
-        with metric_batches(store, limit=limit, **selection.filters) as tables:
-            written = write_export(fmt, out, tables, wanted)
+    with metric_batches(store, limit=limit, **selection.filters) as tables:
+        written = write_export(fmt, out, tables, wanted)
     if written == 0:
         say_nothing(fmt, out)
         return

@@ -2,10 +2,8 @@
 
 The rows arrive as Arrow tables (:func:`etl_meta.analytics.metric_batches`), each written as
 soon as it arrives, with Arrow's own writers and vectorized string building: no table of every
-point is ever held, and no Python object is made per value. A CSV export on PostgreSQL is the
-server's own text (:func:`etl_meta.analytics.metric_csv`), written by :func:`export_csv_lines`.
-Files are written under a temporary name, then renamed, so a failed export leaves no
-half-written file behind.
+point is ever held, and no Python object is made per value. Files are written under a temporary
+name, then renamed, so a failed export leaves no half-written file behind.
 
 Formats: timestamps are ISO-8601 UTC text (``2026-01-31T12:00:00.000000Z``) in CSV and JSON;
 numbers in their shortest exact form (CSV writes ``3`` for 3.0, as PostgreSQL's ``COPY`` does;
@@ -18,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
@@ -48,29 +46,6 @@ def export(fmt: str, out: Path | None, tables: Iterable[pa.Table]) -> int:
                 writer.write(table)
                 destination.rows += table.num_rows
         writer.close()
-    return destination.rows
-
-
-class CsvLines(Protocol):
-    """CSV lines written by the database (:func:`etl_meta.analytics.metric_csv`)."""
-
-    @property
-    def rows(self) -> int:
-        """The rows written, once every chunk has been read."""
-
-    def __iter__(self) -> Iterator[bytes]: ...
-
-
-def export_csv_lines(out: Path | None, columns: Sequence[str], lines: CsvLines) -> int:
-    """Write a header of ``columns``, then ``lines`` as they arrive, as :func:`export` writes
-    a CSV; returns the rows written."""
-    with _Destination(out) as destination:
-        header = ",".join('"' + name.replace('"', '""') + '"' for name in columns)
-        destination.stream.write(header.encode() + b"\n")
-        for chunk in lines:
-            destination.stream.write(chunk)
-        destination.stream.flush()
-        destination.rows = lines.rows
     return destination.rows
 
 

@@ -4,8 +4,6 @@ messages around an export (written by :mod:`etl_meta.cli.metrics_export`)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -23,8 +21,6 @@ from etl_meta.cli._common import (
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
-
-    from etl_meta.cli.metrics_export import CsvLines
 
 #: An export of more rows than this shows a progress bar (on a terminal).
 PROGRESS_ROWS = 100_000
@@ -118,56 +114,11 @@ def write_export(
     written. On a terminal, a progress bar shows a large export's progress against
     ``count()``: a count costs a good part of the export, so a pipe or a cron job does without.
     """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
     from etl_meta.cli.metrics_export import export
 
     total = count() if err_console.is_terminal else None
-    with _progress(total) as advance, _write_errors(out):
-        return export(fmt.value, out, _counted(tables, advance))
-
-
-def write_csv_lines(
-    out: Path | None, columns: Sequence[str], lines: CsvLines, count: Callable[[], int]
-) -> int:
-    """Export CSV ``lines`` written by the database under a header of ``columns`` (see
-    :func:`etl_meta.cli.metrics_export.export_csv_lines`), with :func:`write_export`'s
-    progress bar; returns the rows written."""
-    from etl_meta.cli.metrics_export import export_csv_lines
-
-    total = count() if err_console.is_terminal else None
-    with _progress(total) as advance, _write_errors(out):
-        return export_csv_lines(out, columns, _CountedLines(lines, advance))
-
-
-def _counted(tables: Iterable[pa.Table], advance: Callable[[int], None]) -> Iterator[pa.Table]:
-    for table in tables:
-        yield table
-        advance(table.num_rows)
-
-
-@dataclass
-class _CountedLines:
-    """``lines`` passed on, the progress bar advanced by each chunk's line ends (a value
-    holding a line end makes it run ahead a little; the rows written are the database's)."""
-
-    lines: CsvLines
-    advance: Callable[[int], None]
-
-    @property
-    def rows(self) -> int:
-        return self.lines.rows
-
-    def __iter__(self) -> Iterator[bytes]:
-        for chunk in self.lines:
-            yield chunk
-            self.advance(chunk.count(b"\n"))
-
-
-@contextmanager
-def _progress(total: int | None) -> Iterator[Callable[[int], None]]:
-    """A transient progress bar towards ``total`` rows on a terminal (none for a small or
-    uncounted export); yields the function that advances it."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     progress = Progress(
         TextColumn("exporting"),
         BarColumn(),
@@ -178,16 +129,16 @@ def _progress(total: int | None) -> Iterator[Callable[[int], None]]:
         redirect_stderr=False,
         disable=total is None or total <= PROGRESS_ROWS or not err_console.is_terminal,
     )
-    with progress:
+
+    def counted() -> Iterator[pa.Table]:
         task = progress.add_task("export", total=total)
-        yield lambda rows: progress.advance(task, rows)
+        for table in tables:
+            yield table
+            progress.advance(task, table.num_rows)
 
-
-@contextmanager
-def _write_errors(out: Path | None) -> Iterator[None]:
-    """A file that cannot be written: one line naming it, exit code 1."""
     try:
-        yield
+        with progress:
+            return export(fmt.value, out, counted())
     except OSError as exc:
         err_console.print(f"[red]error:[/red] cannot write {out or 'stdout'}: ", end="")
         err_console.print(exc.strerror or str(exc), highlight=False, markup=False)

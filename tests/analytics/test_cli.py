@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from etl_meta.analytics import aggregate_metrics, metric_batches, metric_csv, metrics_frame
-from etl_meta.cli import metrics_export, metrics_figure, metrics_output
+from etl_meta.analytics import aggregate_metrics, metrics_frame
+from etl_meta.cli import metrics_figure, metrics_output
 from etl_meta.errors import ValidationError
 from etl_meta.masking import MASK
 from tests.factories import T0
@@ -252,30 +252,6 @@ def test_exports_write_every_point_in_order(cli, store, seeded, tmp_path, fmt):
         frame = pd.read_parquet(target)
         assert isinstance(frame["component"].dtype, pd.CategoricalDtype)
     assert frame["metric_id"].tolist() == metrics_frame(store)["metric_id"].tolist()
-
-
-def test_csv_is_the_same_text_whichever_way_it_is_written(
-    cli, store, factory, seeded, backend, tmp_path
-):
-    """PostgreSQL writes CSV exports with its own COPY, SQLite through Arrow: the same bytes,
-    quotes, line ends and filters included."""
-    odd = factory.finished_run("sales", run_id='odd, "quoted"\nrun')
-    store.metrics.record([("load", "rows", 0.5, 7, 1, T0 + timedelta(days=1))], execution_id=odd.id)
-    with metric_csv(store) as lines:
-        assert (lines is None) == (backend == "sqlite")
-    with store.transaction(), metric_csv(store) as lines:
-        assert lines is None  # another connection would not see the transaction's writes
-    since = datetime(2026, 1, 2, tzinfo=UTC)
-    for args in ([], ["--job", "sales", "--since", "2026-01-02", "--attempts", "all"]):
-        result = cli("metrics", "query", "-f", "csv", *args)
-        assert result.exit_code == 0, result.output
-        arrow = tmp_path / "arrow.csv"
-        filters = {"job": "sales", "since": since, "attempts": "all"} if args else {}
-        with metric_batches(store, **filters) as tables:
-            written = metrics_export.export("csv", arrow, tables)
-        assert result.stdout_bytes == arrow.read_bytes()
-        assert written == len(pd.read_csv(arrow)) > 0
-    assert 'odd, ""quoted""\nrun' in result.stdout
 
 
 def test_progress_bar_only_on_a_terminal(cli, seeded, tmp_path, monkeypatch):

@@ -785,7 +785,6 @@ def test_no_dataframe_view_or_base_table_shows_a_secret(
         "metrics_page": lambda: analytics.metrics_page(store, limit=2),
         "metric_count": lambda: analytics.metric_count(store),
         "metric_batches": lambda: _batches_frame(analytics.metric_batches(store)),
-        "metric_csv": lambda: _csv_text(analytics.metric_csv(store)),
         "runs_page": lambda: analytics.runs_page(store, limit=1),
         "parse_filter": lambda: analytics.parse_filter("value > 0 and job = 'sentinel_job'"),
     }
@@ -817,12 +816,6 @@ def _batches_frame(batches: Any) -> Any:
 
     with batches as tables:
         return pd.concat([table.to_pandas() for table in tables], ignore_index=True)
-
-
-def _csv_text(copy: Any) -> str:
-    """What a PostgreSQL CSV export writes: the lines of ``metric_csv`` (none on SQLite)."""
-    with copy as lines:
-        return "" if lines is None else b"".join(lines).decode()
 
 
 def _add_analytics(corpus: Corpus, where: str, value: Any) -> None:
