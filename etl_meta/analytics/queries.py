@@ -226,13 +226,15 @@ def _metric_ids_statement(shape: MetricShape) -> sa.Select:
     by_component = dataclasses.replace(shape, job=None, component=None, tags=())
     clauses = metric_conditions(by_component)
     if by_component != shape:
-        picked = MetricShape(job=shape.job, component=shape.component, tags=shape.tags)
+        picked = MetricShape(
+            job=shape.job, component=shape.component, tags=shape.tags, attempts="all"
+        )
         components = (
             sa.select(component_table.c.id)
             .select_from(
                 component_table.join(job_table, job_table.c.id == component_table.c.job_id)
             )
-            .where(*metric_conditions(dataclasses.replace(picked, attempts="all")))
+            .where(*metric_conditions(picked))
         )
         chosen = sa.func.array(components.scalar_subquery(), type_=postgresql.ARRAY(sa.Integer))
         clauses.append(metric.c.component_id == sa.any_(chosen))

@@ -90,13 +90,12 @@ def _plain(table: pa.Table) -> pa.Table:
 def _iso(column: pa.ChunkedArray) -> pa.ChunkedArray:
     """Timestamps as ISO-8601 UTC text. Arrow formats a naive timestamp twenty times faster
     than a zoned one (no time-zone lookup per value), so the UTC values are formatted naive,
-    ``YYYY-MM-DD HH:MM:SS.ffffff``, then given their ``T`` and ``Z``."""
+    ``YYYY-MM-DD HH:MM:SS.ffffff``, then given their ``T`` and ``Z``. (A zoned timestamp cast
+    to a naive one keeps its UTC value, whatever its zone.)"""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    text = pc.cast(
-        pc.cast(column, pa.timestamp("us", tz="UTC")).cast(pa.timestamp("us")), pa.string()
-    )
+    text = pc.cast(column.cast(pa.timestamp("us")), pa.string())
     return pc.binary_join_element_wise(pc.utf8_replace_slice(text, 10, 11, "T"), "Z", "")
 
 
