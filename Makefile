@@ -10,7 +10,7 @@ CORE_VENV := .venv-core
 CORE_STAMP := $(CORE_VENV)/.installed-stamp
 EXAMPLES := examples/pipeline.yaml
 
-.PHONY: install demo test test-core test-deployment lint format bench lock schema clean
+.PHONY: install demo test test-core test-deployment scale-profile lint format bench lock schema clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "etl-meta needs Python 3.11+"'
@@ -63,6 +63,13 @@ $(CORE_STAMP): pyproject.toml requirements/constraints.txt
 ## PostgreSQL too when ETL_META_TEST_POSTGRES_URL is set. Not part of `make test`.
 test-deployment: install
 	$(BIN)/pytest -m deployment tests/deployment
+
+## scale-profile: benchmarks/scale_profile.py at a small size on PostgreSQL (CI): storage per
+## point, ingest, the analyst queries at two sizes, retention, 8 concurrent writers. Figures
+## never fail it; a writer losing, duplicating or deadlocking does (--check).
+scale-profile: install
+	$(BIN)/python benchmarks/scale_profile.py --check --small 300000 --large 600000 \
+	    --repeats 1 --writer-runs 5 --writer-steps 5 --postgres-url $(ETL_META_TEST_POSTGRES_URL)
 
 ## lint: ruff, mypy, then the import contracts in pyproject.toml: imports only point down the
 ## layers (docs/internals/layers.md).

@@ -389,18 +389,20 @@ class Plan:
         return chosen, total
 
 
-def make_plan(points: int, seed: int = SEED) -> Plan:
+def make_plan(points: int, seed: int = SEED, span: timedelta = SPAN) -> Plan:
+    """The runs of a store of about ``points`` points, started evenly over ``span`` up to
+    ``T_END``."""
     rng = random.Random(seed)
     jobs = [f"bench_job_{k:02d}" for k in range(JOBS)]
     run_count = max(JOBS, round(points / POINTS_PER_RUN))
     per_series = points / run_count / len(COMPONENTS) / len(METRIC_NAMES)
     per_series /= 1 + RETRY_RATE * 0.5  # a failed first attempt records about half the steps
-    spacing = SPAN / run_count
+    spacing = span / run_count
     runs: list[Run] = []
     for index in range(run_count):
         steps = max(1, int(per_series) + (rng.random() < per_series - int(per_series)))
         retried = tuple(c for c in range(len(COMPONENTS)) if rng.random() < RETRY_RATE)
-        started = T_END - SPAN + spacing * index + timedelta(seconds=rng.randrange(60))
+        started = T_END - span + spacing * index + timedelta(seconds=rng.randrange(60))
         attempts_steps = len(COMPONENTS) * (steps + 1)
         attempts_steps += len(retried) * (_first_attempt_steps(steps) + 1)
         runs.append(
