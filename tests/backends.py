@@ -117,6 +117,20 @@ class MigratedDatabase:
             if backend == "postgresql"
             else None
         )
+        self._reset = self._reset_statement() if self._reset_engine is not None else ""
+
+    def _reset_statement(self) -> str:
+        """Empty every table and restart every sequence: DELETE, children first, rather than
+        TRUNCATE, which replaces each table's files (70 ms against 3 ms for the few rows a test
+        leaves, before each of about a thousand PostgreSQL tests)."""
+        assert self._reset_engine is not None
+        with self._reset_engine.connect() as connection:
+            sequences = connection.exec_driver_sql(
+                "SELECT sequencename FROM pg_sequences WHERE schemaname = current_schema()"
+            ).scalars()
+            restarts = [f'ALTER SEQUENCE "{name}" RESTART' for name in sequences]
+        deletes = [f'DELETE FROM "{t.name}"' for t in reversed(metadata.sorted_tables)]
+        return "; ".join(deletes + restarts)
 
     def fresh_url(self, tmp_path: Path) -> str:
         """A URL to an empty, fully migrated database for one test."""
@@ -124,10 +138,9 @@ class MigratedDatabase:
             target = tmp_path / "store.db"
             shutil.copyfile(self.template, target)
             return f"sqlite:///{target}"
-        tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
         assert self._reset_engine is not None
         with self._reset_engine.connect() as connection:
-            connection.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+            connection.exec_driver_sql(self._reset)
         return self.url
 
     def close(self) -> None:
