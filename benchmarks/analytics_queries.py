@@ -389,12 +389,12 @@ class Plan:
         return chosen, total
 
 
-def make_plan(points: int, seed: int = SEED, span: timedelta = SPAN) -> Plan:
-    """The runs of a store of about ``points`` points, started evenly over ``span`` up to
-    ``T_END``."""
+def make_plan(points: int, seed: int = SEED, span: timedelta = SPAN, jobs: int = JOBS) -> Plan:
+    """The runs of a store of about ``points`` points of ``jobs`` jobs, started evenly over
+    ``span`` up to ``T_END``."""
     rng = random.Random(seed)
-    jobs = [f"bench_job_{k:02d}" for k in range(JOBS)]
-    run_count = max(JOBS, round(points / POINTS_PER_RUN))
+    names = [f"bench_job_{k:02d}" for k in range(jobs)]
+    run_count = max(jobs, round(points / POINTS_PER_RUN))
     per_series = points / run_count / len(COMPONENTS) / len(METRIC_NAMES)
     per_series /= 1 + RETRY_RATE * 0.5  # a failed first attempt records about half the steps
     spacing = span / run_count
@@ -408,7 +408,7 @@ def make_plan(points: int, seed: int = SEED, span: timedelta = SPAN) -> Plan:
         runs.append(
             Run(
                 index=index,
-                job=index % JOBS,
+                job=index % jobs,
                 external_run_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
                 started_at=started,
                 ended_at=started + timedelta(seconds=attempts_steps * STEP_SECONDS + 30),
@@ -417,7 +417,7 @@ def make_plan(points: int, seed: int = SEED, span: timedelta = SPAN) -> Plan:
                 retried=retried,
             )
         )
-    return Plan(points=points, runs=runs, jobs=jobs)
+    return Plan(points=points, runs=runs, jobs=names)
 
 
 def point_rows(
@@ -776,13 +776,14 @@ class PostgresBackend(Backend):
             return None
         try:
             with psycopg.connect(self._conninfo, autocommit=True) as raw:
-                points, runs, size, metric_bytes = raw.execute(
-                    "SELECT (SELECT count(*) FROM metric), (SELECT count(*) FROM execution), "
+                jobs, points, runs, size, metric_bytes = raw.execute(
+                    "SELECT (SELECT count(*) FROM job), (SELECT count(*) FROM metric), "
+                    "(SELECT count(*) FROM execution), "
                     "pg_database_size(current_database()), pg_total_relation_size('metric')"
                 ).fetchone()
         except psycopg.Error:
             return None
-        if (points, runs) != (plan.total_points, len(plan.runs)):
+        if (jobs, points, runs) != (len(plan.jobs), plan.total_points, len(plan.runs)):
             return None
         return Generation(0.0, size, metric_bytes, points, runs, cached=True)
 

@@ -1,8 +1,9 @@
 """Benchmark: the scale profile of the PostgreSQL store (issue 20), rerunnable at any size.
 
-For a small and a large store (default 1e6 and 1e8 metric points, the generated store of
-``analytics_queries.py`` spread over 180 days; each kept between runs in a database named after
-its size, ``etl_meta_scale_<points>``), this reports:
+For a small and a large store (default 1e6 and 1e8 metric points: the generated store of
+``analytics_queries.py``, each job with about 20 runs over 180 days, the large store with
+more jobs; each kept between runs in a database named after its size,
+``etl_meta_scale_<points>``), this reports:
 
 ``storage``
     Bytes per point: every relation that holds points (tables, partitions and their indexes)
@@ -14,7 +15,8 @@ its size, ``etl_meta_scale_<points>``), this reports:
     are deleted again afterwards, so the kept store stays as generated.
 ``queries``
     The analyst queries (a)–(d) of ``analytics_queries.py`` through the store's API on both
-    stores (medians); the large one's time over the small one's. Target ≤ 2.
+    stores (medians), each reading the same rows on both; the large one's time over the small
+    one's. Target ≤ 2.
 ``retention``
     Removing the oldest month's points, as the store does it today, in a transaction that is
     rolled back (the kept store keeps them): seconds and WAL bytes. Target < 1 s, < 1 MB.
@@ -66,6 +68,10 @@ from tests import concurrent_writers as writers
 
 POSTGRES_ENV = "ETL_META_BENCH_POSTGRES_URL"
 SPAN = timedelta(days=180)
+#: Each job's history is the same at every size (about 20 runs over SPAN): a larger store has
+#: more jobs, as one serving more deployments does, so each query reads the same rows at every
+#: size and only the store around them grows.
+POINTS_PER_JOB = 20_000
 #: The relations that hold metric points today (partitioned ones count with their partitions).
 POINT_RELATIONS = ("metric",)
 DERIVED_RELATIONS = ("metric_latest",)
@@ -120,10 +126,11 @@ def storage(backend: aq.PostgresBackend, points: int) -> dict[str, Any]:
     }
 
 
-def queries(backend: aq.PostgresBackend, plan: aq.Plan, repeats: int) -> dict[str, float]:
+def queries(
+    backend: aq.PostgresBackend, plan: aq.Plan, repeats: int, frame_rows: int
+) -> dict[str, float]:
     """The store's median seconds per query (a)–(d), hand-written variants checked alongside."""
     medians = {}
-    frame_rows = min(1_000_000, plan.total_points // 2)
     for query in aq.build_queries(backend, plan, frame_rows):
         aq.run_query(query, repeats)
         store = next(v for v in query.variants if v.key == "store")
@@ -282,18 +289,22 @@ def run_writers(server: str, home: Path, work: writers.Workload) -> dict[str, An
 
 
 def profile_store(
-    server: str, home: Path, points: int, repeats: int, *, large: bool
+    server: str, home: Path, points: int, repeats: int, *, frame_rows: int, large: bool
 ) -> dict[str, Any]:
-    plan = aq.make_plan(points, span=SPAN)
+    plan = aq.make_plan(points, span=SPAN, jobs=max(aq.JOBS, points // POINTS_PER_JOB))
     backend = aq.PostgresBackend(home, server, keep=f"etl_meta_scale_{points}")
     try:
         generation = backend.prepare(plan, fresh=False)
         what = "kept from an earlier run" if generation.cached else "generated"
         log(f"  {points:,} points: {what} ({generation.seconds:.0f}s)")
         backend.open()
-        result: dict[str, Any] = {"points": plan.total_points, "runs": len(plan.runs)}
+        result: dict[str, Any] = {
+            "points": plan.total_points,
+            "runs": len(plan.runs),
+            "jobs": len(plan.jobs),
+        }
         result["storage"] = storage(backend, plan.total_points)
-        result["queries"] = queries(backend, plan, repeats)
+        result["queries"] = queries(backend, plan, repeats, frame_rows)
         if large:
             result["retention"] = retention(backend, plan)
             result["ingest"] = ingest(backend, plan, repeats)
@@ -356,7 +367,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         for key, points in (("small", args.small), ("large", args.large)):
             log(f"{key} store")
             document[key] = profile_store(
-                args.postgres_url, home, points, args.repeats, large=key == "large"
+                args.postgres_url,
+                home,
+                points,
+                args.repeats,
+                # (d) reads whole jobs adding up to this many points, at both sizes
+                frame_rows=min(1_000_000, args.small // 2),
+                large=key == "large",
             )
         log("writers")
         alone = run_writers(
