@@ -8,8 +8,10 @@ those names are the command line's public boundary; its modules are private to i
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import logging
+from typing import Any
 
 import typer
 
@@ -50,12 +52,54 @@ __all__ = [
     "when",
 ]
 
+#: Entry-point group through which integrations add command groups (``etl-meta dagster …``):
+#: ``name = "package.module:typer_app"``. etl_meta never imports its integrations directly.
+PLUGIN_GROUP = "etl_meta.cli"
+
+
+@functools.cache
+def _plugins() -> dict[str, importlib.metadata.EntryPoint]:
+    return {e.name: e for e in importlib.metadata.entry_points(group=PLUGIN_GROUP)}
+
+
+@functools.cache
+def _plugin_command(name: str) -> Any:
+    """The command group ``name``'s plugin adds, or ``None`` if its integration is missing."""
+    try:
+        plugin = _plugins()[name].load()
+    except ImportError as exc:  # an optional integration that is not installed
+        logging.getLogger(__name__).debug("CLI plugin %s unavailable: %s", name, exc)
+        return None
+    # Built as a sub-group of a bare app, as add_typer would: without the root's completion
+    # options, which typer adds to an app turned into a command on its own.
+    host = typer.Typer(add_completion=False)
+    host.add_typer(plugin, name=name)
+    return typer.main.get_group(host).commands[name]
+
+
+class _RootGroup(OneLineErrorsGroup):
+    """The root group; integrations' groups are loaded when a command line or ``--help`` first
+    names them. A plugin module imports this package, so loading plugins while this package is
+    imported would find a plugin imported first (``import dagster_defs.cli``) half-initialised.
+    """
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:  # type: ignore[override]
+        own = super().list_commands(ctx)
+        return [*own, *sorted(n for n in _plugins() if n not in own and _plugin_command(n))]
+
+    def get_command(self, ctx: typer.Context, name: str) -> Any:  # type: ignore[override]
+        command = super().get_command(ctx, name)
+        if command is None and name in _plugins():
+            return _plugin_command(name)
+        return command
+
+
 app = typer.Typer(
     name="etl-meta",
     help="The metadata store for ETL pipelines run by Dagster and Airflow.",
     no_args_is_help=True,
     # Every command's errors, plugins' too, end as one `error:` line (docs/cli.md).
-    cls=OneLineErrorsGroup,
+    cls=_RootGroup,
     pretty_exceptions_show_locals=False,  # locals may hold secrets
     rich_markup_mode="rich",
 )
@@ -95,11 +139,6 @@ def _print_timings() -> None:
     typer.echo("store statements:\n" + format_query_stats(query_stats()), err=True)
 
 
-#: Entry-point group through which integrations add command groups (``etl-meta dagster …``):
-#: ``name = "package.module:typer_app"``. etl_meta never imports its integrations directly.
-PLUGIN_GROUP = "etl_meta.cli"
-
-
 def _register() -> None:
     from etl_meta.cli import apply, audit, db, gc, jobs, metrics, runs, schema, secrets
 
@@ -112,13 +151,6 @@ def _register() -> None:
     app.command("apply")(apply.apply)
     app.command("gc")(gc.gc)
     app.command("schema")(schema.schema)
-    for entry_point in importlib.metadata.entry_points(group=PLUGIN_GROUP):
-        # Plugin modules keep heavy imports (Dagster, Airflow) inside their commands, so
-        # loading them here costs nothing until one of their commands runs.
-        try:
-            app.add_typer(entry_point.load(), name=entry_point.name)
-        except ImportError as exc:  # an optional integration that is not installed
-            logging.getLogger(__name__).debug("CLI plugin %s unavailable: %s", entry_point, exc)
 
 
 _register()

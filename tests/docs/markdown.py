@@ -190,13 +190,14 @@ def check_command(root: Any, args: list[str]) -> str | None:
     """``None`` when ``etl-meta ARGS`` names a command and only options it has, else why not.
 
     ``root`` is the click command Typer builds (Typer vendors its own click, so groups are
-    told by their ``commands``, not by class).
+    told by their ``commands``, not by class). Sub-commands are looked up through
+    ``get_command``, as click does: the root loads the integrations' groups only then.
     """
     command, path = root, ["etl-meta"]
     rest = list(args)
     while hasattr(command, "commands") and rest and not rest[0].startswith("-"):
         name = rest.pop(0)
-        sub = command.commands.get(name)
+        sub = command.get_command(None, name)  # no context: every group here ignores it
         if sub is None:
             return f"{' '.join(path)} has no command {name!r}"
         command, path = sub, [*path, name]

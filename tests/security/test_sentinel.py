@@ -353,9 +353,9 @@ def cli_commands() -> set[str]:
     import typer.main
 
     def walk(command: Any, path: tuple[str, ...]) -> Iterator[str]:
-        if hasattr(command, "commands"):
-            for name, sub in command.commands.items():
-                yield from walk(sub, (*path, name))
+        if hasattr(command, "commands"):  # a group; the root loads plugins' groups on demand
+            for name in command.list_commands(None):
+                yield from walk(command.get_command(None, name), (*path, name))
         else:
             yield " ".join(path)
 

@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 
 def test_importing_etl_meta_loads_neither_dagster_airflow_nor_pandas():
     code = (
@@ -36,6 +38,28 @@ def test_etl_meta_help_loads_no_heavy_library():
     )
     assert "Usage" in result.stdout
     assert result.stderr.strip().splitlines()[-1] == "loaded:"
+
+
+@pytest.mark.extra("all")
+@pytest.mark.parametrize(
+    ("module", "group"), [("dagster_defs.cli", "dagster"), ("etl_meta.airflow.cli", "airflow")]
+)
+def test_a_cli_plugin_imported_before_the_command_line_still_plugs_in(module, group):
+    """A plugin module imports etl_meta.cli; importing the plugin first (a tool, a test, a
+    code location) must neither find it half-initialised nor leave its group out."""
+    code = (
+        f"import {module}\n"
+        "from etl_meta.cli import app\n"
+        "try:\n"
+        f"    app(['{group}', '--help'], prog_name='etl-meta')\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code == 0, exit.code\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"Usage: etl-meta {group}" in result.stdout
 
 
 def test_public_contract_names_are_exported():
