@@ -51,6 +51,15 @@ _PG_COPY_STAGE = (
     "FROM STDIN (FORMAT BINARY)"
 )
 _PG_COPY_TYPES = ["int4", "int4", "int4", "varchar", "int8", "float8", "timestamptz"]
+_PG_COPY_METRIC = (
+    "COPY metric (execution_id, component_id, attempt, name, step, value, recorded_at) "
+    "FROM STDIN (FORMAT BINARY)"
+)
+_PG_SAVEPOINT = "SAVEPOINT etl_meta_copy"
+_PG_RELEASE = "RELEASE SAVEPOINT etl_meta_copy"
+_PG_ROLLBACK_TO = "ROLLBACK TO SAVEPOINT etl_meta_copy"
+#: SQLSTATE of a unique violation: the batch repeats a stored point.
+_UNIQUE_VIOLATION = "23505"
 _PG_INSERT_FROM_STAGE = (
     "INSERT INTO metric (execution_id, component_id, attempt, name, step, value, recorded_at) "
     "SELECT execution_id, component_id, attempt, name, step, value, recorded_at "
@@ -252,6 +261,24 @@ def _insert_postgresql_arrays(driver: Any, dialect: sa.Dialect, rows: Sequence[P
 
 
 def _insert_postgresql(driver: Any, dialect: sa.Dialect, rows: Sequence[PointRow]) -> int:
+    # A first write, the common case, is COPY'd straight into metric: staging it for
+    # INSERT ... ON CONFLICT costs as much again (docs/internals/metric-storage.md). A batch
+    # that repeats a stored point, in whole or in part, fails that COPY; back at the savepoint,
+    # it takes the staged path, which skips what is stored.
+    with _driver_errors(dialect, _PG_COPY_METRIC), driver.cursor() as cursor:
+        cursor.execute(_PG_SAVEPOINT)
+        try:
+            with cursor.copy(_PG_COPY_METRIC) as copy:
+                copy.set_types(_PG_COPY_TYPES)
+                for row in rows:
+                    copy.write_row(row)
+        except dialect.loaded_dbapi.IntegrityError as exc:
+            if getattr(exc, "sqlstate", None) != _UNIQUE_VIOLATION:
+                raise
+            cursor.execute(_PG_ROLLBACK_TO)
+        else:
+            cursor.execute(_PG_RELEASE)
+            return len(rows)
     with _driver_errors(dialect, _PG_COPY_STAGE), driver.cursor() as cursor:
         cursor.execute(_PG_CREATE_STAGE)
         with cursor.copy(_PG_COPY_STAGE) as copy:

@@ -261,3 +261,23 @@ def test_numbers_of_numpy_and_decimal_types_are_recorded_as_floats_and_bools_are
         with pytest.raises(ValidationError) as caught:
             store.metrics.record([("extract", "bad", bad)], execution_id=run.id)
         assert caught.value.field == "points.0.value"
+
+
+def test_a_bulk_batch_repeating_stored_points_keeps_the_rest_of_its_transaction(
+    store, run, monkeypatch
+):
+    """PostgreSQL copies a bulk batch straight into the table and, when the batch repeats a
+    stored point, goes back to a savepoint and skips what is stored: the transaction's earlier
+    writes survive, and every point is stored once."""
+    from etl_meta.repository import metrics as repo
+
+    monkeypatch.setattr(repo, "COPY_ABOVE", 0)  # every batch takes the bulk path
+    first = [("extract", "rows", float(i), i, 1, T0) for i in range(10)]
+    more = [("extract", "rows", float(i), i, 1, T0) for i in range(10, 15)]
+    with store.transaction():
+        assert store.metrics.record(first, execution_id=run.id).inserted == 10
+        again = store.metrics.record(more + first + more, execution_id=run.id)
+    assert (again.inserted, again.skipped) == (5, 15)
+    points = store.metrics.list(execution_id=run.id)
+    assert [p.step for p in points] == list(range(15))
+    assert [row[1:] for row in _latest_rows(store)] == [("rows", 1, 14, 14.0)]
