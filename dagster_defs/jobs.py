@@ -5,7 +5,8 @@
 * ordering and data from the dependency table (fan-in collects every upstream's output);
 * ``num_of_retries`` → a ``RetryPolicy`` on every step;
 * ``strategy_type`` → the in-process executor (sequential) or the multiprocess executor limited
-  to ``max_concurrency`` (parallel);
+  to ``max_concurrency`` (parallel; a code location may name another executor for parallel jobs,
+  e.g. dagster-celery's: ``parallel_executor``);
 * configuration → the job's default op config (masked values; the op resolves the real ones);
 * tags, description and the store revision on the job.
 """
@@ -65,14 +66,27 @@ def etl_meta_file_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
     return logger
 
 
-def _executor(job: JobSnapshot) -> dg.ExecutorDefinition:
+def _executor(
+    job: JobSnapshot, parallel_executor: dg.ExecutorDefinition | None
+) -> dg.ExecutorDefinition:
     if job.strategy_type == "parallel":
+        if parallel_executor is not None:
+            return parallel_executor
         return dg.multiprocess_executor.configured({"max_concurrent": job.max_concurrency or 0})
     return dg.in_process_executor
 
 
-def build_job(job: JobSnapshot, catalog: CatalogSnapshot) -> dg.JobDefinition:
-    """The Dagster job for ``job``; raises ``ValueError`` naming the component at fault."""
+def build_job(
+    job: JobSnapshot,
+    catalog: CatalogSnapshot,
+    *,
+    parallel_executor: dg.ExecutorDefinition | None = None,
+) -> dg.JobDefinition:
+    """The Dagster job for ``job``; raises ``ValueError`` naming the component at fault.
+
+    ``parallel_executor``: the executor of a parallel job instead of the multiprocess executor
+    (``max_concurrency`` is then left to that executor's own configuration).
+    """
     graph = job.runnable_graph()
     components = {c.name: c for c in job.active_components}
     node_defs = {}
@@ -128,7 +142,7 @@ def build_job(job: JobSnapshot, catalog: CatalogSnapshot) -> dg.JobDefinition:
         },
         logger_defs=loggers,
         op_retry_policy=retry,
-        executor_def=_executor(job),
+        executor_def=_executor(job, parallel_executor),
     )
 
 
@@ -138,7 +152,9 @@ class _BuildFailure(Exception):
         super().__init__(str(error))
 
 
-def build_jobs(catalog: CatalogSnapshot) -> tuple[list[dg.JobDefinition], list[JobBuildError]]:
+def build_jobs(
+    catalog: CatalogSnapshot, *, parallel_executor: dg.ExecutorDefinition | None = None
+) -> tuple[list[dg.JobDefinition], list[JobBuildError]]:
     """Every job that builds, and a clear error for each that does not (never all-or-nothing)."""
     jobs, errors = [], []
     for job in catalog.jobs:
@@ -146,7 +162,7 @@ def build_jobs(catalog: CatalogSnapshot) -> tuple[list[dg.JobDefinition], list[J
             errors.append(JobBuildError(job.name, None, "has no active components"))
             continue
         try:
-            jobs.append(build_job(job, catalog))
+            jobs.append(build_job(job, catalog, parallel_executor=parallel_executor))
         except _BuildFailure as failure:
             errors.append(failure.error)
         except (dg.DagsterInvalidDefinitionError, ValueError) as exc:

@@ -33,9 +33,15 @@ def resource() -> EtlMetaResource:
     return EtlMetaResource()
 
 
-def definitions_from_catalog(catalog: CatalogSnapshot) -> dg.Definitions:
-    """Jobs, sensors and the resource for one snapshot (also used directly by tests)."""
-    jobs, errors = build_jobs(catalog)
+def definitions_from_catalog(
+    catalog: CatalogSnapshot, *, parallel_executor: dg.ExecutorDefinition | None = None
+) -> dg.Definitions:
+    """Jobs, sensors and the resource for one snapshot (also used directly by tests).
+
+    ``parallel_executor``: the executor of jobs whose strategy is ``parallel`` (default: the
+    multiprocess executor limited to the job's ``max_concurrency``).
+    """
+    jobs, errors = build_jobs(catalog, parallel_executor=parallel_executor)
     return dg.Definitions(
         jobs=jobs,
         sensors=[*status_sensors(), reconcile_sensor, run_request_sensor(jobs)],
@@ -49,7 +55,14 @@ def definitions_from_catalog(catalog: CatalogSnapshot) -> dg.Definitions:
 
 
 class EtlMetaDefinitionsLoader(StateBackedDefinitionsLoader[str]):
-    """Fetches the catalog snapshot (as JSON) from the store, builds definitions from it."""
+    """Fetches the catalog snapshot (as JSON) from the store, builds definitions from it.
+
+    ``parallel_executor``: as for :func:`definitions_from_catalog`. A code location of your own
+    passes it to run parallel jobs elsewhere, e.g. on Celery workers (docs/dagster.md).
+    """
+
+    def __init__(self, *, parallel_executor: dg.ExecutorDefinition | None = None) -> None:
+        self.parallel_executor = parallel_executor
 
     @property
     def defs_key(self) -> str:
@@ -70,4 +83,6 @@ class EtlMetaDefinitionsLoader(StateBackedDefinitionsLoader[str]):
         return snapshot.model_dump_json()
 
     def defs_from_state(self, state: str) -> dg.Definitions:
-        return definitions_from_catalog(CatalogSnapshot.model_validate_json(state))
+        return definitions_from_catalog(
+            CatalogSnapshot.model_validate_json(state), parallel_executor=self.parallel_executor
+        )

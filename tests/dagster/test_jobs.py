@@ -54,6 +54,18 @@ def test_retries_executor_tags_and_description_come_from_the_store(store, instan
     assert job.tags["etl_meta/revision"] == "2"
 
 
+def test_a_code_location_may_name_the_executor_of_parallel_jobs_only(store, instance):
+    """``parallel_executor`` (dagster-celery's, say) replaces the multiprocess executor of
+    parallel jobs; sequential jobs keep running in-process."""
+    chain_job(store, strategy_type="parallel", max_concurrency=2)
+    chain_job(store, name="serial", strategy_type="sequential")
+    elsewhere = dg.executor(name="elsewhere")(lambda _context: dg.in_process_executor)
+    jobs, errors = build_jobs(take_snapshot(store), parallel_executor=elsewhere)
+    assert errors == []
+    by_name = {job.name: job.executor_def.name for job in jobs}
+    assert by_name == {"chain": "elsewhere", "serial": "in_process"}
+
+
 def test_a_step_that_fails_once_succeeds_on_retry_with_the_stored_secret(store, instance):
     chain_job(store)
     result = run(definitions(store).resolve_job_def("chain"), instance)
