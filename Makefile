@@ -10,7 +10,7 @@ CORE_VENV := .venv-core
 CORE_STAMP := $(CORE_VENV)/.installed-stamp
 EXAMPLES := examples/pipeline.yaml
 
-.PHONY: install demo test test-core test-deployment scale-profile lint format bench lock schema clean
+.PHONY: install demo test test-core test-deployment test-distributed scale-profile lint format bench lock schema clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "etl-meta needs Python 3.11+"'
@@ -64,11 +64,20 @@ $(CORE_STAMP): pyproject.toml requirements/constraints.txt
 test-deployment: install
 	$(BIN)/pytest -m deployment tests/deployment
 
-## scale-profile: benchmarks/scale_profile.py at a small size on PostgreSQL (CI): storage per
-## point, ingest, the analyst queries at two sizes, retention, 8 concurrent writers. Figures
-## never fail it; a writer losing, duplicating or deadlocking does (--check).
+## test-distributed: the stored jobs on real distributed executors: Airflow's CeleryExecutor
+## with two Celery workers, Dagster's run queue with concurrency limits and the multiprocess
+## executor, and dagster-celery workers; Redis (127.0.0.1:6379) is the broker. Each run and try
+## is compared with the store. Needs ETL_META_TEST_POSTGRES_URL and root (each Airflow worker
+## gets a hostname of its own). Not part of `make test` or `make test-deployment`.
+test-distributed: install
+	$(BIN)/pytest -m distributed tests/deployment
+
+## scale-profile: benchmarks/scale_profile.py at a small size on PostgreSQL (CI: one store of
+## 300,000 points as both sizes, to keep the run short): storage per point, ingest, the analyst
+## queries, retention, 8 concurrent writers. Figures never fail it; a writer losing,
+## duplicating or deadlocking does (--check).
 scale-profile: install
-	$(BIN)/python benchmarks/scale_profile.py --check --small 300000 --large 600000 \
+	$(BIN)/python benchmarks/scale_profile.py --check --small 300000 --large 300000 \
 	    --repeats 1 --writer-runs 5 --writer-steps 5 --postgres-url $(ETL_META_TEST_POSTGRES_URL)
 
 ## lint: ruff, mypy, then the import contracts in pyproject.toml: imports only point down the

@@ -112,9 +112,12 @@ def wait_for(
 class DagsterDev:
     """One ``dagster dev -w workspace.yaml`` in its own process group."""
 
-    def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
+    def __init__(
+        self, env: Mapping[str, str], log_path: Path, *, workspace: Path = WORKSPACE
+    ) -> None:
         self.env = dict(env)
         self.log_path = log_path
+        self.workspace = workspace  # whose location is named LOCATION
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.started_in: float | None = None
@@ -132,7 +135,7 @@ class DagsterDev:
     def start(self, *, timeout: float = 90.0) -> DagsterDev:
         """Start the server and wait until the ``etl_meta`` location is loaded."""
         began = time.monotonic()
-        command = [str(DAGSTER), "dev", "-w", str(WORKSPACE)]
+        command = [str(DAGSTER), "dev", "-w", str(self.workspace)]
         command += ["-p", str(self.port), "-h", "127.0.0.1"]
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(

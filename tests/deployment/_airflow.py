@@ -38,6 +38,7 @@ from tests.deployment._harness import (
     read_texts,
     wait_for,
 )
+from tests.deployment._scenario import RunOutcome
 from tests.deployment._store import DeploymentStore
 
 BIN = Path(sys.executable).parent
@@ -49,12 +50,24 @@ TERMINAL = {"success", "failed"}
 RECONCILE_DAG = "etl_meta_reconcile"
 MAINTENANCE_FILE = "etl_meta_maintenance.py"
 PROCESSES = ("api-server", "scheduler", "dag-processor", "triggerer")
+#: Airflow's task states in the store's words (anything else is kept as Airflow says it).
+TRY_STATUS = {"success": "success", "failed": "failed", "up_for_retry": "failed"}
 
 
 class AirflowDeployment:
     """The four Airflow processes, each in its own process group; :meth:`stop` leaves nothing."""
 
-    def __init__(self, store: DeploymentStore, postgres: PostgresServer, root: Path) -> None:
+    #: ``etl-meta airflow export`` options after ``--dags-folder``.
+    export_options: tuple[str, ...] = ("--retry-delay", "1")
+
+    def __init__(
+        self,
+        store: DeploymentStore,
+        postgres: PostgresServer,
+        root: Path,
+        *,
+        label: str = "airflow",
+    ) -> None:
         self.store = store
         self.postgres = postgres
         self.root = root
@@ -65,7 +78,8 @@ class AirflowDeployment:
             path.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.password = "af-" + secrets.token_hex(8)
-        self.metadata_url = postgres.create_database(f"airflow_{store.backend}")
+        # ``label`` keeps two deployments of one test session on databases of their own.
+        self.metadata_url = postgres.create_database(f"{label}_{store.backend}")
         passwords = self.home / "simple_auth_manager_passwords.json"
         passwords.write_text(json.dumps({USER: self.password}), encoding="utf-8")
         self.env = self._environment(passwords)
@@ -137,12 +151,9 @@ class AirflowDeployment:
             self._run("db_migrate", str(AIRFLOW), "db", "migrate")
             self._run(
                 "export", str(ETL_META), "airflow", "export", "--dags-folder", str(self.dags),
-                "--retry-delay", "1",
+                *self.export_options,
             )  # fmt: skip
-            for name in PROCESSES:
-                command = [str(AIRFLOW), name]
-                if name == "api-server":
-                    command += ["--port", str(self.port), "--host", "127.0.0.1"]
+            for name, command in self.commands().items():
                 group = ProcessGroup(
                     name, command, env=self.env, log_path=self.root / f"{name}.log"
                 )
@@ -162,6 +173,12 @@ class AirflowDeployment:
             self.stop()
             raise
         return self
+
+    def commands(self) -> dict[str, list[str]]:
+        """The long-running processes to start, ``{name: command line}``, in starting order."""
+        commands = {name: [str(AIRFLOW), name] for name in PROCESSES}
+        commands["api-server"] += ["--port", str(self.port), "--host", "127.0.0.1"]
+        return commands
 
     def stop(self) -> None:
         for group in reversed(self.processes):
@@ -261,6 +278,32 @@ class AirflowDeployment:
             found[task] = sorted(listed, key=lambda t: t["try_number"]) or [instance]
         return found
 
+    def outcome(self, dag: str, run_id: str, *, per_try: bool = False) -> RunOutcome:
+        """The run as Airflow recorded it (REST API v2), to compare with the store.
+
+        ``per_try``: expect in the store each try under Airflow's own try number with the state
+        Airflow recorded for that try, rather than "the last try's state, the earlier failed".
+        """
+        run, tries = self.run_state(dag, run_id), self.tries(dag, run_id)
+        per_attempt = {
+            (task, attempt["try_number"]): TRY_STATUS.get(attempt["state"], attempt["state"])
+            for task, listed in tries.items()
+            for attempt in listed
+        }
+        return RunOutcome(
+            job=dag,
+            run_id=run_id,
+            status=run["state"],
+            ended_at=_when(run.get("end_date")),
+            attempts={task: len(listed) for task, listed in tries.items()},
+            step_status={
+                task: TRY_STATUS.get(listed[-1]["state"], str(listed[-1]["state"]))
+                for task, listed in tries.items()
+            },
+            failure=self.failure_text(dag, run_id, tries) if run["state"] == "failed" else None,
+            attempt_status=per_attempt if per_try else None,
+        )
+
     def failure_text(self, dag: str, run_id: str, tries: dict[str, list[dict[str, Any]]]) -> str:
         """The error lines of the failed tries' task logs (Airflow's record of the failure)."""
         lines = []
@@ -315,6 +358,10 @@ def _task_errors(log: str) -> list[str]:
                     for detail in entry.get("error_detail") or []
                 ]
     return found
+
+
+def _when(text: str | None) -> float | None:
+    return datetime.fromisoformat(text).timestamp() if text else None
 
 
 def _quote(value: str) -> str:

@@ -12,14 +12,16 @@ Runs are launched through GraphQL (``launchRun``), as the UI and the API do.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
-from tests.dagster._server import LOCATION, REPOSITORY, DagsterDev, server_env
+from tests.dagster._server import LOCATION, REPOSITORY, WORKSPACE, DagsterDev, server_env
 from tests.deployment._harness import read_texts, wait_for
+from tests.deployment._scenario import RunOutcome
 from tests.deployment._store import DeploymentStore
 
 #: What the tests' dagster.yaml says; run monitoring is what issue 16 asks users to configure.
@@ -45,6 +47,9 @@ sensors:
 """
 
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
+#: Dagster's run and step statuses in the store's words.
+RUN_STATUS = {"SUCCESS": "success", "FAILURE": "failed", "CANCELED": "canceled"}
+STEP_STATUS = {"SUCCESS": "success", "FAILURE": "failed", "SKIPPED": "skipped"}
 _LAUNCH = """
 mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
   __typename
@@ -84,23 +89,48 @@ class DagsterRun:
     steps: dict[str, DagsterStep]
     failure: str | None  # the run's or last failed step's error text
 
+    def outcome(self) -> RunOutcome:
+        """The run as Dagster recorded it, in the store's words, to compare with the store."""
+        return RunOutcome(
+            job=self.job,
+            run_id=self.run_id,
+            status=RUN_STATUS.get(self.status, self.status.lower()),
+            ended_at=self.ended_at,
+            attempts={step: facts.attempts for step, facts in self.steps.items()},
+            step_status={
+                step: STEP_STATUS.get(facts.status, facts.status.lower())
+                for step, facts in self.steps.items()
+            },
+            failure=self.failure,
+        )
+
 
 class DagsterDeployment:
     """``dagster dev`` on ``store``, in its own process group; :meth:`stop` leaves nothing."""
 
-    def __init__(self, store: DeploymentStore, root: Path) -> None:
+    def __init__(
+        self,
+        store: DeploymentStore,
+        root: Path,
+        *,
+        dagster_yaml: str = DAGSTER_YAML,
+        workspace: Path = WORKSPACE,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> None:
+        """``workspace``: its location must be named ``etl_meta``; ``extra_env``: added to the
+        environment every process of the deployment gets."""
         self.store = store
         self.root = root
         self.dagster_home = root / "dagster_home"
         self.dagster_home.mkdir(parents=True, exist_ok=True)
-        (self.dagster_home / "dagster.yaml").write_text(DAGSTER_YAML, encoding="utf-8")
-        env = server_env(
+        (self.dagster_home / "dagster.yaml").write_text(dagster_yaml, encoding="utf-8")
+        self.env = server_env(
             store_url=store.url,
             home=store.home,
             base_dir=store.project,
             dagster_home=self.dagster_home,
-        )
-        self.server = DagsterDev(env, root / "dagster_dev.log")
+        ) | dict(extra_env or {})
+        self.server = DagsterDev(self.env, root / "dagster_dev.log", workspace=workspace)
 
     def start(self) -> DagsterDeployment:
         self.server.start(timeout=120)

@@ -38,10 +38,16 @@ class RunOutcome:
     failure: str | None = None  # the orchestrator's error text for a failed run
     record: RunRecord | None = None
     recorded_at: float | None = None  # when the store first held all of it (POSIX time)
+    #: ``{(step, attempt): status}`` when the orchestrator keeps a status per attempt (Airflow's
+    #: task tries, numbered as Airflow numbers them); ``None``: derived from ``attempts``.
+    attempt_status: dict[tuple[str, int], str] | None = None
 
     def expected_attempts(self) -> dict[tuple[str, int], str]:
         """``{(step, attempt): status}`` the store must hold: every attempt the orchestrator ran,
-        the last with the step's final status, the earlier ones failed."""
+        the last with the step's final status, the earlier ones failed (or, with
+        ``attempt_status``, each with the status the orchestrator recorded for it)."""
+        if self.attempt_status is not None:
+            return dict(self.attempt_status)
         expected: dict[tuple[str, int], str] = {}
         for step, count in self.attempts.items():
             for attempt in range(1, count + 1):
@@ -127,15 +133,36 @@ class OutageScenario:
 
     def attempts_not_as_designed(self) -> list[str]:
         """Steps that took more attempts than designed (a store error failed an attempt)."""
-        found = []
-        for run in self.runs:
-            for step, design in JOBS[run.job].items():
-                if run.attempts.get(step) != design.attempts:
-                    found.append(
-                        f"{run.explain()}: step {step} took {run.attempts.get(step)} attempt(s), "
-                        f"designed {design.attempts}"
-                    )
-        return found
+        return attempts_not_as_designed(self.runs)
+
+
+def not_ended_as_designed(runs: list[RunOutcome]) -> list[str]:
+    """Runs whose status is not the designed one, or that failed with another error than the
+    designed one (in the orchestrator's words)."""
+    found = []
+    for run in runs:
+        designed = "failed" if run.job == FAILING_JOB else "success"
+        if run.status != designed:
+            found.append(run.explain())
+        elif designed == "failed" and DESIGNED_FAILURE not in (run.failure or ""):
+            found.append(f"{run.explain()}: not the designed error")
+    return found
+
+
+def attempts_not_as_designed(runs: list[RunOutcome]) -> list[str]:
+    """Steps that took another number of attempts than designed (one lost or run twice)."""
+    return [
+        f"{run.explain()}: step {step} took {run.attempts.get(step)} attempt(s), "
+        f"designed {design.attempts}"
+        for run in runs
+        for step, design in JOBS[run.job].items()
+        if run.attempts.get(step) != design.attempts
+    ]
+
+
+def not_recorded_exactly_once(runs: list[RunOutcome]) -> list[str]:
+    """What the store holds differently from the orchestrator's record, run by run."""
+    return [f"{run.explain()}: {'; '.join(found)}" for run in runs if (found := run.problems())]
 
 
 def wait_until_recorded(
@@ -164,6 +191,18 @@ def wait_until_recorded(
         if callable(nudge):
             nudge()
         time.sleep(1.0)
+
+
+def recording_lag(runs: list[RunOutcome]) -> str:
+    """How many ``runs`` the store missed, and how long after the last run ended it held all
+    the others (as :func:`wait_until_recorded` saw it, polling every second)."""
+    lost = sum(1 for run in runs if run.recorded_at is None)
+    ended = max((run.ended_at or 0.0 for run in runs), default=0.0)
+    recorded = max((run.recorded_at or 0.0 for run in runs), default=0.0)
+    return (
+        f"{lost} runs not fully recorded; the store held the others "
+        f"{max(recorded - ended, 0.0):.1f}s after the last run ended"
+    )
 
 
 #: One line of figures per scenario, printed at the end of the session (conftest.py).

@@ -27,7 +27,6 @@ import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import pytest
@@ -55,7 +54,6 @@ from tests.deployment._scenario import (
     RECORDED_WITHIN_SECONDS,
     RUNS_END_WITHIN_SECONDS,
     OutageScenario,
-    RunOutcome,
     cause_problems,
     designed_failure_problems,
     recording_problems,
@@ -71,8 +69,6 @@ pytestmark = pytest.mark.deployment
 MAX_HEARTBEAT_AGE_SECONDS = 5.0
 #: How often the test starts the maintenance DAG while it waits for the store to catch up.
 RECONCILE_EVERY_SECONDS = 30.0
-#: Airflow's task states in the store's words (anything else is kept as Airflow says it).
-TRY_STATUS = {"success": "success", "failed": "failed", "up_for_retry": "failed"}
 
 
 @pytest.fixture(scope="module")
@@ -88,27 +84,6 @@ def airflow(
         yield deployment
     finally:
         deployment.stop()
-
-
-def _when(text: str | None) -> float | None:
-    return datetime.fromisoformat(text).timestamp() if text else None
-
-
-def _outcome(airflow: AirflowDeployment, dag: str, run_id: str) -> RunOutcome:
-    run = airflow.run_state(dag, run_id)
-    tries = airflow.tries(dag, run_id)
-    return RunOutcome(
-        job=dag,
-        run_id=run_id,
-        status=run["state"],
-        ended_at=_when(run.get("end_date")),
-        attempts={task: len(listed) for task, listed in tries.items()},
-        step_status={
-            task: TRY_STATUS.get(listed[-1]["state"], str(listed[-1]["state"]))
-            for task, listed in tries.items()
-        },
-        failure=airflow.failure_text(dag, run_id, tries) if run["state"] == "failed" else None,
-    )
 
 
 class _Reconciler:
@@ -144,7 +119,7 @@ def _run_outage(
         airflow.wait_until_ended(launched, timeout=RUNS_END_WITHIN_SECONDS)
     except AssertionError as exc:  # reported by the tests, run by run
         notes.append(str(exc)[:2000])
-    runs = [_outcome(airflow, dag, run_id) for run_id, dag in launched.items()]
+    runs = [airflow.outcome(dag, run_id) for run_id, dag in launched.items()]
     for run in runs:
         if run.ended_at is None:  # where it waits: its tasks' states
             notes.append(

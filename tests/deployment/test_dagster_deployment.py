@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.deployment._dagster import DagsterDeployment, DagsterRun, pause_until
+from tests.deployment._dagster import DagsterDeployment, pause_until
 from tests.deployment._harness import command_line, process_group_of
 from tests.deployment._outages import (
     OUTAGE_SECONDS,
@@ -47,7 +47,6 @@ from tests.deployment._scenario import (
     RECORDED_WITHIN_SECONDS,
     RUNS_END_WITHIN_SECONDS,
     OutageScenario,
-    RunOutcome,
     cause_problems,
     designed_failure_problems,
     recording_problems,
@@ -59,9 +58,6 @@ from tests.deployment._store import DeploymentStore
 
 pytestmark = pytest.mark.deployment
 
-RUN_STATUS = {"SUCCESS": "success", "FAILURE": "failed", "CANCELED": "canceled"}
-STEP_STATUS = {"SUCCESS": "success", "FAILURE": "failed", "SKIPPED": "skipped"}
-
 
 @pytest.fixture(scope="module")
 def dagster(dagster_store: DeploymentStore) -> Iterator[DagsterDeployment]:
@@ -72,21 +68,6 @@ def dagster(dagster_store: DeploymentStore) -> Iterator[DagsterDeployment]:
         yield deployment
     finally:
         deployment.stop()
-
-
-def _outcome(run: DagsterRun) -> RunOutcome:
-    return RunOutcome(
-        job=run.job,
-        run_id=run.run_id,
-        status=RUN_STATUS.get(run.status, run.status.lower()),
-        ended_at=run.ended_at,
-        attempts={step: facts.attempts for step, facts in run.steps.items()},
-        step_status={
-            step: STEP_STATUS.get(facts.status, facts.status.lower())
-            for step, facts in run.steps.items()
-        },
-        failure=run.failure,
-    )
 
 
 def _run_outage(
@@ -106,7 +87,7 @@ def _run_outage(
         dagster.wait_until_ended(list(launched), timeout=RUNS_END_WITHIN_SECONDS)
     except AssertionError as exc:  # reported by the tests, run by run
         notes.append(str(exc)[:2000])
-    runs = [_outcome(run) for run in dagster.facts(launched).values()]
+    runs = [run.outcome() for run in dagster.facts(launched).values()]
     for run in runs:
         if run.ended_at is None:  # where it waits: its last events
             last = dagster.event_messages([run.run_id]).splitlines()[-6:]
