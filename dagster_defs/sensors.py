@@ -1,6 +1,7 @@
 """Sensors that keep the store in step with Dagster, and launch runs the store asks for.
 
-* ``etl_meta_on_run_<status>`` (started, success, failure, canceled): record the run at once.
+* ``etl_meta_on_run_<status>`` (queued, started, success, failure, canceled): record the run at
+  once.
 * ``etl_meta_reconcile``: the safety net — walks every run with its own cursor (see
   :mod:`dagster_defs.reconcile`) and reports how far behind it is.
 * ``etl_meta_run_requests``: turns pending ``run_request`` rows into exactly one run each.
@@ -41,6 +42,8 @@ REQUEST_TICK_SECONDS = 10.0
 _STATUS_BREAKER = CircuitBreaker(cooldown_seconds=10.0, max_cooldown_seconds=30.0)
 
 STATUSES = {
+    # Dagster's run queue (QueuedRunCoordinator) enqueues runs: the store shows them waiting.
+    "queued": dg.DagsterRunStatus.QUEUED,
     "started": dg.DagsterRunStatus.STARTED,
     "success": dg.DagsterRunStatus.SUCCESS,
     "failure": dg.DagsterRunStatus.FAILURE,

@@ -33,6 +33,7 @@ DAGSTER = Path(sys.executable).with_name("dagster")
 LOCATION = "etl_meta"
 REPOSITORY = "__repository__"
 STATUS_SENSORS = (
+    "etl_meta_on_run_queued",
     "etl_meta_on_run_started",
     "etl_meta_on_run_success",
     "etl_meta_on_run_failure",

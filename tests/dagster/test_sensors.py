@@ -62,6 +62,39 @@ def test_the_success_sensor_records_the_run_with_every_attempt(store, instance):
     assert metrics[("b", "total", 2)] == 111.0 and metrics[("a", "inputs", 1)] == 0.0
 
 
+def test_a_run_waiting_in_the_run_queue_is_in_the_store_as_queued(store, instance):
+    """With Dagster's run queue a run may wait minutes for a slot: the queued sensor records it
+    at once, with its tags; a replay of the tick changes nothing, not even the audit trail."""
+    chain_job(store)
+    job = definitions(store).resolve_job_def("chain")
+    # Not started yet, as a queued run is (a QUEUED one needs a code location's origin); its
+    # tags are the job's and the launch's, as Dagster gives a launched run.
+    queued = instance.create_run_for_job(job, tags={**job.tags, "team": "queue"})
+    sensor = next(s for s in status_sensors() if s.name == "etl_meta_on_run_queued")
+    enqueued = dg.DagsterEvent(
+        event_type_value=dg.DagsterEventType.RUN_ENQUEUED.value, job_name=job.name
+    )
+
+    def tick() -> None:
+        with dg.build_run_status_sensor_context(
+            sensor_name=sensor.name,
+            dagster_instance=instance,
+            dagster_run=queued,
+            dagster_event=enqueued,
+            resources={"etl_meta": EtlMetaResource()},
+        ) as context:
+            sensor(context)
+
+    tick()
+    waiting = store.executions.find("dagster", queued.run_id, with_steps=True)
+    assert waiting.status is ExecutionStatus.QUEUED and waiting.steps == []
+    assert waiting.tags.get("team") == "queue"
+    audited = len(store.audit.list(limit=1000))
+    tick()
+    assert store.executions.find("dagster", queued.run_id).updated_at == waiting.updated_at
+    assert len(store.audit.list(limit=1000)) == audited
+
+
 def test_replaying_the_sensor_any_number_of_times_changes_nothing(store, instance):
     chain_job(store)
     result = run(definitions(store).resolve_job_def("chain"), instance)

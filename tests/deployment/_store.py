@@ -11,6 +11,7 @@ the code under test, and count rows: "recorded exactly once" is a count.
 
 from __future__ import annotations
 
+import json
 import secrets
 import shutil
 from collections import Counter
@@ -180,6 +181,26 @@ class DeploymentStore:
             for run_id, key, value in connection.execute(query, params):
                 found[run_id][key] = value
         return found
+
+    def created_as(self, orchestrator: str, run_ids: list[str]) -> dict[str, str]:
+        """``{run id: status}`` each run had when the store first recorded it (its audit trail's
+        ``create`` event)."""
+        query = sa.text(
+            "SELECT e.external_run_id, a.after FROM audit_event a "
+            "JOIN execution e ON e.id = a.entity_id "
+            "WHERE a.entity_type = 'execution' AND a.action = 'create' "
+            "AND e.orchestrator = :orchestrator AND e.external_run_id IN :run_ids"
+        ).bindparams(sa.bindparam("run_ids", expanding=True))
+        if not run_ids:
+            return {}
+        with self.reader().connect() as connection:
+            params = {"orchestrator": orchestrator, "run_ids": list(run_ids)}
+            rows = connection.execute(query, params).all()
+        # JSON comes back parsed from PostgreSQL, as text from SQLite.
+        return {
+            run_id: (json.loads(after) if isinstance(after, str) else after)["status"]
+            for run_id, after in rows
+        }
 
     def close(self) -> None:
         """Drop the database and role (PostgreSQL); the SQLite file goes with the temp dir."""

@@ -67,6 +67,7 @@ class QueuedRuns:
     outcomes: list[RunOutcome]
     queue: dict[str, QueuedRun]
     ran_for: float  # seconds from the first launch to the last run's end
+    created_as: dict[str, str]  # each run's status when the store first recorded it
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +100,8 @@ def runs(dagster: DagsterDeployment, distributed_store: DeploymentStore) -> Queu
         f"at most {_most_at_once(queue.values())} at once, longest wait in the queue "
         f"{max(waits, default=0.0):.1f}s; {recording_lag(outcomes)}"
     )
-    return QueuedRuns(outcomes=outcomes, queue=queue, ran_for=ran_for)
+    created_as = distributed_store.created_as("dagster", list(launched))
+    return QueuedRuns(outcomes=outcomes, queue=queue, ran_for=ran_for, created_as=created_as)
 
 
 def _most_at_once(runs: Iterable[QueuedRun]) -> int:
@@ -159,3 +161,19 @@ def test_every_run_attempt_and_metric_dagster_recorded_is_in_the_store_exactly_o
 ) -> None:
     problems = not_recorded_exactly_once(runs.outcomes)
     assert not problems, "\n".join(problems)
+
+
+def test_runs_waiting_in_the_queue_are_in_the_store_as_queued_before_they_start(
+    runs: QueuedRuns,
+) -> None:
+    """``etl_meta_on_run_queued``: a run waiting for a slot shows in ``etl-meta runs list``.
+
+    Not every waiting run is recorded as queued: Dagster's run-status sensors take at most 5
+    runs per tick, so in a burst some start before their turn, and are first recorded running.
+    Four of these six runs wait many seconds for a slot.
+    """
+    waits = {q.run_id: q.waited for q in runs.queue.values()}
+    seen = {run_id: (runs.created_as.get(run_id), waits[run_id]) for run_id in waits}
+    queued = [run_id for run_id, (status, _) in seen.items() if status == "queued"]
+    assert queued, f"no run was recorded while queued: {seen}"
+    assert all((waits[run_id] or 0.0) > 0 for run_id in queued), seen
