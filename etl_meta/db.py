@@ -306,6 +306,10 @@ def _has_pending_input(fileno: int) -> bool:
     return bool(readable)
 
 
+#: Series ids a held connection remembers (an op writes a handful; a listener many runs').
+MAX_REMEMBERED_SERIES = 10_000
+
+
 class HeldConnection:
     """One driver connection taken out of an engine's pool and kept by a store, for the metric
     write an op makes many times over (:meth:`MetricsAPI.record_to
@@ -331,6 +335,10 @@ class HeldConnection:
         self._driver: Any = None
         self._used_at = 0.0
         self._pid = os.getpid()
+        #: Metric series ids by ``(execution_id, component_id, attempt, name)``, as committed
+        #: in this database (etl_meta.repository.metrics.commit_points); at most
+        #: :data:`MAX_REMEMBERED_SERIES`, forgotten all at once beyond.
+        self.series_ids: dict[tuple[int, int, int, str], int] = {}
 
     def acquire(self) -> Any | None:
         """The connection, this thread's until :meth:`release`; ``None``: use the pool instead."""
@@ -361,6 +369,12 @@ class HeldConnection:
         except self._engine.dialect.loaded_dbapi.Error:
             return False
         return True
+
+    def remember_series(self, series: dict[tuple[int, int, int, str], int]) -> None:
+        """Add committed series ids to :attr:`series_ids`."""
+        if len(self.series_ids) + len(series) > MAX_REMEMBERED_SERIES:
+            self.series_ids.clear()  # a long-lived process moves on to other runs
+        self.series_ids.update(series)
 
     def release(self, *, discard: bool = False) -> None:
         """Give the connection back; ``discard`` closes it (an error said it may be broken)."""

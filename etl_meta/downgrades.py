@@ -12,7 +12,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from etl_meta.config import Settings
-from etl_meta.schema import VERSION_TABLE, alembic_config, current_revision, migrating
+from etl_meta.schema import (
+    VERSION_TABLE,
+    alembic_config,
+    current_revision,
+    migrating,
+    script_directory,
+)
 
 
 @dataclass(frozen=True)
@@ -58,8 +64,11 @@ def plan_downgrade(
         target = current_revision(connection)
         after = _table_columns(connection)
         savepoint.rollback()
+        moved, bookkeeping = _moved_tables(current, target)
         drops: list[Drop] = []
         for table, columns in sorted(before.items()):
+            if moved.get(table) in after or table in bookkeeping:
+                continue  # the downgrade carried its rows elsewhere, or they were not data
             if table not in after:
                 count = sa.select(sa.func.count()).select_from(sa.table(table))
                 drops.append(Drop(table, None, connection.execute(count).scalar_one()))
@@ -71,10 +80,41 @@ def plan_downgrade(
     return DowngradePlan(current=current, target=target, drops=tuple(drops))
 
 
+def _moved_tables(current: str | None, target: str | None) -> tuple[dict[str, str], set[str]]:
+    """What the revisions walked down declare: ``{dropped table: table its rows move to}`` and
+    the tables that describe the schema rather than hold data.
+
+    A revision that changes how data is stored (0011: ``metric_point`` and its series back into
+    ``metric``) drops tables whose rows its downgrade has copied: ``DOWNGRADE_MOVES`` in the
+    revision says so; a move counts only while the destination survives the whole downgrade.
+    ``BOOKKEEPING_TABLES`` (0011: ``metric_partition``, the list of partitions) lose nothing.
+    """
+    moved: dict[str, str] = {}
+    bookkeeping: set[str] = set()
+    if current is None:
+        return moved, bookkeeping
+    for script in script_directory().iterate_revisions(current, target or "base"):
+        if script.revision != target:
+            moved.update(getattr(script.module, "DOWNGRADE_MOVES", {}))
+            bookkeeping.update(getattr(script.module, "BOOKKEEPING_TABLES", ()))
+    return moved, bookkeeping
+
+
 def _table_columns(connection: Connection) -> dict[str, set[str]]:
     inspector = sa.inspect(connection)
+    partitions: set[str] = set()
+    if connection.dialect.name == "postgresql":
+        # A partition's rows are its parent's: counted there, never twice.
+        partitions = set(
+            connection.execute(
+                sa.text(
+                    "SELECT relname FROM pg_class WHERE relispartition "
+                    "AND relnamespace = current_schema()::regnamespace"
+                )
+            ).scalars()
+        )
     return {
         table: {column["name"] for column in inspector.get_columns(table)}
         for table in inspector.get_table_names()
-        if table != VERSION_TABLE
+        if table != VERSION_TABLE and table not in partitions
     }

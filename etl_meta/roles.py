@@ -239,6 +239,8 @@ def _id_sequences(
     for name in tables:
         table = metadata.tables.get(name)
         column = table.autoincrement_column if table is not None else None
+        if column is None and table is not None and "id" in table.c:
+            column = table.c.id  # metric_point: keyed by (series_id, step), id from a sequence
         if column is None:
             continue  # a composite key (metric_latest, link tables) or the version table
         qualified = f"{quote(schema_name)}.{quote(name)}"

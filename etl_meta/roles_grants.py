@@ -52,8 +52,10 @@ WRITER_RECORDS: tuple[str, ...] = (
     "component_execution",
     "execution",
     "execution_tag",
-    "metric",
     "metric_latest",
+    "metric_name",
+    "metric_point",
+    "metric_series",
     "run_request",
     "sync_cursor",
 )

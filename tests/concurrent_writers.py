@@ -155,7 +155,11 @@ def run(url: str, home: Path, work: Workload, *, timeout: float = 600) -> dict[s
 _COUNTS = {
     "runs": ("execution", "orchestrator, external_run_id"),
     "attempts": ("component_execution", "execution_id, component_id, attempt"),
-    "points": ("metric", "execution_id, component_id, attempt, name, step"),
+    "points": (
+        "metric_point p JOIN metric_series s ON s.id = p.series_id "
+        "JOIN metric_name n ON n.id = s.name_id",
+        "s.execution_id, s.component_id, s.attempt, n.name, p.step",
+    ),
 }
 
 

@@ -23,7 +23,14 @@ from sqlalchemy.engine import make_url
 from tests.backends import postgres_admin_url
 
 #: The tables a run's recording writes (and, with secrets, a configuration read: the audit).
-RUN_TABLES = ("execution", "component_execution", "metric", "metric_latest", "audit_event")
+RUN_TABLES = (
+    "execution",
+    "component_execution",
+    "metric_series",
+    "metric_point",
+    "metric_latest",
+    "audit_event",
+)
 
 
 def _dsn(url: str, database: str | None = None) -> str:

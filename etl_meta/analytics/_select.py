@@ -26,9 +26,10 @@ from etl_meta.models import (
     ExecutionTag,
     Job,
     JobTag,
-    Metric,
     MetricLatest,
+    MetricName,
     Tag,
+    metric_points,
 )
 
 Attempts = Literal["all", "final"]
@@ -41,7 +42,9 @@ def table_of(model: type[SQLModel]) -> sa.Table:
     return table
 
 
-metric = table_of(Metric)
+#: One row per point, with its series' keys and name (``etl_meta.models.metric_points``).
+metric = metric_points
+metric_name = table_of(MetricName)
 component = table_of(Component)
 execution = table_of(Execution)
 job = table_of(Job)
@@ -205,6 +208,22 @@ def _match(column: Any, slot: str, shape: str | int | None) -> sa.ColumnElement[
     return column.in_([param(f"{slot}_{index}", column.type) for index in range(int(shape))])
 
 
+def _name_match(shape: str | int | None) -> sa.ColumnElement[bool] | None:
+    """Names as their dictionary ids: each looked up once, so the series index
+    ``(component_id, name_id, …)`` gets the name too, not only the component."""
+    if shape is None:
+        return None
+    if shape == 0:
+        return sa.false()
+    slots = ["name"] if shape == "=" else [f"name_{index}" for index in range(int(shape))]
+    text = metric_name.c.name.type
+    ids = [
+        sa.select(metric_name.c.id).where(metric_name.c.name == param(slot, text)).scalar_subquery()
+        for slot in slots
+    ]
+    return sa.or_(*(metric.c.name_id == found for found in ids))
+
+
 def metric_conditions(shape: MetricShape) -> list[sa.ColumnElement[bool]]:
     """WHERE clauses over ``metric`` ⋈ ``component`` ⋈ ``execution`` ⋈ ``job``, unbound."""
     clauses = [
@@ -212,7 +231,7 @@ def metric_conditions(shape: MetricShape) -> list[sa.ColumnElement[bool]]:
         for clause in (
             _match(job.c.name, "job", shape.job),
             _match(component.c.name, "component", shape.component),
-            _match(metric.c.name, "name", shape.name),
+            _name_match(shape.name),
         )
         if clause is not None
     ]

@@ -16,6 +16,7 @@ from etl_meta.cli._common import (
     handle_errors,
     settings_for,
 )
+from etl_meta.cli.partitions import partitions
 from etl_meta.cli.roles import roles
 from etl_meta.db import create_engine, render_url
 
@@ -180,3 +181,4 @@ def history() -> None:
 
 
 app.command("roles")(roles)
+app.command("partitions")(partitions)

@@ -35,6 +35,8 @@ def _summary(result: GcResult) -> str:
     if result.dry_run:
         return f"would delete {_counts(result)} (dry run: nothing was deleted)"
     line = f"deleted {_counts(result)}"
+    if result.partitions_dropped:
+        line += f" ({len(result.partitions_dropped):,} whole partition(s) of points dropped)"
     if result.archive_path is not None:
         line += f"; archived to {result.archive_path}"
     return line

@@ -39,7 +39,15 @@ from etl_meta.models.execution import (
 )
 from etl_meta.models.execution_tag import ExecutionTag, TagSource
 from etl_meta.models.job import Job, JobBase, JobCreate, JobPublic, JobTag, JobUpdate, Tag
-from etl_meta.models.metric import Metric, MetricLatest, MetricPoint, MetricPublic
+from etl_meta.models.metric import (
+    MetricLatest,
+    MetricName,
+    MetricPoint,
+    MetricPointRow,
+    MetricPublic,
+    MetricSeries,
+    metric_points,
+)
 from etl_meta.models.relationships import configure as _configure_relationships
 from etl_meta.models.run_request import RunRequest, RunRequestCreate, RunRequestPublic
 from etl_meta.models.sync_cursor import SyncCursor, SyncCursorPublic
@@ -82,10 +90,12 @@ __all__ = [
     "JobPublic",
     "JobTag",
     "JobUpdate",
-    "Metric",
     "MetricLatest",
+    "MetricName",
     "MetricPoint",
+    "MetricPointRow",
     "MetricPublic",
+    "MetricSeries",
     "Orchestrator",
     "PublicModel",
     "RunRequest",
@@ -101,4 +111,5 @@ __all__ = [
     "Tag",
     "TagSource",
     "metadata",
+    "metric_points",
 ]

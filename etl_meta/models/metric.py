@@ -15,27 +15,63 @@ from etl_meta.validation import AwareDatetime, Identifier, MetricValue
 METRIC_NAME_MAX = 255
 
 
-class Metric(EtlModel, table=True):
-    """One numeric point: (run, component, attempt, name, step) identifies it exactly once."""
+class MetricName(EtlModel, table=True):
+    """The dictionary of metric names: a point carries an integer, not the string."""
 
-    __tablename__ = "metric"
+    __tablename__ = "metric_name"
+
+    id: int = Field(default=None, sa_column=sa.Column(sa.Integer, primary_key=True))
+    name: str = Field(sa_column=sa.Column(sa.String(METRIC_NAME_MAX), nullable=False, unique=True))
+
+
+class MetricSeries(EtlModel, table=True):
+    """One metric of one run's component in one attempt: the points' shared key, stored once.
+
+    ``(execution_id, component_id, name_id, attempt)`` is unique, so a replayed series is found
+    rather than written again; ``(component_id, name_id, execution_id)`` serves one metric
+    across runs.
+    """
+
+    __tablename__ = "metric_series"
     __table_args__ = (
-        sa.UniqueConstraint("execution_id", "component_id", "attempt", "name", "step"),
+        sa.UniqueConstraint("execution_id", "component_id", "name_id", "attempt"),
         sa.CheckConstraint("attempt >= 1", name="attempt_positive"),
-        sa.Index("ix_metric_component_id_name_recorded_at", "component_id", "name", "recorded_at"),
+        sa.Index(
+            "ix_metric_series_component_id_name_id", "component_id", "name_id", "execution_id"
+        ),
     )
 
-    # None only until the INSERT is flushed (see EtlModel).
     id: int = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True))
     execution_id: int = Field(
         sa_column=sa.Column(sa.ForeignKey("execution.id", ondelete="CASCADE"), nullable=False)
     )
     component_id: int = Field(sa_column=sa.Column(sa.ForeignKey("component.id"), nullable=False))
+    name_id: int = Field(sa_column=sa.Column(sa.ForeignKey("metric_name.id"), nullable=False))
     attempt: int = Field(default=1)
-    name: str = Field(max_length=METRIC_NAME_MAX)
-    step: int = Field(default=0, sa_type=sa.BigInteger)
+
+
+class MetricPointRow(EtlModel, table=True):
+    """One point of a series: ``(series_id, step)`` identifies it, so a replay writes nothing.
+
+    On PostgreSQL the table is partitioned by ranges of ``series_id``; the ranges are listed in
+    ``metric_partition``, a table only PostgreSQL stores have (etl_meta.repository.partitions).
+    It has no foreign key to its series: a key would be checked on every point a ``COPY``
+    writes, and points only ever leave with their series (retention deletes both).
+    ``id`` is unindexed: a store-wide unique number for frames and exports (``metric_id``),
+    from a sequence on PostgreSQL and from the writer, under its write lock, on SQLite.
+    """
+
+    __tablename__ = "metric_point"
+    __table_args__ = (
+        sa.Index("ix_metric_point_recorded_at", "recorded_at", postgresql_using="brin"),
+        {"postgresql_partition_by": "RANGE (series_id)"},
+    )
+
+    series_id: int = Field(sa_column=sa.Column(sa.BigInteger, primary_key=True))
+    step: int = Field(sa_column=sa.Column(sa.BigInteger, primary_key=True))
     value: float = Field(sa_type=sa.Double)
     recorded_at: datetime = Field(sa_type=UTCDateTime)
+    id: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
 
 
 class MetricPoint(InputModel):
@@ -96,3 +132,38 @@ class MetricLatest(EtlModel, table=True):
     step: int = Field(sa_type=sa.BigInteger)
     value: float = Field(sa_type=sa.Double)
     recorded_at: datetime = Field(sa_type=UTCDateTime)
+
+
+def _table(model: type[EtlModel]) -> sa.Table:
+    table = sa.inspect(model).local_table
+    assert isinstance(table, sa.Table)
+    return table
+
+
+def _metric_points() -> sa.Subquery:
+    point, series, name = _table(MetricPointRow), _table(MetricSeries), _table(MetricName)
+    return (
+        sa.select(
+            point.c.id,
+            series.c.execution_id,
+            series.c.component_id,
+            series.c.attempt,
+            name.c.name,
+            point.c.step,
+            point.c.value,
+            point.c.recorded_at,
+            point.c.series_id,
+            series.c.name_id,
+        )
+        .select_from(point)
+        .join(series, series.c.id == point.c.series_id)
+        .join(name, name.c.id == series.c.name_id)
+        .subquery("metric")
+    )
+
+
+#: Every point with its series' run, component, attempt and name: the columns of one row per
+#: point (``id``, ``execution_id``, ``component_id``, ``attempt``, ``name``, ``step``, ``value``,
+#: ``recorded_at``, plus ``series_id`` and ``name_id``), for reading with SQLAlchemy Core. Both
+#: databases flatten it into the statement that uses it.
+metric_points = _metric_points()

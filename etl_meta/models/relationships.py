@@ -1,7 +1,7 @@
 """Relationships between definitions and runs, declared once every table class exists.
 
-A job's executions and a component's metrics can run into millions of rows, so those collections
-are ``write_only``: iterating them by accident cannot load everything; callers query them with
+A job's executions can run into millions of rows, so that collection
+is ``write_only``: iterating them by accident cannot load everything; callers query them with
 ``.select()``. ``Job.latest_execution`` is a read-only many-to-one through a correlated subquery.
 """
 
@@ -12,7 +12,6 @@ from sqlmodel import col
 from etl_meta.models.component import Component
 from etl_meta.models.execution import ComponentExecution, Execution
 from etl_meta.models.job import Job
-from etl_meta.models.metric import Metric
 
 
 def _latest_execution_join() -> sa.ColumnElement[bool]:
@@ -51,7 +50,3 @@ def configure() -> None:
         ),
     )
     sa.inspect(ComponentExecution).add_property("component", relationship(Component, viewonly=True))
-    sa.inspect(Component).add_property(
-        "metrics", relationship(Metric, lazy="write_only", viewonly=True)
-    )
-    sa.inspect(Metric).add_property("component", relationship(Component, viewonly=True))

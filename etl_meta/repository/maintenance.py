@@ -28,7 +28,9 @@ from etl_meta.models import (
     ExecutionStatus,
     ExecutionTag,
     Job,
-    Metric,
+    MetricPointRow,
+    MetricSeries,
+    metric_points,
 )
 from etl_meta.repository.dialect import dialect_name
 from etl_meta.transpose import columns_of
@@ -58,6 +60,11 @@ def _expired(older_than: datetime) -> sa.ColumnElement[bool]:
     return sa.and_(col(Execution.status).in_(TERMINAL_STATUSES), run_age() < older_than)
 
 
+def expired_run_ids(older_than: datetime) -> sa.Select[int]:
+    """The ids of the runs a gc with this horizon deletes."""
+    return sa.select(col(Execution.id)).where(_expired(older_than))
+
+
 def count_expired(session: Session, *, older_than: datetime) -> DeleteCounts:
     """How many runs, attempts and metric points a gc with this horizon would delete now."""
     expired_ids = sa.select(col(Execution.id)).where(_expired(older_than))
@@ -69,8 +76,8 @@ def count_expired(session: Session, *, older_than: datetime) -> DeleteCounts:
     )
     metrics = session.scalar(
         sa.select(sa.func.count())
-        .select_from(Metric)
-        .where(col(Metric.execution_id).in_(expired_ids))
+        .select_from(metric_points)
+        .where(metric_points.c.execution_id.in_(expired_ids))
     )
     return DeleteCounts(runs=runs or 0, attempts=attempts or 0, metrics=metrics or 0)
 
@@ -126,8 +133,15 @@ def delete_runs(session: Session, ids: Sequence[int]) -> DeleteCounts:
         sa.delete(ExecutionTag).where(col(ExecutionTag.execution_id).in_(ids)),
         execution_options=options,
     )
+    # Points have no foreign key to their series (see MetricPointRow): they go first, by series.
+    series = sa.select(col(MetricSeries.id)).where(col(MetricSeries.execution_id).in_(ids))
     metrics = session.execute(
-        sa.delete(Metric).where(col(Metric.execution_id).in_(ids)), execution_options=options
+        sa.delete(MetricPointRow).where(col(MetricPointRow.series_id).in_(series)),
+        execution_options=options,
+    )
+    session.execute(
+        sa.delete(MetricSeries).where(col(MetricSeries.execution_id).in_(ids)),
+        execution_options=options,
     )
     attempts = session.execute(
         sa.delete(ComponentExecution).where(col(ComponentExecution.execution_id).in_(ids)),
@@ -182,16 +196,16 @@ ATTEMPT_COLUMNS: ArchiveColumns = (
     ("updated_at", ComponentExecution.updated_at, "time"),
 )
 METRIC_COLUMNS: ArchiveColumns = (
-    ("id", Metric.id, "int"),
-    ("execution_id", Metric.execution_id, "int"),
+    ("id", metric_points.c.id, "int"),
+    ("execution_id", metric_points.c.execution_id, "int"),
     ("job_name", Job.name, "str"),
-    ("component_id", Metric.component_id, "int"),
+    ("component_id", metric_points.c.component_id, "int"),
     ("component_name", Component.name, "str"),
-    ("attempt", Metric.attempt, "int"),
-    ("name", Metric.name, "str"),
-    ("step", Metric.step, "int"),
-    ("value", Metric.value, "float"),
-    ("recorded_at", Metric.recorded_at, "time"),
+    ("attempt", metric_points.c.attempt, "int"),
+    ("name", metric_points.c.name, "str"),
+    ("step", metric_points.c.step, "int"),
+    ("value", metric_points.c.value, "float"),
+    ("recorded_at", metric_points.c.recorded_at, "time"),
 )
 TAG_COLUMNS: ArchiveColumns = (
     ("execution_id", ExecutionTag.execution_id, "int"),
@@ -226,14 +240,23 @@ def _archive_query(table: str, ids: Sequence[int]) -> sa.Select[Any]:
             .where(col(ExecutionTag.execution_id).in_(ids))
             .order_by(col(ExecutionTag.execution_id), col(ExecutionTag.key))
         )
-    model = ComponentExecution if table == "attempts" else Metric
+    if table == "metrics":  # in key order: the points' id has no index
+        point = metric_points
+        return (
+            sa.select(*columns)
+            .select_from(point)
+            .join(Component, col(Component.id) == point.c.component_id)
+            .join(Job, col(Job.id) == Component.job_id)
+            .where(point.c.execution_id.in_(ids))
+            .order_by(point.c.series_id, point.c.step)
+        )
     return (
         sa.select(*columns)
-        .select_from(model)
-        .join(Component, col(Component.id) == model.component_id)
+        .select_from(ComponentExecution)
+        .join(Component, col(Component.id) == ComponentExecution.component_id)
         .join(Job, col(Job.id) == Component.job_id)
-        .where(col(model.execution_id).in_(ids))
-        .order_by(col(model.id))
+        .where(col(ComponentExecution.execution_id).in_(ids))
+        .order_by(col(ComponentExecution.id))
     )
 
 

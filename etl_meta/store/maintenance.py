@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Callable, Iterable
@@ -18,6 +19,7 @@ from etl_meta.access import Role, requires
 from etl_meta.errors import ConflictError, EtlMetaError, ValidationError
 from etl_meta.extras import require_extra
 from etl_meta.repository import maintenance as repo
+from etl_meta.repository import partitions
 from etl_meta.store._base import StoreAPI, record_change
 from etl_meta.types import utcnow
 from etl_meta.validation import strict_bool
@@ -44,6 +46,8 @@ class GcResult:
     archive_path: Path | None = None
     #: Queued or running runs older than the horizon, which gc never deletes.
     unfinished_kept: int = 0
+    #: PostgreSQL partitions of metric points dropped whole (their points are in ``metrics``).
+    partitions_dropped: tuple[str, ...] = ()
 
 
 class ArchiveError(EtlMetaError):
@@ -112,7 +116,38 @@ class MaintenanceAPI(StoreAPI):
                     dry_run=True,
                     unfinished_kept=unfinished,
                 )
-        return self._delete_in_batches(horizon, batch_size, archive_dir, progress, unfinished)
+        dropped = partitions.PartitionWork()
+        if archive_dir is None:  # an archive reads every point out first: rows, then
+            dropped = self._drop_partitions(horizon)
+        result = self._delete_in_batches(horizon, batch_size, archive_dir, progress, unfinished)
+        partitions.ensure_ahead(self._store.engine)
+        if not dropped.dropped:
+            return result
+        return dataclasses.replace(
+            result,
+            metrics=result.metrics + dropped.dropped_points,
+            partitions_dropped=dropped.dropped,
+        )
+
+    def _drop_partitions(self, horizon: datetime) -> partitions.PartitionWork:
+        """Drop the partitions holding only expired runs' points, audited as one event."""
+        work = partitions.drop_expired(self._store.engine, repo.expired_run_ids(horizon))
+        if work.dropped:
+            with self._tx() as session:
+                record_change(
+                    self._store,
+                    session,
+                    action="gc",
+                    entity_type="metric_partition",
+                    entity_key="partitions",
+                    entity_id=None,
+                    after={
+                        "partitions": list(work.dropped),
+                        "metrics": work.dropped_points,
+                        "older_than": horizon.isoformat(),
+                    },
+                )
+        return work
 
     def _delete_in_batches(
         self,

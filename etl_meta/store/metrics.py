@@ -166,8 +166,8 @@ class MetricsAPI(StoreAPI):
                 final_attempt_only=final_attempt_only,
             )
             return [
-                MetricPublic.model_validate({**point.model_dump(), "component_name": cname})
-                for point, cname in rows
+                MetricPublic.model_validate({**row._mapping, "execution_id": execution_id})
+                for row in rows
             ]
 
     @staticmethod

@@ -23,7 +23,7 @@ from etl_meta import MetadataStore
 from etl_meta.analytics import aggregate_metrics, latest_metrics, metrics_frame, metrics_page
 from etl_meta.analytics._arrow import sorted_by
 from etl_meta.analytics._compiled import clear_caches
-from etl_meta.analytics._select import component, job, metric, metric_latest
+from etl_meta.analytics._select import component, job, metric_latest, table_of
 from etl_meta.analytics.fetch import read_frame
 from etl_meta.analytics.metrics import LATEST_COLUMNS, METRIC_COLUMNS
 from etl_meta.analytics.queries import (
@@ -33,6 +33,7 @@ from etl_meta.analytics.queries import (
     metrics_shaped,
 )
 from etl_meta.errors import NotFoundError, ValidationError
+from etl_meta.models import MetricName, MetricPointRow, MetricSeries
 from tests.backends import postgresql_only
 from tests.factories import T0, Factory, sample_points
 
@@ -301,6 +302,10 @@ def test_timestamps_are_utc_whatever_the_session_time_zone(store, runs):
     assert daily["bucket"].iloc[0] == pd.Timestamp("2026-03-01", tz="UTC")
 
 
+metric_name, metric_series = table_of(MetricName), table_of(MetricSeries)
+point = table_of(MetricPointRow)
+
+
 def _insert_point(
     store: MetadataStore, run_id: int, name: str, at: datetime | str, *, job_name: str = "sales"
 ) -> None:
@@ -314,17 +319,23 @@ def _insert_point(
             .join(job, job.c.id == component.c.job_id)
             .where(job.c.name == job_name, component.c.name == "load")
         ).scalar_one()
-        connection.execute(
-            metric.insert().values(
-                execution_id=run_id,
-                component_id=owner,
-                attempt=1,
-                name=name,
-                step=0,
-                value=1.0,
-                recorded_at=recorded_at,
-            )
-        )
+        name_id = connection.execute(
+            sa.select(metric_name.c.id).where(metric_name.c.name == name)
+        ).scalar()
+        if name_id is None:
+            name_id = connection.execute(
+                metric_name.insert().values(name=name).returning(metric_name.c.id)
+            ).scalar_one()
+        series_id = connection.execute(
+            metric_series.insert()
+            .values(execution_id=run_id, component_id=owner, attempt=1, name_id=name_id)
+            .returning(metric_series.c.id)
+        ).scalar_one()
+        values = {"series_id": series_id, "step": 0, "value": 1.0, "recorded_at": recorded_at}
+        if store.dialect == "sqlite":  # PostgreSQL takes the id from its sequence
+            next_id = sa.select(sa.func.coalesce(sa.func.max(point.c.id), 0) + 1)
+            values["id"] = connection.execute(next_id).scalar_one()
+        connection.execute(point.insert().values(**values))
 
 
 @postgresql_only()  # SQLite stores timestamps as text

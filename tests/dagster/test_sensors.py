@@ -11,7 +11,7 @@ from dagster_defs.resources import EtlMetaResource
 from dagster_defs.sensors import run_request_sensor, status_sensors
 from etl_meta import ExecutionStatus, RunRequestStatus, SchemaNotInitializedError, StepStatus
 from etl_meta.errors import StoreUnavailableError
-from etl_meta.models import Execution, Metric
+from etl_meta.models import Execution, MetricPointRow, MetricSeries
 from tests.dagster.support import chain_job, dagster_env, definitions, reconcile_tick, run
 
 
@@ -260,7 +260,8 @@ def test_a_run_is_recorded_whole_or_not_at_all(store, instance, monkeypatch):
         raise StoreUnavailableError("the store is unavailable: connection reset")
 
     with store.transaction() as session:  # as if the ops' own writes never reached the store
-        session.execute(sa.delete(Metric))
+        session.execute(sa.delete(MetricPointRow))
+        session.execute(sa.delete(MetricSeries))
     monkeypatch.setattr(MetricsAPI, "record", unavailable)
     stopped = reconcile(store, instance, write_seconds=0)
     assert stopped.interrupted and stopped.recorded == 0

@@ -4,8 +4,8 @@
   ``pg_terminate_backend`` of every backend connected to the store: new connections are refused
   ("database … is not currently accepting connections"), open ones are cut.
 * ``hung`` (PostgreSQL): another session holds ``LOCK TABLE … IN ACCESS EXCLUSIVE MODE`` on the
-  tables runs are recorded in (execution, component_execution, metric, audit_event): connections
-  succeed, and every statement touching those tables waits (until the writer's statement
+  tables runs are recorded in (execution, component_execution, metric_point, audit_event):
+  connections succeed, and every statement touching those tables waits (until the writer's statement
   timeout, if it has one).
 * ``locked`` (SQLite): another **process** holds ``BEGIN EXCLUSIVE`` on the store file; writers
   wait for their busy timeout and get "database is locked". On SQLite this is both the refusing
@@ -32,7 +32,7 @@ from tests.deployment._store import DeploymentStore
 #: How long every outage lasts (issue 16: "unavailable for 30 s").
 OUTAGE_SECONDS = 30.0
 #: The tables a hang locks (where runs, attempts, metrics and their audit are written).
-RECORDING_TABLES = ("execution", "component_execution", "metric", "audit_event")
+RECORDING_TABLES = ("execution", "component_execution", "metric_point", "audit_event")
 
 #: Outages per backend. SQLite has one way to be unavailable to writers: its lock.
 OUTAGES = {"postgresql": ("refused", "hung"), "sqlite": ("locked",)}

@@ -140,9 +140,10 @@ class DeploymentStore:
             "WHERE ce.execution_id IN :ids"
         ).bindparams(sa.bindparam("ids", expanding=True))
         metrics = sa.text(
-            "SELECT m.execution_id, c.name, m.attempt, m.name, m.value "
-            "FROM metric m JOIN component c ON c.id = m.component_id "
-            "WHERE m.execution_id IN :ids"
+            "SELECT s.execution_id, c.name, s.attempt, n.name, p.value "
+            "FROM metric_point p JOIN metric_series s ON s.id = p.series_id "
+            "JOIN metric_name n ON n.id = s.name_id JOIN component c ON c.id = s.component_id "
+            "WHERE s.execution_id IN :ids ORDER BY p.series_id, p.step"
         ).bindparams(sa.bindparam("ids", expanding=True))
         with self.reader().connect() as connection:
             for row in connection.execute(executions, params):

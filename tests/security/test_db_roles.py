@@ -26,7 +26,7 @@ from etl_meta.cli import app
 from etl_meta.config import get_settings
 from etl_meta.errors import PermissionDeniedError
 from etl_meta.models import metadata
-from etl_meta.repository.metrics import COPY_ABOVE
+from etl_meta.repository.metric_points import COPY_ABOVE
 from etl_meta.roles import ADMIN_ROLE, READER_ROLE, READER_VIEWS, WRITER_ROLE, ensure_roles
 from etl_meta.roles_grants import definition_tables
 from etl_meta.types import utcnow
@@ -52,8 +52,10 @@ RECORDED = (
     "component_execution",
     "execution",
     "execution_tag",
-    "metric",
     "metric_latest",
+    "metric_name",
+    "metric_point",
+    "metric_series",
     "run_request",
     "sync_cursor",
 )
@@ -338,14 +340,14 @@ def test_large_reads_run_as_the_stores_login_and_are_refused_as_typed_errors(rol
             ):
                 logins = [row["login"] for table in tables for row in table.to_pylist()]
             with owner.connect() as connection:
-                connection.exec_driver_sql(f"REVOKE SELECT ON metric FROM {WRITER_ROLE}")
+                connection.exec_driver_sql(f"REVOKE SELECT ON metric_point FROM {WRITER_ROLE}")
             assert logins == [WRITER_ROLE]
             with pytest.raises(PermissionDeniedError) as refused:
                 metrics_frame(store, attempts="all")
         assert refused.value.source == "database"
         assert refused.value.__cause__.sqlstate == "42501"  # the sanitized driver error
         shown = "".join(traceback.format_exception(refused.value))
-        assert "permission denied for table metric" in shown
+        assert "permission denied for table metric_point" in shown
         assert PASSWORDS["writer"] not in shown
     finally:
         owner.dispose()
@@ -497,7 +499,7 @@ def test_the_admin_cannot_rewrite_the_audit_trail_or_change_the_schema(roles_url
     assert denied(roles_url, ADMIN_ROLE, "ALTER TABLE job ADD COLUMN sneaky integer")
     assert denied(roles_url, ADMIN_ROLE, "CREATE TABLE admin_was_here (id integer)")
     assert denied(roles_url, ADMIN_ROLE, f"DELETE FROM {VERSION}")
-    assert not denied(roles_url, ADMIN_ROLE, "DELETE FROM metric")
+    assert not denied(roles_url, ADMIN_ROLE, "DELETE FROM metric_point")
 
 
 def test_the_database_names_the_login_of_every_audit_event_whatever_the_client_claims(

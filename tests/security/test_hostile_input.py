@@ -204,7 +204,8 @@ def test_sql_in_text_and_json_is_stored_and_read_back_byte_identical(store, base
 
     counts = snapshot(store)  # every table is still there
     assert counts["job"] == len(SQL_PAYLOADS) + 1
-    assert counts["metric"] == counts["run_request"] == len(SQL_PAYLOADS)
+    assert counts["metric_point"] == counts["run_request"] == len(SQL_PAYLOADS)
+    assert counts["metric_name"] == len(SQL_PAYLOADS)
 
 
 def test_filters_compare_sql_as_data(store, base):

@@ -506,6 +506,7 @@ def test_no_cli_command_or_format_shows_a_secret(
     cli("db", "current")
     cli("db", "check")
     cli("db", "history", store=False)
+    cli("db", "partitions", "--ensure")
     cli("secrets", "generate-key", store=False)
     cli("secrets", "init", store=False)
     cli("airflow", "clean", "--older-than", "7d", store=False)

@@ -95,7 +95,8 @@ def _assert_received(
 def _add_store_rows(corpus: Corpus, store: MetadataStore) -> None:
     """The store's own record of the run: what orchestrators reported, raw and as shown."""
     with store.engine.connect() as connection:
-        for table in ("execution", "component_execution", "run_request", "audit_event", "metric"):
+        tables = ("execution", "component_execution", "run_request", "audit_event")
+        for table in (*tables, "metric_name", "metric_series", "metric_point"):
             rows = connection.execute(sa.text(f"SELECT * FROM {table}")).all()
             corpus.add(f"store table {table}", [tuple(row) for row in rows])
     for run in store.executions.list():

@@ -104,7 +104,7 @@ def as_role(store_url: str, tmp_path: Path) -> Iterator[Callable[..., MetadataSt
 
 
 def _counts(store: MetadataStore) -> dict[str, int]:
-    tables = ("job", "component", "component_config", "execution", "metric", "run_request")
+    tables = ("job", "component", "component_config", "execution", "metric_point", "run_request")
     with store.engine.connect() as connection:
         return {
             table: connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()

@@ -38,7 +38,7 @@ from etl_meta.filters.parse import (
     render_filter,
 )
 from etl_meta.filters.sql import FieldSpec, compile_filter, filter_clause
-from etl_meta.models import Component, Execution, Job, JobTag, Metric, Tag
+from etl_meta.models import Component, Execution, Job, JobTag, Tag, metric_points
 from tests.factories import T0
 
 HOSTILE = "'; drop table metric; --"
@@ -60,12 +60,12 @@ def job_tag(key, predicate):
 FIELDS = {
     "job": FieldSpec(Job.name),
     "component": FieldSpec(Component.name),
-    "name": FieldSpec(Metric.name),
+    "name": FieldSpec(metric_points.c.name),
     "status": FieldSpec(Execution.status),
-    "value": FieldSpec(Metric.value, "number"),
-    "step": FieldSpec(Metric.step, "number"),
-    "attempt": FieldSpec(Metric.attempt, "number"),
-    "recorded_at": FieldSpec(Metric.recorded_at, "timestamp"),
+    "value": FieldSpec(metric_points.c.value, "number"),
+    "step": FieldSpec(metric_points.c.step, "number"),
+    "attempt": FieldSpec(metric_points.c.attempt, "number"),
+    "recorded_at": FieldSpec(metric_points.c.recorded_at, "timestamp"),
     "ended_at": FieldSpec(Execution.ended_at, "timestamp"),
     "archived": FieldSpec(Job.is_archived, "boolean"),
     "tag": FieldSpec(tag_condition=job_tag),
@@ -74,10 +74,10 @@ FIELDS = {
 
 def metric_query(where: sa.ColumnElement[bool]) -> sa.Select:
     return (
-        sa.select(Job.name, Metric.name)
-        .select_from(Metric)
-        .join(Component, Component.id == Metric.component_id)
-        .join(Execution, Execution.id == Metric.execution_id)
+        sa.select(Job.name, metric_points.c.name)
+        .select_from(metric_points)
+        .join(Component, Component.id == metric_points.c.component_id)
+        .join(Execution, Execution.id == metric_points.c.execution_id)
         .join(Job, Job.id == Execution.job_id)
         .where(where)
     )
@@ -712,7 +712,7 @@ def test_hostile_values_are_stored_and_compared_as_data(store, metrics):
     assert select(store, f"name != '{quoted}' and job = 'sales'") == SALES - {("sales", HOSTILE)}
     assert select(store, f"tag.env = '{quoted}'") == set()
     with store.transaction(readonly=True) as session:
-        assert session.scalar(sa.select(sa.func.count()).select_from(Metric)) == len(metrics)
+        assert session.scalar(sa.select(sa.func.count()).select_from(metric_points)) == len(metrics)
         assert session.scalar(sa.select(sa.func.count()).select_from(Job)) == 3
 
 

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from etl_meta import ConflictError, MetadataStore, ValidationError
-from etl_meta.models import ComponentExecution, Execution, Metric
+from etl_meta.models import ComponentExecution, Execution, metric_points
 from etl_meta.store import maintenance
 from etl_meta.store.maintenance import ArchiveError, GcResult
 from tests.backends import postgresql_only
@@ -87,10 +87,10 @@ def test_old_finished_runs_go_with_their_attempts_and_metrics_others_stay(store,
     assert run_ids(store) == {r.id for r in kept}
     old_ids = [r.id for r in old]
     assert rows(store, ComponentExecution, ComponentExecution.execution_id, old_ids) == 0
-    assert rows(store, Metric, Metric.execution_id, old_ids) == 0
+    assert rows(store, metric_points, metric_points.c.execution_id, old_ids) == 0
     kept_ids = [r.id for r in kept]
     assert rows(store, ComponentExecution, ComponentExecution.execution_id, kept_ids) == 8
-    assert rows(store, Metric, Metric.execution_id, kept_ids) == 12
+    assert rows(store, metric_points, metric_points.c.execution_id, kept_ids) == 12
     assert store.maintenance.gc(older_than=HORIZON).runs == 0  # nothing left to do
 
 
@@ -137,7 +137,9 @@ def test_archive_holds_exactly_the_deleted_rows_with_utc_timestamps(store, job, 
     with store.transaction(readonly=True) as session:
         metric_ids = set(
             session.scalars(
-                sa.select(Metric.id).where(Metric.execution_id.in_([r.id for r in old]))
+                sa.select(metric_points.c.id).where(
+                    metric_points.c.execution_id.in_([r.id for r in old])
+                )
             )
         )
     result = store.maintenance.gc(older_than=HORIZON, batch_size=2, archive_dir=tmp_path)
@@ -284,7 +286,9 @@ def test_gc_is_safe_while_an_orchestrator_keeps_writing(store, store_url, settin
     assert len(written_runs) >= 6
     remaining = run_ids(store)
     assert remaining == set(written_runs) and not remaining & {r.id for r in old}
-    assert rows(store, Metric, Metric.execution_id, written_runs) == 4 * len(written_runs)
+    assert rows(store, metric_points, metric_points.c.execution_id, written_runs) == 4 * len(
+        written_runs
+    )
 
 
 @postgresql_only()  # row locks: SQLite serializes whole write transactions instead

@@ -209,7 +209,7 @@ def test_an_unknown_run_or_component_has_no_target(store, run):
 
 
 def test_small_and_copied_batches_store_the_same_rows(store, run, monkeypatch):
-    from etl_meta.repository import metrics as repo
+    from etl_meta.repository import metric_points as repo
 
     now = datetime.now(UTC)
     small = [("extract", "rows", float(i), i, 1, now) for i in range(30)]
@@ -269,7 +269,7 @@ def test_a_bulk_batch_repeating_stored_points_keeps_the_rest_of_its_transaction(
     """PostgreSQL copies a bulk batch straight into the table and, when the batch repeats a
     stored point, goes back to a savepoint and skips what is stored: the transaction's earlier
     writes survive, and every point is stored once."""
-    from etl_meta.repository import metrics as repo
+    from etl_meta.repository import metric_points as repo
 
     monkeypatch.setattr(repo, "COPY_ABOVE", 0)  # every batch takes the bulk path
     first = [("extract", "rows", float(i), i, 1, T0) for i in range(10)]
