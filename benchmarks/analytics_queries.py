@@ -34,7 +34,6 @@ import contextlib
 import cProfile
 import gc
 import hashlib
-import importlib.util
 import io
 import itertools
 import json
@@ -72,7 +71,7 @@ from etl_meta.db import create_engine
 
 POSTGRES_ENV = "ETL_META_BENCH_POSTGRES_URL"
 #: Bump when the generated data changes, so cached SQLite files are not reused.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3  # 3: series + points (migration 0011)
 SEED = 20261126
 
 # --- the generated store ----------------------------------------------------------------------
@@ -139,41 +138,96 @@ SELECT_EXECUTION_IDS = "SELECT external_run_id, id FROM execution"
 SELECT_JOB_COMPONENTS = (
     "SELECT j.name, c.name, c.id FROM component AS c JOIN job AS j ON j.id = c.job_id"
 )
-# Column order: etl_meta.repository.metrics.POINT_COLUMNS.
-SQLITE_INSERT_METRIC = (
-    "INSERT INTO metric (execution_id, component_id, attempt, name, step, value, recorded_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+# The points go into the store's three tables (docs/internals/metric-storage.md): the names,
+# one series per (run, component, name, attempt) numbered in recording order (the order the
+# store's writers give them), and the points keyed by (series_id, step). ``id`` is the point's
+# recording order too: from the generator on SQLite (as the store's writer assigns it), from
+# metric_point_id_seq on PostgreSQL.
+SQLITE_INSERT_NAME = "INSERT INTO metric_name (id, name) VALUES (?, ?)"
+SQLITE_INSERT_SERIES = (
+    "INSERT INTO metric_series (id, execution_id, component_id, name_id, attempt) "
+    "VALUES (?, ?, ?, ?, ?)"
 )
-PG_COPY_METRIC = (
-    "COPY metric (execution_id, component_id, attempt, name, step, value, recorded_at) "
+SQLITE_INSERT_POINT = (
+    "INSERT INTO metric_point (series_id, step, value, recorded_at, id) VALUES (?, ?, ?, ?, ?)"
+)
+PG_COPY_NAMES = "COPY metric_name (id, name) FROM STDIN (FORMAT BINARY)"
+PG_COPY_NAME_TYPES = ["int4", "varchar"]
+PG_COPY_SERIES = (
+    "COPY metric_series (id, execution_id, component_id, name_id, attempt) "
     "FROM STDIN (FORMAT BINARY)"
 )
-PG_COPY_TYPES = ["int4", "int4", "int4", "varchar", "int8", "float8", "timestamptz"]
+PG_COPY_SERIES_TYPES = ["int8", "int4", "int4", "int4", "int4"]
+PG_COPY_POINTS = (
+    "COPY metric_point (series_id, step, value, recorded_at) FROM STDIN (FORMAT BINARY)"
+)
+PG_COPY_POINT_TYPES = ["int8", "int8", "float8", "timestamptz"]
+#: After explicit ids: the sequences continue above them, as after the store's own writes.
+PG_SET_SEQUENCES = (
+    "SELECT setval(pg_get_serial_sequence('metric_name', 'id'), "
+    "(SELECT coalesce(max(id), 0) + 1 FROM metric_name), false), "
+    "setval(pg_get_serial_sequence('metric_series', 'id'), "
+    "(SELECT coalesce(max(id), 0) + 1 FROM metric_series), false)"
+)
+#: metric_latest as the store keeps it: each metric's highest (attempt, step), from the points.
+LATEST_FROM_POINTS = """
+INSERT INTO metric_latest (execution_id, component_id, name, attempt, step, value, recorded_at)
+SELECT execution_id, component_id, name, attempt, step, value, recorded_at
+FROM (
+    SELECT s.execution_id, s.component_id, n.name, s.attempt, p.step, p.value, p.recorded_at,
+           ROW_NUMBER() OVER (
+               PARTITION BY s.execution_id, s.component_id, n.name
+               ORDER BY s.attempt DESC, p.step DESC
+           ) AS position
+    FROM metric_point AS p
+    JOIN metric_series AS s ON s.id = p.series_id
+    JOIN metric_name AS n ON n.id = s.name_id
+) AS ranked
+WHERE position = 1
+"""
+#: Every relation that holds points or their keys (a partitioned table with its partitions).
+POINT_TABLES = ("metric_name", "metric_series", "metric_point")
+#: The database's size and that of ``POINT_TABLES`` (``%s``: their names), with their indexes.
+PG_SIZES = (
+    "SELECT pg_database_size(current_database()), ("
+    "SELECT sum(CASE WHEN c.relkind = 'p' THEN ("
+    "SELECT sum(pg_total_relation_size(t.relid)) FROM pg_partition_tree(c.oid) AS t"
+    ") ELSE pg_total_relation_size(c.oid) END)::int8 "
+    "FROM pg_class AS c WHERE c.oid = ANY(%s::regclass[]))"
+)
+PG_KEPT_COUNTS = (
+    "SELECT (SELECT count(*) FROM job), (SELECT count(*) FROM metric_point), "
+    "(SELECT count(*) FROM execution)"
+)
 
 # (a) one metric's history for one run: the columns of metrics_frame, oldest first, with the
 # store's joins.
 SQLITE_A = """
-SELECT m.id, m.execution_id, e.external_run_id, e.orchestrator, j.name, c.name, m.name,
-       m.attempt, m.step, m.value, m.recorded_at
-FROM metric AS m
-JOIN component AS c ON c.id = m.component_id
-JOIN execution AS e ON e.id = m.execution_id
+SELECT p.id, s.execution_id, e.external_run_id, e.orchestrator, j.name, c.name, n.name,
+       s.attempt, p.step, p.value, p.recorded_at
+FROM metric_point AS p
+JOIN metric_series AS s ON s.id = p.series_id
+JOIN metric_name AS n ON n.id = s.name_id
+JOIN component AS c ON c.id = s.component_id
+JOIN execution AS e ON e.id = s.execution_id
 JOIN job AS j ON j.id = e.job_id AND j.id = c.job_id
-WHERE m.execution_id = ? AND m.name = ?
-ORDER BY m.id
+WHERE s.execution_id = ? AND n.name = ?
+ORDER BY p.id
 """
 PG_A = SQLITE_A.replace("?", "%s")
 
 # (b) daily mean/min/max/p95 per (day, job, component, name) since a moment.
 PG_B = """
-SELECT timezone('UTC', date_trunc('day', timezone('UTC', m.recorded_at))) AS bucket,
-       j.name AS job, c.name AS component, m.name AS name,
-       avg(m.value), min(m.value), max(m.value),
-       percentile_cont(0.95) WITHIN GROUP (ORDER BY m.value)
-FROM metric AS m
-JOIN component AS c ON c.id = m.component_id
+SELECT timezone('UTC', date_trunc('day', timezone('UTC', p.recorded_at))) AS bucket,
+       j.name AS job, c.name AS component, n.name AS name,
+       avg(p.value), min(p.value), max(p.value),
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY p.value)
+FROM metric_point AS p
+JOIN metric_series AS s ON s.id = p.series_id
+JOIN metric_name AS n ON n.id = s.name_id
+JOIN component AS c ON c.id = s.component_id
 JOIN job AS j ON j.id = c.job_id
-WHERE j.name = %s AND m.name = %s AND m.recorded_at >= %s
+WHERE j.name = %s AND n.name = %s AND p.recorded_at >= %s
 GROUP BY 1, 2, 3, 4
 ORDER BY 1, 2, 3, 4
 """
@@ -181,12 +235,14 @@ ORDER BY 1, 2, 3, 4
 # v[⌊h⌋] + (h − ⌊h⌋)·(v[⌊h⌋+1] − v[⌊h⌋]) with h = (n − 1)·0.95, from window functions.
 SQLITE_B = """
 WITH points AS (
-    SELECT substr(m.recorded_at, 1, 10) || ' 00:00:00.000000' AS bucket,
-           j.name AS job, c.name AS component, m.name AS name, m.value AS value
-    FROM metric AS m
-    JOIN component AS c ON c.id = m.component_id
+    SELECT substr(p.recorded_at, 1, 10) || ' 00:00:00.000000' AS bucket,
+           j.name AS job, c.name AS component, n.name AS name, p.value AS value
+    FROM metric_point AS p
+    JOIN metric_series AS s ON s.id = p.series_id
+    JOIN metric_name AS n ON n.id = s.name_id
+    JOIN component AS c ON c.id = s.component_id
     JOIN job AS j ON j.id = c.job_id
-    WHERE j.name = ? AND m.name = ? AND m.recorded_at >= ?
+    WHERE j.name = ? AND n.name = ? AND p.recorded_at >= ?
 ), ranked AS (
     SELECT bucket, job, component, name, value,
            row_number() OVER (PARTITION BY bucket, job, component, name ORDER BY value) AS rn,
@@ -203,11 +259,13 @@ ORDER BY bucket, job, component, name
 """
 # The fetch + numpy variant (SQLite reference): the points in group order, aggregated in numpy.
 SQLITE_B_POINTS = """
-SELECT substr(m.recorded_at, 1, 10) AS day, c.name, m.value
-FROM metric AS m
-JOIN component AS c ON c.id = m.component_id
+SELECT substr(p.recorded_at, 1, 10) AS day, c.name, p.value
+FROM metric_point AS p
+JOIN metric_series AS s ON s.id = p.series_id
+JOIN metric_name AS n ON n.id = s.name_id
+JOIN component AS c ON c.id = s.component_id
 JOIN job AS j ON j.id = c.job_id
-WHERE j.name = ? AND m.name = ? AND m.recorded_at >= ?
+WHERE j.name = ? AND n.name = ? AND p.recorded_at >= ?
 ORDER BY day, c.name
 """
 
@@ -231,11 +289,11 @@ SQLITE_C_POINTS = """
 SELECT id, external_run_id, started_at, status, component, name, attempt, step, value,
        recorded_at
 FROM (
-    SELECT r.id, r.external_run_id, r.started_at, r.status, c.name AS component, m.name,
-           m.attempt, m.step, m.value, m.recorded_at,
+    SELECT r.id, r.external_run_id, r.started_at, r.status, c.name AS component, n.name,
+           s.attempt, p.step, p.value, p.recorded_at,
            row_number() OVER (
-               PARTITION BY m.execution_id, m.component_id, m.name
-               ORDER BY m.attempt DESC, m.step DESC
+               PARTITION BY s.execution_id, s.component_id, n.name
+               ORDER BY s.attempt DESC, p.step DESC
            ) AS position
     FROM (
         SELECT e.id, e.external_run_id, e.started_at, e.status
@@ -244,16 +302,18 @@ FROM (
         ORDER BY e.id DESC
         LIMIT ?
     ) AS r
-    JOIN metric AS m ON m.execution_id = r.id
-    JOIN component AS c ON c.id = m.component_id
+    JOIN metric_series AS s ON s.execution_id = r.id
+    JOIN metric_name AS n ON n.id = s.name_id
+    JOIN metric_point AS p ON p.series_id = s.id
+    JOIN component AS c ON c.id = s.component_id
 ) AS ranked
 WHERE position = 1
 ORDER BY id DESC, component, name
 """
 PG_C_POINTS = """
-SELECT DISTINCT ON (r.id, c.name, m.name)
-       r.id, r.external_run_id, r.started_at, r.status, c.name, m.name, m.attempt, m.step,
-       m.value, m.recorded_at
+SELECT DISTINCT ON (r.id, c.name, n.name)
+       r.id, r.external_run_id, r.started_at, r.status, c.name, n.name, s.attempt, p.step,
+       p.value, p.recorded_at
 FROM (
     SELECT e.id, e.external_run_id, e.started_at, e.status
     FROM execution AS e JOIN job AS j ON j.id = e.job_id
@@ -261,33 +321,39 @@ FROM (
     ORDER BY e.id DESC
     LIMIT %s
 ) AS r
-JOIN metric AS m ON m.execution_id = r.id
-JOIN component AS c ON c.id = m.component_id
-ORDER BY r.id DESC, c.name, m.name, m.attempt DESC, m.step DESC
+JOIN metric_series AS s ON s.execution_id = r.id
+JOIN metric_name AS n ON n.id = s.name_id
+JOIN metric_point AS p ON p.series_id = s.id
+JOIN component AS c ON c.id = s.component_id
+ORDER BY r.id DESC, c.name, n.name, s.attempt DESC, p.step DESC
 """
 
 # (d) every point of several jobs: the columns of metrics_frame, oldest first. The joins are the
 # store's own (j.id = c.job_id lets the planner start from the jobs' components), so (d) compares
 # the fetch paths on the same server work.
 SQLITE_D = """
-SELECT m.id, m.execution_id, e.external_run_id, e.orchestrator, j.name AS job,
-       c.name AS component, m.name, m.attempt, m.step, m.value, m.recorded_at
-FROM metric AS m
-JOIN component AS c ON c.id = m.component_id
-JOIN execution AS e ON e.id = m.execution_id
+SELECT p.id, s.execution_id, e.external_run_id, e.orchestrator, j.name AS job,
+       c.name AS component, n.name, s.attempt, p.step, p.value, p.recorded_at
+FROM metric_point AS p
+JOIN metric_series AS s ON s.id = p.series_id
+JOIN metric_name AS n ON n.id = s.name_id
+JOIN component AS c ON c.id = s.component_id
+JOIN execution AS e ON e.id = s.execution_id
 JOIN job AS j ON j.id = e.job_id AND j.id = c.job_id
 WHERE j.name IN (SELECT value FROM json_each(?))
-ORDER BY m.id
+ORDER BY p.id
 """
 PG_D = """
-SELECT m.id, m.execution_id, e.external_run_id, e.orchestrator, j.name AS job,
-       c.name AS component, m.name, m.attempt, m.step, m.value, m.recorded_at
-FROM metric AS m
-JOIN component AS c ON c.id = m.component_id
-JOIN execution AS e ON e.id = m.execution_id
+SELECT p.id, s.execution_id, e.external_run_id, e.orchestrator, j.name AS job,
+       c.name AS component, n.name, s.attempt, p.step, p.value, p.recorded_at
+FROM metric_point AS p
+JOIN metric_series AS s ON s.id = p.series_id
+JOIN metric_name AS n ON n.id = s.name_id
+JOIN component AS c ON c.id = s.component_id
+JOIN execution AS e ON e.id = s.execution_id
 JOIN job AS j ON j.id = e.job_id AND j.id = c.job_id
 WHERE j.name = ANY(%s)
-ORDER BY m.id
+ORDER BY p.id
 """
 
 RawRow = tuple[Any, ...]
@@ -458,14 +524,94 @@ def point_rows(
                 at += step
 
 
-def load_backfill_sql() -> str:
-    """``BACKFILL`` of the migration that fills ``metric_latest``: the very same statement."""
-    path = schema.migrations_dir() / "versions" / "20261126_0004_backfill_metric_latest.py"
-    spec = importlib.util.spec_from_file_location("_etl_meta_backfill_0004", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.BACKFILL
+def split_points(
+    rows: Iterator[RawRow],
+    series: Iterator[tuple[int, int, int, int, int]],
+    name_ids: dict[str, int],
+) -> Iterator[tuple[int, int, float, Any, int]]:
+    """:func:`point_rows` as ``metric_point`` holds them: ``(series_id, step, value,
+    recorded_at, id)``, ids from 1 in recording order. ``series`` is :func:`plan_series`'s; each
+    series a point opens must be the next of it, so both number the series alike."""
+    ids: dict[tuple[Any, ...], int] = {}
+    current = None
+    for point_id, (execution_id, component_id, attempt, name, step, value, recorded) in enumerate(
+        rows, start=1
+    ):
+        if execution_id != current:  # a run's series never outlive it: keep the map small
+            ids.clear()
+            current = execution_id
+        key = (component_id, attempt, name)
+        series_id = ids.get(key)
+        if series_id is None:
+            series_id, *planned = next(series)
+            if planned != [execution_id, component_id, name_ids[name], attempt]:
+                raise RuntimeError(f"point {point_id} opens a series out of plan: {planned}")
+            ids[key] = series_id
+        yield series_id, step, value, recorded, point_id
+    if next(series, None) is not None:
+        raise RuntimeError("planned series without points")
+
+
+def name_rows() -> list[tuple[int, str]]:
+    """The metric names with the ids the generator gives them (first name, id 1)."""
+    return [(index, name) for index, name in enumerate(METRIC_NAMES, start=1)]
+
+
+def copy_points_postgresql(
+    raw: psycopg.Connection[Any],
+    engine: sa.Engine,
+    plan: Plan,
+    execution_ids: dict[str, int],
+    component_ids: dict[tuple[str, str], int],
+) -> None:
+    """The names, series and points of ``plan`` into an empty PostgreSQL store, by ``COPY``.
+
+    The series go first (their ids are computed here, in recording order); then the partitions
+    the store's maintenance would have made for them (``etl_meta.repository.partitions``), so
+    every point lands in its range, not in the ``DEFAULT`` partition; then the points, whose
+    ids come from ``metric_point_id_seq`` in recording order.
+    """
+    from etl_meta.repository import partitions
+
+    names = name_rows()
+    name_ids = {name: index for index, name in names}
+    with raw.transaction(), raw.cursor() as cursor:
+        with cursor.copy(PG_COPY_NAMES) as copy:
+            copy.set_types(PG_COPY_NAME_TYPES)
+            for row in names:
+                copy.write_row(row)
+        with cursor.copy(PG_COPY_SERIES) as copy:
+            copy.set_types(PG_COPY_SERIES_TYPES)
+            for row in plan_series(plan, execution_ids, component_ids, name_ids):
+                copy.write_row(row)
+        cursor.execute(PG_SET_SEQUENCES)
+    partitions.ensure_ahead(engine)
+    rows = point_rows(plan, execution_ids, component_ids, lambda moment: moment)
+    series = plan_series(plan, execution_ids, component_ids, name_ids)
+    with raw.transaction(), raw.cursor() as cursor, cursor.copy(PG_COPY_POINTS) as copy:
+        copy.set_types(PG_COPY_POINT_TYPES)
+        for point in split_points(rows, series, name_ids):
+            copy.write_row(point[:4])  # the id: metric_point_id_seq's, in the same order
+
+
+def plan_series(
+    plan: Plan,
+    execution_ids: dict[str, int],
+    component_ids: dict[tuple[str, str], int],
+    name_ids: dict[str, int],
+) -> Iterator[tuple[int, int, int, int, int]]:
+    """``(id, execution_id, component_id, name_id, attempt)`` of every series of ``plan``, in
+    the order :func:`point_rows` first records them (ids from 1)."""
+    series_id = 0
+    for run in plan.runs:
+        execution_id = execution_ids[run.external_run_id]
+        job = plan.jobs[run.job]
+        for c_index, component in enumerate(COMPONENTS):
+            component_id = component_ids[job, component]
+            for attempt in (1, 2) if c_index in run.retried else (1,):
+                for name in METRIC_NAMES:
+                    series_id += 1
+                    yield series_id, execution_id, component_id, name_ids[name], attempt
 
 
 def create_jobs(store: MetadataStore, plan: Plan) -> None:
@@ -646,21 +792,27 @@ class SqliteBackend(Backend):
             raw.executemany(SQLITE_INSERT_EXECUTION, execution_rows(plan, job_ids, text))
             execution_ids = dict(raw.execute(SELECT_EXECUTION_IDS).fetchall())
             component_ids = {(j, c): i for j, c, i in raw.execute(SELECT_JOB_COMPONENTS)}
+            names = name_rows()
+            name_ids = {name: index for index, name in names}
+            raw.executemany(SQLITE_INSERT_NAME, names)
             raw.executemany(
-                SQLITE_INSERT_METRIC, point_rows(plan, execution_ids, component_ids, text)
+                SQLITE_INSERT_SERIES, plan_series(plan, execution_ids, component_ids, name_ids)
             )
+            rows = point_rows(plan, execution_ids, component_ids, text)
+            series = plan_series(plan, execution_ids, component_ids, name_ids)
+            raw.executemany(SQLITE_INSERT_POINT, split_points(rows, series, name_ids))
             raw.execute("COMMIT")
             steps["load_metric"] = time.perf_counter() - mark
             mark = time.perf_counter()
             raw.execute("BEGIN IMMEDIATE")
-            raw.execute(load_backfill_sql())
+            raw.execute(LATEST_FROM_POINTS)
             raw.execute("COMMIT")
             steps["backfill_metric_latest"] = time.perf_counter() - mark
             mark = time.perf_counter()
             raw.execute("ANALYZE")
             raw.execute("PRAGMA journal_mode=WAL")
             steps["analyze"] = time.perf_counter() - mark
-            (points,) = raw.execute("SELECT count(*) FROM metric").fetchone()
+            (points,) = raw.execute("SELECT count(*) FROM metric_point").fetchone()
         finally:
             raw.close()
         if points != plan.total_points:
@@ -718,9 +870,38 @@ class PostgresBackend(Backend):
             schema.upgrade(engine)
             store = MetadataStore(engine=engine, settings=self.settings)
             create_jobs(store, plan)
+            steps["schema_and_jobs"] = time.perf_counter() - started
+            self._load(plan, engine, steps)
         finally:
             engine.dispose()
-        steps["schema_and_jobs"] = time.perf_counter() - started
+        with psycopg.connect(self._conninfo, autocommit=True) as raw:
+            (points,) = raw.execute("SELECT count(*) FROM metric_point").fetchone()
+            size, metric_bytes = raw.execute(PG_SIZES, (list(POINT_TABLES),)).fetchone()
+            # What _kept recognises: this generator, on this schema.
+            raw.execute(
+                sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+                    sql.Identifier(self.database), sql.Literal(self.generator_mark())
+                )
+            )
+        if points != plan.total_points:
+            raise RuntimeError(f"loaded {points} points, planned {plan.total_points}")
+        return Generation(
+            seconds=round(time.perf_counter() - started, 1),
+            size_bytes=size,
+            metric_bytes=metric_bytes,
+            points=points,
+            runs=len(plan.runs),
+            cached=False,
+            steps={k: round(v, 1) for k, v in steps.items()},
+        )
+
+    @staticmethod
+    def generator_mark() -> str:
+        """Names the generator and schema that made a kept store (its database's comment)."""
+        return f"analytics_queries g{GENERATOR_VERSION} s{SEED} r{schema.head_revision()}"
+
+    def _load(self, plan: Plan, engine: sa.Engine, steps: dict[str, float]) -> None:
+        """Runs, series and points by ``COPY``, then ``metric_latest``, ``VACUUM``, ``ANALYZE``."""
         with psycopg.connect(self._conninfo, autocommit=True) as raw:
             mark = time.perf_counter()
             raw.execute("SET work_mem = '256MB'")  # this session only: the backfill's sort
@@ -734,37 +915,19 @@ class PostgresBackend(Backend):
                 component_ids = {
                     (j, c): i for j, c, i in raw.execute(SELECT_JOB_COMPONENTS).fetchall()
                 }
-                with raw.cursor() as cursor, cursor.copy(PG_COPY_METRIC) as copy:
-                    copy.set_types(PG_COPY_TYPES)
-                    for row in point_rows(plan, execution_ids, component_ids, lambda m: m):
-                        copy.write_row(row)
+            copy_points_postgresql(raw, engine, plan, execution_ids, component_ids)
             steps["load_metric"] = time.perf_counter() - mark
             mark = time.perf_counter()
             with raw.transaction():
-                raw.execute(load_backfill_sql())
+                raw.execute(LATEST_FROM_POINTS)
             steps["backfill_metric_latest"] = time.perf_counter() - mark
             mark = time.perf_counter()
             # VACUUM as well: sets hint bits and the visibility map now, as autovacuum would
             # have long ago on a live store, instead of during the first measurements.
-            raw.execute("VACUUM (ANALYZE) metric")
-            raw.execute("VACUUM (ANALYZE) metric_latest")
+            for table in (*POINT_TABLES, "metric_latest"):
+                raw.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(table)))
             raw.execute("ANALYZE")
             steps["vacuum_analyze"] = time.perf_counter() - mark
-            (points,) = raw.execute("SELECT count(*) FROM metric").fetchone()
-            size, metric_bytes = raw.execute(
-                "SELECT pg_database_size(current_database()), pg_total_relation_size('metric')"
-            ).fetchone()
-        if points != plan.total_points:
-            raise RuntimeError(f"loaded {points} points, planned {plan.total_points}")
-        return Generation(
-            seconds=round(time.perf_counter() - started, 1),
-            size_bytes=size,
-            metric_bytes=metric_bytes,
-            points=points,
-            runs=len(plan.runs),
-            cached=False,
-            steps={k: round(v, 1) for k, v in steps.items()},
-        )
 
     def _kept(self, plan: Plan) -> Generation | None:
         """The kept database, when it exists and holds this plan's points and runs."""
@@ -776,11 +939,15 @@ class PostgresBackend(Backend):
             return None
         try:
             with psycopg.connect(self._conninfo, autocommit=True) as raw:
-                jobs, points, runs, size, metric_bytes = raw.execute(
-                    "SELECT (SELECT count(*) FROM job), (SELECT count(*) FROM metric), "
-                    "(SELECT count(*) FROM execution), "
-                    "pg_database_size(current_database()), pg_total_relation_size('metric')"
+                (mark,) = raw.execute(
+                    "SELECT shobj_description(oid, 'pg_database') FROM pg_database "
+                    "WHERE datname = current_database()"
                 ).fetchone()
+                if mark != self.generator_mark():  # another generator's or schema's store
+                    log(f"  postgresql: {self.database} was made by {mark!r}: generating again")
+                    return None
+                jobs, points, runs = raw.execute(PG_KEPT_COUNTS).fetchone()
+                size, metric_bytes = raw.execute(PG_SIZES, (list(POINT_TABLES),)).fetchone()
         except psycopg.Error:
             return None
         if (jobs, points, runs) != (len(plan.jobs), plan.total_points, len(plan.runs)):
@@ -1262,7 +1429,11 @@ def format_report(document: dict[str, Any]) -> str:
             "",
             f"{r['backend']}: {r['database']}",
             f"  data: {how} {g['seconds']:.0f}s, {_size(g['size_bytes'])}"
-            + (f" (metric + indexes {_size(g['metric_bytes'])})" if g["metric_bytes"] else ""),
+            + (
+                f" (metric_name, metric_series, metric_point + indexes {_size(g['metric_bytes'])})"
+                if g["metric_bytes"]
+                else ""
+            ),
         ]
         load = r["load_average"]
         if load["before"] and load.get("after"):

@@ -6,7 +6,10 @@ when a server URL is given, PostgreSQL (a scratch database, dropped at the end),
 one process, alternating the variants' order from one repeat to the next:
 
 * **raw**: the driver alone (``sqlite3`` with the store's pragmas / psycopg 3) doing
-  ``BEGIN; INSERT`` one ``metric`` row ``; COMMIT`` — the baseline;
+  ``BEGIN; INSERT`` one ``metric_point`` row ``; COMMIT`` — the baseline. Its series (run,
+  component, name, attempt) is made once beforehand, as a hand-written loader that knows its
+  ids would; on SQLite the point's ``id`` is the highest stored plus one, as SQLite stores
+  number points;
 * **store**: ``store.metrics.record_to(target, [point])``, the recorder's path once it knows
   its run's and component's ids (validation, one transaction, ``metric_latest`` kept current);
 * **recorder**: ``MetricRecorder.record({name: value})`` as an op calls it (the point checks,
@@ -51,13 +54,19 @@ from etl_meta.runtime import MetricRecorder, RunIdentity
 POSTGRES_ENV = "ETL_META_BENCH_POSTGRES_URL"
 RUN_ID = "bench-run"
 _RAW_SQLITE = (
-    "INSERT INTO metric (execution_id, component_id, attempt, name, step, value, recorded_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO metric_point (series_id, step, value, recorded_at, id) "
+    "VALUES (?, ?, ?, ?, (SELECT coalesce(max(id), 0) + 1 FROM metric_point))"
 )
 _RAW_POSTGRES = (
-    "INSERT INTO metric (execution_id, component_id, attempt, name, step, value, recorded_at) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s)"
+    "INSERT INTO metric_point (series_id, step, value, recorded_at) VALUES (%s, %s, %s, %s)"
 )
+#: The raw variant's series, made once before the clock starts.
+_RAW_SERIES_SQLITE = (
+    "INSERT INTO metric_name (name) VALUES ('r') ON CONFLICT DO NOTHING",
+    "INSERT INTO metric_series (execution_id, component_id, name_id, attempt) "
+    "SELECT ?, ?, id, 1 FROM metric_name WHERE name = 'r' RETURNING id",
+)
+_RAW_SERIES_POSTGRES = tuple(statement.replace("?", "%s") for statement in _RAW_SERIES_SQLITE)
 
 
 def log(message: str) -> None:
@@ -105,7 +114,9 @@ def seed(url: str, settings: Settings) -> MetadataStore:
         engine.dispose()
     store = MetadataStore(url, settings=settings, actor="bench@etl-meta")
     store.jobs.create({"name": "bench", "num_of_retries": 0})
-    store.components.create("bench", {"name": "load", "component_type": "log", "configuration": {}})
+    # Nothing runs the job: any configuration its component type accepts will do.
+    component = {"name": "load", "component_type": "read_csv", "configuration": {"path": "in.csv"}}
+    store.components.create("bench", component)
     store.executions.upsert(
         {"job": "bench", "orchestrator": "dagster", "external_run_id": RUN_ID, "status": "running"}
     )
@@ -119,20 +130,21 @@ def variants(store: MetadataStore, connect: Callable[[], Any]) -> dict[str, Call
     steps = iter(range(10**9))
     raw = connect()
     is_sqlite = isinstance(raw, sqlite3.Connection)
+    name, series = _RAW_SERIES_SQLITE if is_sqlite else _RAW_SERIES_POSTGRES
+    raw.execute(name)
+    (series_id,) = raw.execute(series, (target.execution_id, target.component_id)).fetchone()
+    if not is_sqlite:
+        raw.commit()
 
     def raw_call() -> None:
         step, now = next(steps), datetime.now(UTC)
         if is_sqlite:
             at = now.strftime("%Y-%m-%d %H:%M:%S.%f")
             raw.execute("BEGIN")
-            raw.execute(
-                _RAW_SQLITE, (target.execution_id, target.component_id, 1, "r", step, 1.0, at)
-            )
+            raw.execute(_RAW_SQLITE, (series_id, step, 1.0, at))
             raw.execute("COMMIT")
         else:  # psycopg opens the transaction (BEGIN) itself on the first statement
-            raw.execute(
-                _RAW_POSTGRES, (target.execution_id, target.component_id, 1, "r", step, 1.0, now)
-            )
+            raw.execute(_RAW_POSTGRES, (series_id, step, 1.0, now))
             raw.commit()
 
     def store_call() -> None:

@@ -11,14 +11,17 @@ for the run and dropped at the end), this measures in one run:
     The same batch recorded again into the same execution: every point conflicts, nothing is
     written (the idempotency path).
 ``raw``
-    The driver alone on the same table (same schema and indexes, a fresh execution): SQLite =
-    ``sqlite3`` ``executemany`` of a plain ``INSERT`` in one transaction; PostgreSQL = psycopg 3
-    binary ``COPY metric (...) FROM STDIN`` in one transaction. Rows are prepared (ids resolved,
-    timestamps converted) before the clock starts, so this is the driver's own speed; the
-    ``raw+prep`` column adds that preparation back for reference.
+    The driver alone on the same table (``metric_point``: same schema, partitions and indexes;
+    a fresh execution): SQLite = ``sqlite3`` ``executemany`` of a plain ``INSERT`` in one
+    transaction; PostgreSQL = psycopg 3 binary ``COPY metric_point (...) FROM STDIN`` in one
+    transaction. Rows are prepared (ids resolved: the run's series made and their ids read, as
+    a hand-written loader must before it writes points; SQLite point ids numbered from the
+    highest stored; timestamps converted) before the clock starts, so this is the driver's own
+    speed; the ``raw+prep`` column adds that preparation back for reference.
 
-Before every store and raw measurement the ``metric`` table is emptied (and SQLite's WAL
-checkpointed / PostgreSQL checkpointed), so both start from the same table state. Each is repeated
+Before every store and raw measurement the points are emptied (``metric_point`` and
+``metric_series``; the names stay) and SQLite's WAL checkpointed / PostgreSQL checkpointed, so
+both start from the same table state. Each is repeated
 ``--repeats`` times in alternating order; medians are reported. The target (from the issue) is
 store >= 0.5 x raw. The exit code is 0 whatever the figures: this is a measurement, not a test.
 
@@ -93,19 +96,30 @@ PLUS_ONE = timezone(timedelta(hours=1))
 
 # Literal statements; the column order is etl_meta.repository.metrics.POINT_COLUMNS.
 SQLITE_RAW_INSERT = (
-    "INSERT INTO metric (execution_id, component_id, attempt, name, step, value, recorded_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO metric_point (series_id, step, value, recorded_at, id) VALUES (?, ?, ?, ?, ?)"
 )
-PG_RAW_COPY = (
-    "COPY metric (execution_id, component_id, attempt, name, step, value, recorded_at) "
-    "FROM STDIN (FORMAT BINARY)"
+PG_RAW_COPY = "COPY metric_point (series_id, step, value, recorded_at) FROM STDIN (FORMAT BINARY)"
+PG_COPY_TYPES = ["int8", "int8", "float8", "timestamptz"]
+# The raw loader's preparation: the run's names and series, their ids read back.
+SQLITE_RAW_NAME = "INSERT INTO metric_name (name) VALUES (?) ON CONFLICT DO NOTHING"
+SQLITE_RAW_NAME_ID = "SELECT id FROM metric_name WHERE name = ?"
+SQLITE_RAW_SERIES = (
+    "INSERT INTO metric_series (execution_id, component_id, name_id, attempt) "
+    "VALUES (?, ?, ?, ?) RETURNING id"
 )
-PG_COPY_TYPES = ["int4", "int4", "int4", "varchar", "int8", "float8", "timestamptz"]
+SQLITE_LAST_POINT_ID = "SELECT coalesce(max(id), 0) FROM metric_point"
+PG_RAW_NAME = SQLITE_RAW_NAME.replace("?", "%s")
+PG_RAW_NAME_ID = SQLITE_RAW_NAME_ID.replace("?", "%s")
+PG_RAW_SERIES = SQLITE_RAW_SERIES.replace("?", "%s")
+SQLITE_EMPTY = ("DELETE FROM metric_point", "DELETE FROM metric_series")
+PG_EMPTY = "TRUNCATE metric_point, metric_series"
 #: How SQLAlchemy stores ``UTCDateTime`` on SQLite: UTC text, microseconds always present.
 SQLITE_TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 SQLITE_FETCH = (
-    "SELECT component_id, attempt, name, step, value, recorded_at FROM metric "
-    "WHERE execution_id = ? ORDER BY component_id, attempt, name, step"
+    "SELECT s.component_id, s.attempt, n.name, p.step, p.value, p.recorded_at "
+    "FROM metric_point AS p JOIN metric_series AS s ON s.id = p.series_id "
+    "JOIN metric_name AS n ON n.id = s.name_id "
+    "WHERE s.execution_id = ? ORDER BY s.component_id, s.attempt, n.name, p.step"
 )
 PG_FETCH = SQLITE_FETCH.replace("?", "%s")
 
@@ -201,12 +215,17 @@ class Backend(ABC):
 
     @abstractmethod
     def reset(self) -> None:
-        """Empty ``metric`` and settle the write-ahead log, outside any measurement."""
+        """Empty the points and settle the write-ahead log, outside any measurement."""
         ...
 
     @abstractmethod
     def timestamp(self, value: datetime) -> Any:
         """``recorded_at`` as the raw loader sends it."""
+        ...
+
+    @abstractmethod
+    def raw_points(self, rows: list[RawRow]) -> list[RawRow]:
+        """``rows`` (``POINT_COLUMNS``) as ``metric_point`` rows: their series made first."""
         ...
 
     @abstractmethod
@@ -245,11 +264,31 @@ class SqliteBackend(Backend):
 
     def reset(self) -> None:
         assert self.raw is not None
-        self.raw.execute("DELETE FROM metric")
+        for statement in SQLITE_EMPTY:
+            self.raw.execute(statement)
         self.raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def timestamp(self, value: datetime) -> str:
         return value.astimezone(UTC).strftime(SQLITE_TIMESTAMP_FORMAT)
+
+    def raw_points(self, rows: list[RawRow]) -> list[RawRow]:
+        assert self.raw is not None
+        raw = self.raw
+        names: dict[str, int] = {}
+        for name in dict.fromkeys(row[3] for row in rows):
+            raw.execute(SQLITE_RAW_NAME, (name,))
+            names[name] = raw.execute(SQLITE_RAW_NAME_ID, (name,)).fetchone()[0]
+        series: dict[tuple[Any, ...], int] = {}
+        for e, c, a, n, *_ in rows:
+            if (e, c, a, n) not in series:
+                (series[e, c, a, n],) = raw.execute(
+                    SQLITE_RAW_SERIES, (e, c, names[n], a)
+                ).fetchone()
+        (last,) = raw.execute(SQLITE_LAST_POINT_ID).fetchone()
+        return [
+            (series[e, c, a, n], step, value, at, last + number)
+            for number, (e, c, a, n, step, value, at) in enumerate(rows, start=1)
+        ]
 
     def raw_insert(self, rows: list[RawRow]) -> None:
         assert self.raw is not None
@@ -311,12 +350,28 @@ class PostgresBackend(Backend):
 
     def reset(self) -> None:
         assert self.raw is not None
-        self.raw.execute("TRUNCATE metric")
+        self.raw.execute(PG_EMPTY)
         with contextlib.suppress(psycopg.Error):
             self.raw.execute("CHECKPOINT")  # superusers only; otherwise WAL noise stays
 
     def timestamp(self, value: datetime) -> datetime:
         return value  # psycopg dumps aware datetimes as timestamptz
+
+    def raw_points(self, rows: list[RawRow]) -> list[RawRow]:
+        assert self.raw is not None
+        raw = self.raw
+        names: dict[str, int] = {}
+        series: dict[tuple[Any, ...], int] = {}
+        with raw.transaction():
+            for name in dict.fromkeys(row[3] for row in rows):
+                raw.execute(PG_RAW_NAME, (name,))
+                names[name] = raw.execute(PG_RAW_NAME_ID, (name,)).fetchone()[0]
+            for e, c, a, n, *_ in rows:
+                if (e, c, a, n) not in series:
+                    (series[e, c, a, n],) = raw.execute(
+                        PG_RAW_SERIES, (e, c, names[n], a)
+                    ).fetchone()
+        return [(series[e, c, a, n], step, value, at) for e, c, a, n, step, value, at in rows]
 
     def raw_insert(self, rows: list[RawRow]) -> None:
         assert self.raw is not None
@@ -399,7 +454,9 @@ class Bench:
         result = self.store.metrics.record(points, execution_id=store_run)
         replay = self.store.metrics.record(points, execution_id=store_run)
         self.backend.raw_insert(
-            raw_rows(points, raw_run, self.component_ids, self.backend.timestamp)
+            self.backend.raw_points(
+                raw_rows(points, raw_run, self.component_ids, self.backend.timestamp)
+            )
         )
         if result.inserted != size or replay.inserted != 0 or replay.skipped != size:
             raise RuntimeError(f"record gave {result}, then {replay} on replay, for {size} points")
@@ -428,7 +485,9 @@ class Bench:
         self.backend.reset()
         run = self.new_execution()
         prep, rows = timed(
-            lambda: raw_rows(self.points, run, self.component_ids, self.backend.timestamp)
+            lambda: self.backend.raw_points(
+                raw_rows(self.points, run, self.component_ids, self.backend.timestamp)
+            )
         )
         elapsed, _ = timed(lambda: self.backend.raw_insert(rows))
         stored = len(self.backend.fetch(run))

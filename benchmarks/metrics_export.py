@@ -121,7 +121,7 @@ def measure(store: MetadataStore, home: Path, repeats: int) -> None:
     with autocommit.connect() as connection:
         if backend == "postgresql":
             connection.execute(sa.text("VACUUM ANALYZE"))  # as a live store's autovacuum would
-        rows = connection.execute(sa.text("SELECT count(*) FROM metric")).scalar_one()
+        rows = connection.execute(sa.text("SELECT count(*) FROM metric_point")).scalar_one()
     out = home / "out"
     export = [str(BIN / "etl-meta"), "metrics", "query"]
     commands = {

@@ -6,8 +6,9 @@ more jobs; each kept between runs in a database named after its size,
 ``etl_meta_scale_<points>``), this reports:
 
 ``storage``
-    Bytes per point: every relation that holds points (tables, partitions and their indexes)
-    over the points they hold; ``metric_latest`` beside it. Target ≤ 120.
+    Bytes per point: every relation that holds points or their keys (``metric_name``,
+    ``metric_series``, ``metric_point`` with all its partitions, and all their indexes) over
+    the points they hold; ``metric_latest`` beside it. Target ≤ 120.
 ``ingest``
     ``store.metrics.record`` of 10,000-point batches into a new run of the large store, as a
     ratio to the driver's binary ``COPY`` of the same rows into a minimal table (the same
@@ -18,8 +19,12 @@ more jobs; each kept between runs in a database named after its size,
     stores (medians), each reading the same rows on both; the large one's time over the small
     one's. Target ≤ 2.
 ``retention``
-    Removing the oldest month's points, as the store does it today, in a transaction that is
-    rolled back (the kept store keeps them): seconds and WAL bytes. Target < 1 s, < 1 MB.
+    Removing the oldest month's points, each way in a transaction that is rolled back (the kept
+    store keeps them): seconds and WAL bytes. As the store's gc does it (the figures judged):
+    detach and drop the partitions whose series all belong to runs of that month, if any
+    (``etl_meta.repository.partitions.drop_expired``'s rule), then delete the month's other
+    points, its series and ``metric_latest`` rows row by row. Beside it, ``row_wise``: all of
+    them row by row, the way without partitions. Target < 1 s, < 1 MB.
 ``writers``
     8 writer processes, each posing as a separate orchestrator deployment, record runs (run,
     step attempts, metric points) into a scratch store through the store API; each also
@@ -40,6 +45,7 @@ See ``benchmarks/README.md``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -72,20 +78,40 @@ SPAN = timedelta(days=180)
 #: more jobs, as one serving more deployments does, so each query reads the same rows at every
 #: size and only the store around them grows.
 POINTS_PER_JOB = 20_000
-#: The relations that hold metric points today (partitioned ones count with their partitions).
-POINT_RELATIONS = ("metric",)
+#: The relations that hold metric points and their keys (partitioned ones count with their
+#: partitions).
+POINT_RELATIONS = ("metric_name", "metric_series", "metric_point")
 DERIVED_RELATIONS = ("metric_latest",)
 INGEST_BATCH = 10_000
 INGEST_POINTS = 100_000
 RAW_TABLE = "scale_raw_points"
-#: Today's retention of the oldest month: its runs' points, row by row.
+# The oldest month's runs are ``execution.started_at < %(cutoff)s``.
+#: Row-wise retention of the oldest month: its runs' points (by series: a point has no key to
+#: its run), their series, their latest values. What gc does for what no partition drop took.
 DELETE_OLD_POINTS = (
-    "DELETE FROM metric WHERE execution_id IN (SELECT id FROM execution WHERE started_at < %s)"
+    "DELETE FROM metric_point WHERE series_id IN (SELECT id FROM metric_series "
+    "WHERE execution_id IN (SELECT id FROM execution WHERE started_at < %(cutoff)s))"
+)
+DELETE_OLD_SERIES = (
+    "DELETE FROM metric_series "
+    "WHERE execution_id IN (SELECT id FROM execution WHERE started_at < %(cutoff)s)"
 )
 DELETE_OLD_LATEST = (
     "DELETE FROM metric_latest "
-    "WHERE execution_id IN (SELECT id FROM execution WHERE started_at < %s)"
+    "WHERE execution_id IN (SELECT id FROM execution WHERE started_at < %(cutoff)s)"
 )
+#: The partitions gc drops for that month (partitions.drop_expired's rule): every range below
+#: the highest series (no new series can take one of its ids) holding no series of another run.
+EXPIRED_PARTITIONS = """
+SELECT p.name FROM metric_partition AS p
+WHERE p.high <= (SELECT coalesce(max(id), 0) FROM metric_series)
+  AND NOT EXISTS (
+      SELECT 1 FROM metric_series AS s
+      WHERE s.id >= p.low AND s.id < p.high
+        AND s.execution_id NOT IN (SELECT id FROM execution WHERE started_at < %(cutoff)s)
+  )
+ORDER BY p.low
+"""
 TARGETS = {
     "bytes_per_point": 120,
     "ingest_ratio": 0.5,
@@ -140,24 +166,67 @@ def queries(
 
 
 def retention(backend: aq.PostgresBackend) -> dict[str, Any]:
-    """Today's way of removing the oldest month: row-wise DELETE of its runs' points."""
+    """Removing the oldest month: as gc does it (partitions, then rows), and all row-wise."""
     cutoff = aq.T_END - SPAN + timedelta(days=30)
     raw = backend.raw
+    by_partitions = _rolled_back(raw, lambda: _drop_then_delete(raw, cutoff))
+    row_wise = _rolled_back(raw, lambda: _delete_rows(raw, cutoff))
+    return {
+        "how": "partitions of the month's runs detached and dropped, then the rest row by row "
+        "(as gc; rolled back)",
+        **by_partitions,
+        "row_wise": {
+            "how": "row-wise DELETE of the month's runs' points, series and latest values "
+            "(rolled back)",
+            **row_wise,
+        },
+    }
+
+
+def _rolled_back(raw: psycopg.Connection[Any], work: Any) -> dict[str, Any]:
+    """``work()``'s figures with its seconds and WAL bytes, in a transaction rolled back.
+
+    A checkpoint first (superusers only; otherwise skipped), so each way writes the full-page
+    images of the pages it changes first, not only the way measured first."""
+    with contextlib.suppress(psycopg.Error):
+        raw.execute("CHECKPOINT")
     with raw.transaction() as tx:
         (start,) = raw.execute("SELECT pg_current_wal_insert_lsn()").fetchone()
         began = time.perf_counter()
-        deleted = raw.execute(DELETE_OLD_POINTS, (cutoff,)).rowcount
-        raw.execute(DELETE_OLD_LATEST, (cutoff,))
+        figures = work()
         seconds = time.perf_counter() - began
         (wal,) = raw.execute(
             "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s)", (start,)
         ).fetchone()
         tx.force_rollback = True
+    return {**figures, "seconds": round(seconds, 3), "wal_bytes": int(wal)}
+
+
+def _delete_rows(raw: psycopg.Connection[Any], cutoff: datetime) -> dict[str, Any]:
+    values = {"cutoff": cutoff}
+    points = raw.execute(DELETE_OLD_POINTS, values).rowcount
+    series = raw.execute(DELETE_OLD_SERIES, values).rowcount
+    raw.execute(DELETE_OLD_LATEST, values)
+    return {"points": points, "series": series}
+
+
+def _drop_then_delete(raw: psycopg.Connection[Any], cutoff: datetime) -> dict[str, Any]:
+    names = [name for (name,) in raw.execute(EXPIRED_PARTITIONS, {"cutoff": cutoff})]
+    dropped = 0
+    for name in names:
+        table = sql.Identifier(name)
+        (count,) = raw.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()
+        raw.execute(sql.SQL("ALTER TABLE metric_point DETACH PARTITION {}").format(table))
+        raw.execute(sql.SQL("DROP TABLE {}").format(table))
+        raw.execute("DELETE FROM metric_partition WHERE name = %s", (name,))
+        dropped += count
+    rest = _delete_rows(raw, cutoff)
     return {
-        "how": "row-wise DELETE of the month's runs' points (rolled back)",
-        "points": deleted,
-        "seconds": round(seconds, 3),
-        "wal_bytes": int(wal),
+        "partitions_dropped": names,
+        "points": dropped + rest["points"],
+        "points_in_dropped_partitions": dropped,
+        "points_deleted_row_wise": rest["points"],
+        "series": rest["series"],
     }
 
 
@@ -238,10 +307,16 @@ def copy_rows(raw: psycopg.Connection[Any], rows: list[tuple[Any, ...]]) -> None
 
 
 def remove_runs(raw: psycopg.Connection[Any], ids: list[int]) -> None:
-    """Delete runs this benchmark added to a kept store (cascades to points and attempts)."""
+    """Delete runs this benchmark added to a kept store: their points first (a point has no
+    foreign key to its series), then the runs (cascading to series, attempts, latest values)."""
     if ids:
+        raw.execute(
+            "DELETE FROM metric_point WHERE series_id IN "
+            "(SELECT id FROM metric_series WHERE execution_id = ANY(%s))",
+            (ids,),
+        )
         raw.execute("DELETE FROM execution WHERE id = ANY(%s)", (ids,))
-        raw.execute("VACUUM (ANALYZE) metric")
+        raw.execute("VACUUM (ANALYZE) metric_point, metric_series")
 
 
 # --- concurrent writers (the workload is tests/concurrent_writers.py's) -----------------------
