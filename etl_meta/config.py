@@ -128,6 +128,17 @@ class Settings(BaseSettings):
     )
     max_json_depth: int = Field(default=32, ge=2, le=256, description="Deepest JSON nesting.")
     echo_sql: bool = Field(default=False, description="Log SQL statements (never parameters).")
+    retention_archive_dir: Path | None = Field(
+        default=None,
+        description=(
+            "Where the retention pass writes the Parquet archive of runs whose policy says "
+            "`archive: true` (a deployment fact, so it lives here and not in definitions)."
+        ),
+    )
+    retention_schedule: str = Field(
+        default="0 3 * * *",
+        description="Cron (UTC) of the Dagster schedule and Airflow DAG running the retention pass.",
+    )
     slow_query_ms: float | None = Field(
         default=None,
         ge=0,

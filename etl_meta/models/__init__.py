@@ -41,6 +41,7 @@ from etl_meta.models.execution_tag import ExecutionTag, TagSource
 from etl_meta.models.job import Job, JobBase, JobCreate, JobPublic, JobTag, JobUpdate, Tag
 from etl_meta.models.metric import Metric, MetricLatest, MetricPoint, MetricPublic
 from etl_meta.models.relationships import configure as _configure_relationships
+from etl_meta.models.retention import MetricRollup, RetentionPolicy, RetentionPolicyPublic
 from etl_meta.models.run_request import RunRequest, RunRequestCreate, RunRequestPublic
 from etl_meta.models.sync_cursor import SyncCursor, SyncCursorPublic
 
@@ -86,8 +87,11 @@ __all__ = [
     "MetricLatest",
     "MetricPoint",
     "MetricPublic",
+    "MetricRollup",
     "Orchestrator",
     "PublicModel",
+    "RetentionPolicy",
+    "RetentionPolicyPublic",
     "RunRequest",
     "RunRequestCreate",
     "RunRequestPublic",

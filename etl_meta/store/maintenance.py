@@ -25,6 +25,8 @@ from etl_meta.validation import strict_bool
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from etl_meta.store.retention_pass import Progress, RetentionResult
+
 MAX_BATCH_SIZE = 10_000
 
 
@@ -113,6 +115,39 @@ class MaintenanceAPI(StoreAPI):
                     unfinished_kept=unfinished,
                 )
         return self._delete_in_batches(horizon, batch_size, archive_dir, progress, unfinished)
+
+    @requires(Role.ADMIN)
+    def apply_retention(
+        self,
+        *,
+        dry_run: bool = False,
+        now: datetime | None = None,
+        batch_size: int = 500,
+        progress: Progress | None = None,
+    ) -> RetentionResult:
+        """Apply every job's retention policy (``store.retention``); a per-job report.
+
+        Per job, skipped whole under a legal hold: finished runs older than ``raw_days +
+        rollup_days`` are archived (when the policy says so, under
+        ``settings.retention_archive_dir``) and deleted; then finished runs older than
+        ``raw_days`` get daily rollups and lose their raw points. Batches of ``batch_size``
+        runs, one transaction and one ``retention`` audit event each; queued and running runs
+        are never touched; a second pass right after does nothing. ``dry_run`` only counts.
+        ``progress(job, phase, runs)`` is called after each commit.
+
+        Raises:
+            ValidationError: a naive or future ``now``, a bad ``batch_size``, or a policy that
+                archives without ``retention_archive_dir``.
+            ConflictError: called inside ``store.transaction()`` (batches commit alone).
+            RetentionArchiveError: a batch's archive could not be written (not deleted).
+        """
+        from etl_meta.store.retention_pass import apply_retention
+
+        strict_bool(dry_run, "dry_run")
+        _check_arguments(utcnow(), batch_size)
+        return apply_retention(
+            self._store, dry_run=dry_run, now=now, batch_size=batch_size, progress=progress
+        )
 
     def _delete_in_batches(
         self,
@@ -226,15 +261,22 @@ class _ArchiveWriteFailed(Exception):
 class _Archive:
     """Parquet files of one gc under ``<root>/gc-<UTC timestamp>/``, created at the first batch."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, prefix: str = "gc") -> None:
         self.root = Path(root).expanduser().absolute()
         stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
-        self.path = self.root / f"gc-{stamp}"
+        self.path = self.root / f"{prefix}-{stamp}"
         self.created = False
 
-    def write_batch(self, session: Session, number: int, ids: list[int], out: list[Path]) -> None:
-        """``runs-N``, ``attempts-N``, ``metrics-N`` and ``tags-N.parquet`` of runs ``ids``,
-        durable on disk.
+    def write_batch(
+        self,
+        session: Session,
+        number: int,
+        ids: list[int],
+        out: list[Path],
+        tables: dict[str, repo.ArchiveColumns] = repo.ARCHIVE_TABLES,
+    ) -> None:
+        """``runs-N``, ``attempts-N``, ``metrics-N`` and ``tags-N.parquet`` of runs ``ids``
+        (one file per entry of ``tables``), durable on disk.
 
         Each file is written under a temporary name, fsynced, renamed, and the directory fsynced,
         all before the caller deletes anything. Every file written is appended to ``out``.
@@ -243,7 +285,7 @@ class _Archive:
 
         try:
             self._ensure_directory()
-            for table, columns in repo.ARCHIVE_TABLES.items():
+            for table, columns in tables.items():
                 target = self.path / f"{table}-{number:06d}.parquet"
                 _write_parquet(target, columns, repo.archive_rows(session, table, ids))
                 out.append(target)
@@ -279,6 +321,7 @@ def _arrow_table(columns: list[list[Any]], kinds: repo.ArchiveColumns) -> Any:
 
     types = {"int": pa.int64(), "float": pa.float64(), "str": pa.string(), "json": pa.string()}
     types["time"] = pa.timestamp("us", tz="UTC")
+    types["date"] = pa.date32()
     schema = pa.schema([pa.field(name, types[kind]) for name, _column, kind in kinds])
     if not columns:
         return schema.empty_table()
