@@ -137,7 +137,7 @@ class Settings(BaseSettings):
     )
     retention_schedule: str = Field(
         default="0 3 * * *",
-        description="Cron (UTC) of the Dagster schedule and Airflow DAG running the retention pass.",
+        description="Cron (UTC) of the Dagster schedule and Airflow DAG of the retention pass.",
     )
     slow_query_ms: float | None = Field(
         default=None,

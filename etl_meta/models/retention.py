@@ -61,9 +61,7 @@ class RetentionPolicy(EtlModel, table=True):
         sa.CheckConstraint(
             f"rollup_days BETWEEN 0 AND {MAX_RETENTION_DAYS}", name="rollup_days_range"
         ),
-        sa.CheckConstraint(
-            "NOT has_legal_hold OR hold_reason IS NOT NULL", name="hold_has_reason"
-        ),
+        sa.CheckConstraint("NOT has_legal_hold OR hold_reason IS NOT NULL", name="hold_has_reason"),
     )
 
     id: int = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True))
@@ -114,9 +112,7 @@ class MetricRollup(EtlModel, table=True):
     execution_id: int = Field(
         sa_column=sa.Column(sa.ForeignKey("execution.id", ondelete="CASCADE"), primary_key=True)
     )
-    component_id: int = Field(
-        sa_column=sa.Column(sa.ForeignKey("component.id"), primary_key=True)
-    )
+    component_id: int = Field(sa_column=sa.Column(sa.ForeignKey("component.id"), primary_key=True))
     attempt: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True))
     name: str = Field(sa_column=sa.Column(sa.String(METRIC_NAME_MAX), primary_key=True))
     day: date = Field(sa_column=sa.Column(sa.Date, primary_key=True))

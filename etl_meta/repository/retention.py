@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from sqlmodel import col
@@ -22,11 +23,11 @@ from etl_meta.repository.maintenance import TERMINAL_STATUSES, run_age
 def list_policies(session: Session) -> list[tuple[RetentionPolicy, str | None]]:
     """Every stored policy with its job's name (``None`` for the default), default first."""
     query = (
-        sa.select(RetentionPolicy, Job.name)
+        sa.select(RetentionPolicy, col(Job.name))
         .outerjoin(Job, col(Job.id) == RetentionPolicy.job_id)
         .order_by(col(RetentionPolicy.is_default).desc(), col(Job.name))
     )
-    return [(policy, name) for policy, name in session.execute(query).tuples()]
+    return [(policy, name) for policy, name in session.execute(query)]
 
 
 def find_policy(session: Session, job_id: int | None) -> RetentionPolicy | None:
@@ -41,7 +42,8 @@ def find_policy(session: Session, job_id: int | None) -> RetentionPolicy | None:
 
 def all_jobs(session: Session) -> list[tuple[int, str]]:
     """``(id, name)`` of every job, archived ones too (their old runs age like any other)."""
-    return list(session.execute(sa.select(Job.id, Job.name).order_by(col(Job.name))).tuples())
+    rows = session.execute(sa.select(col(Job.id), col(Job.name)).order_by(col(Job.name)))
+    return [(job_id, name) for job_id, name in rows]
 
 
 def _old_runs(job_id: int, older_than: datetime) -> sa.ColumnElement[bool]:
@@ -132,4 +134,3 @@ def delete_rollups(session: Session, ids: Sequence[int]) -> int:
         execution_options={"synchronize_session": False},
     )
     return max(result.rowcount, 0)  # type: ignore[attr-defined]
-

@@ -46,7 +46,7 @@ AGGREGATE_COLUMNS: tuple[str, ...] = (
 def _utc_day(dialect: str, column: Any) -> sa.ColumnElement[Any]:
     if dialect == "postgresql":
         # timestamptz → the UTC wall clock → its date; independent of the session time zone.
-        return sa.cast(sa.func.timezone("UTC", column), sa.Date)
+        return sa.cast(sa.func.timezone(sa.literal_column("'UTC'"), column), sa.Date)
     # SQLite stores UTC as ISO text (etl_meta.types.UTCDateTime); date() keeps 'YYYY-MM-DD'.
     return sa.func.date(column)
 
@@ -57,18 +57,23 @@ def daily_aggregates(dialect: str, where: sa.ColumnElement[bool]) -> sa.Select[A
     Columns are :data:`AGGREGATE_COLUMNS`. First and last values are those at the lowest and
     highest step of the day (a step is unique within a metric of an attempt).
     """
-    day = _utc_day(dialect, Metric.recorded_at)
-    keys = (Metric.execution_id, Metric.component_id, Metric.attempt, Metric.name)
+    day = _utc_day(dialect, col(Metric.recorded_at))
+    keys = (
+        col(Metric.execution_id),
+        col(Metric.component_id),
+        col(Metric.attempt),
+        col(Metric.name),
+    )
     groups = (
         sa.select(
             *keys,
             day.label("day"),
             sa.func.count().label("point_count"),
-            sa.func.min(Metric.value).label("min_value"),
-            sa.func.max(Metric.value).label("max_value"),
-            sa.func.sum(Metric.value).label("sum_value"),
-            sa.func.min(Metric.step).label("first_step"),
-            sa.func.max(Metric.step).label("last_step"),
+            sa.func.min(col(Metric.value)).label("min_value"),
+            sa.func.max(col(Metric.value)).label("max_value"),
+            sa.func.sum(col(Metric.value)).label("sum_value"),
+            sa.func.min(col(Metric.step)).label("first_step"),
+            sa.func.max(col(Metric.step)).label("last_step"),
         )
         .where(where)
         .group_by(*keys, day)
@@ -135,8 +140,9 @@ def roll_up_runs(session: Session, ids: Sequence[int]) -> int:
             "last_step": pick(new.last_step > table.c.last_step, new.last_step, table.c.last_step),
         },
     )
-    result = session.execute(statement, execution_options={"synchronize_session": False})
-    return max(result.rowcount, 0)  # type: ignore[attr-defined]
+    # Counted through RETURNING: psycopg reports no rowcount for this INSERT…SELECT.
+    returning = statement.returning(table.c.execution_id)
+    return len(session.connection().execute(returning).all())
 
 
 def delete_raw_points(session: Session, ids: Sequence[int]) -> int:
@@ -162,8 +168,6 @@ def has_raw_points() -> sa.ColumnElement[bool]:
 def count_raw_points(session: Session, run_ids: sa.Select[Any]) -> int:
     """How many raw points the runs selected by ``run_ids`` (a one-column select) have."""
     query = (
-        sa.select(sa.func.count())
-        .select_from(Metric)
-        .where(col(Metric.execution_id).in_(run_ids))
+        sa.select(sa.func.count()).select_from(Metric).where(col(Metric.execution_id).in_(run_ids))
     )
     return session.scalar(query) or 0
