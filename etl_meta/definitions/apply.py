@@ -17,6 +17,7 @@ from typing import Any
 
 from etl_meta.definitions import _prune
 from etl_meta.definitions._components import sync_components
+from etl_meta.definitions._retention import sync_retention
 from etl_meta.definitions.contracts import contract_problems
 from etl_meta.definitions.errors import DefinitionProblem, DefinitionsError, DocPath, format_path
 from etl_meta.definitions.loader import SourceMap
@@ -110,6 +111,9 @@ class _Applier:
             self._sync_dataclass(("dataclasses", index), dataclass)
         for index, job in enumerate(self.definitions.jobs):
             self._sync_job(("jobs", index), job)
+        if self.definitions.retention is not None:
+            # After the jobs: an override may name a job this file creates.
+            sync_retention(self.store, self.definitions.retention, self.plan, self.report)
 
     def _find_dataclass(self, name: str) -> DataclassPublic | None:
         try:
