@@ -171,3 +171,27 @@ def count_raw_points(session: Session, run_ids: sa.Select[Any]) -> int:
         sa.select(sa.func.count()).select_from(Metric).where(col(Metric.execution_id).in_(run_ids))
     )
     return session.scalar(query) or 0
+
+
+def daily_union(
+    dialect: str, *, run_ids: sa.Select[Any] | None, names: Sequence[str] | None
+) -> sa.Select[Any]:
+    """Daily aggregates from rollups and from the raw points not rolled up yet, as one select.
+
+    Columns are :data:`AGGREGATE_COLUMNS`; restricted to the runs ``run_ids`` selects and the
+    metric ``names`` when given. A day may appear twice (a rollup and raw points recorded into
+    the run after it) — callers combine them (``analytics.metrics_daily_frame`` does).
+    """
+    raw_where: list[sa.ColumnElement[bool]] = [sa.true()]
+    rolled_where: list[sa.ColumnElement[bool]] = [sa.true()]
+    if run_ids is not None:
+        raw_where.append(col(Metric.execution_id).in_(run_ids))
+        rolled_where.append(col(MetricRollup.execution_id).in_(run_ids))
+    if names is not None:
+        raw_where.append(col(Metric.name).in_(list(names)))
+        rolled_where.append(col(MetricRollup.name).in_(list(names)))
+    raw = daily_aggregates(dialect, sa.and_(*raw_where)).subquery("raw_daily")
+    rolled = sa.select(*(col(getattr(MetricRollup, c)) for c in AGGREGATE_COLUMNS)).where(
+        *rolled_where
+    )
+    return sa.select(*(raw.c[c] for c in AGGREGATE_COLUMNS)).union_all(rolled)  # type: ignore[return-value]
