@@ -139,6 +139,13 @@ class Settings(BaseSettings):
         default="0 3 * * *",
         description="Cron (UTC) of the Dagster schedule and Airflow DAG of the retention pass.",
     )
+    retention_schedule_running: bool = Field(
+        default=False,
+        description=(
+            "Start the Dagster retention schedule as running when the code location loads "
+            "(default: stopped until someone turns it on; the pass deletes data)."
+        ),
+    )
     slow_query_ms: float | None = Field(
         default=None,
         ge=0,
