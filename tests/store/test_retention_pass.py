@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, date, datetime, timedelta
 
-import pandas as pd
 import pytest
 import sqlalchemy as sa
 
 from etl_meta import ConflictError, MetadataStore, ValidationError
 from etl_meta.models import Execution, Metric, MetricRollup
+from tests.backends import postgresql_only
 from tests.factories import unique
 
 NOW = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=1)
@@ -151,7 +153,10 @@ def test_dry_run_reports_exactly_what_the_pass_then_does_and_writes_nothing(stor
     assert (plain.runs_deleted, plain.runs_rolled_up, plain.batches) == (2, 2, 4)
 
 
+@pytest.mark.extra("analytics")  # Parquet: pyarrow, read back with pandas
 def test_expired_runs_are_archived_with_their_raw_points_and_rollups(archive_store, factory):
+    import pandas as pd
+
     store = archive_store
     job = factory.job().name
     store.retention.set_default({"raw_days": 30, "rollup_days": 60, "archive": True})
@@ -179,7 +184,10 @@ def test_expired_runs_are_archived_with_their_raw_points_and_rollups(archive_sto
     assert [e.after["archive"] for e in expire_events] == [str(result.archive_path)]
 
 
+@pytest.mark.extra("analytics")
 def test_a_run_past_both_horizons_at_once_is_archived_with_its_raw_points(archive_store, factory):
+    import pandas as pd
+
     job = factory.job().name
     archive_store.retention.set_default({"raw_days": 30, "rollup_days": 60, "archive": True})
     old = add_run(archive_store, job, age_days=200)
@@ -217,3 +225,59 @@ def test_arguments_are_checked_and_the_pass_refuses_an_outer_transaction(store, 
         store.maintenance.apply_retention()
     with store.transaction():
         assert store.maintenance.apply_retention(dry_run=True).dry_run
+
+
+@postgresql_only()  # row locks: SQLite serializes whole write transactions instead
+def test_postgresql_passes_over_a_run_a_writer_holds_and_the_next_pass_gets_it(store, jobs):
+    busy = add_run(store, jobs["plain"], age_days=50)
+    idle = add_run(store, jobs["plain"], age_days=50)
+    with store.engine.connect() as writer:
+        writer.execute(
+            sa.text("SELECT id FROM execution WHERE id = :id FOR UPDATE"), {"id": busy.id}
+        )
+        first = store.maintenance.apply_retention()  # would block here without SKIP LOCKED
+        writer.rollback()
+    plain = next(line for line in first.jobs if line.job == jobs["plain"])
+    assert plain.runs_rolled_up == 1
+    assert count(store, Metric, Metric.execution_id, [busy.id]) == 4
+    assert count(store, Metric, Metric.execution_id, [idle.id]) == 0
+    second = store.maintenance.apply_retention()
+    assert next(line for line in second.jobs if line.job == jobs["plain"]).runs_rolled_up == 1
+    assert count(store, Metric, Metric.execution_id, [busy.id]) == 0
+
+
+def test_the_pass_is_safe_while_an_orchestrator_keeps_writing(store, store_url, settings, jobs):
+    plain = jobs["plain"]
+    old = [add_run(store, plain, age_days=age) for age in (200, 200, 50, 50)]
+    errors: list[Exception] = []
+    written: list[int] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        with MetadataStore(store_url, settings=settings) as other:
+            while not stop.is_set():
+                try:
+                    written.append(add_run(other, plain, age_days=0).id)
+                except Exception as exc:  # reported below, not swallowed
+                    errors.append(exc)
+                    return
+
+    def between_batches(_job: str, _phase: str, _runs: int) -> None:
+        # Let the writer get at least one run in between every two batches.
+        seen, deadline = len(written), time.monotonic() + 10
+        while len(written) == seen and not errors and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        result = store.maintenance.apply_retention(batch_size=1, progress=between_batches)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert errors == []
+    line = next(line for line in result.jobs if line.job == plain)
+    assert (line.runs_deleted, line.runs_rolled_up, line.batches) == (2, 2, 4)
+    assert len(written) >= 4
+    assert count(store, Metric, Metric.execution_id, written) == 4 * len(written)
+    assert not run_ids(store) & {r.id for r in old[:2]}
