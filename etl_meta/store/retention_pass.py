@@ -205,10 +205,14 @@ class RetentionPass:
         with self.store.transaction(readonly=True) as session:
             unfinished = repo.count_unfinished(session, job_id=job_id, older_than=raw_horizon)
         line = replace(line, unfinished_kept=unfinished)
-        for phase, horizon in (("expire", expire_horizon), ("rollup", raw_horizon)):
+        phases: tuple[tuple[Phase, datetime], ...] = (
+            ("expire", expire_horizon),
+            ("rollup", raw_horizon),
+        )
+        for phase, horizon in phases:
             after_id = 0
             while True:
-                outcome = self._batch(job_id, line, phase, horizon, after_id)  # type: ignore[arg-type]
+                outcome = self._batch(job_id, line, phase, horizon, after_id)
                 if outcome is None:
                     break
                 after_id, line = outcome
