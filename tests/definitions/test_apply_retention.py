@@ -125,3 +125,37 @@ def test_a_positioned_error_points_into_the_section() -> None:
     (problem,) = caught.value.problems
     line = text.splitlines()[problem.line - 1]
     assert line.strip() == "raw_days: 0"
+
+
+def test_a_dry_run_shows_the_retention_lines_and_stores_no_policy(store: MetadataStore) -> None:
+    plan = apply(store, with_retention(RETENTION), dry_run=True)
+    assert {i.name: i.action for i in plan.items if i.kind == "retention"} == {
+        "default": "created",
+        "daily_sales": "created",
+        "inventory_snapshot": "created",
+    }
+    assert store.retention.list() == [] and audit_count(store) == 0
+
+
+def test_the_cli_plan_prints_one_line_per_policy(
+    store: MetadataStore, store_url: str, tmp_path
+) -> None:
+    from typer.testing import CliRunner
+
+    from etl_meta.cli import app
+
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(dump(with_retention(RETENTION)), encoding="utf-8")
+    args = ["apply", "-f", str(path), "--database-url", store_url]
+    CliRunner().invoke(app, args)
+    changed = {"default": RETENTION["default"], "jobs": {"daily_sales": {"raw_days": 9}}}
+    path.write_text(dump(with_retention(changed)), encoding="utf-8")
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    lines = [line.split() for line in result.stdout.splitlines() if line.startswith("retention")]
+    assert lines == [
+        ["retention", "default", "unchanged"],
+        ["retention", "daily_sales", "updated"],
+        ["retention", "inventory_snapshot", "removed"],
+    ]
+    assert "1 removed" in result.stdout.splitlines()[-1]
