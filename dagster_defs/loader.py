@@ -14,6 +14,7 @@ import dagster as dg
 
 from dagster_defs._dagster_internal import StateBackedDefinitionsLoader
 from dagster_defs.jobs import build_jobs
+from dagster_defs.maintenance import RETENTION_JOB, retention_job, retention_schedule
 from dagster_defs.resources import DATABASE_URL_ENV, EtlMetaResource
 from dagster_defs.sensors import reconcile_sensor, run_request_sensor, status_sensors
 from etl_meta.access import Role
@@ -42,8 +43,15 @@ def definitions_from_catalog(
     multiprocess executor limited to the job's ``max_concurrency``).
     """
     jobs, errors = build_jobs(catalog, parallel_executor=parallel_executor)
+    maintenance: list[dg.JobDefinition] = [retention_job]
+    schedules = [retention_schedule()]
+    if any(job.name == RETENTION_JOB for job in jobs):
+        # A stored job of that name wins: the location must load; retention runs elsewhere.
+        log.warning("a stored job is called %s: the retention job is left out", RETENTION_JOB)
+        maintenance, schedules = [], []
     return dg.Definitions(
-        jobs=jobs,
+        jobs=[*jobs, *maintenance],
+        schedules=schedules,
         sensors=[*status_sensors(), reconcile_sensor, run_request_sensor(jobs)],
         resources={"etl_meta": resource()},
         metadata={

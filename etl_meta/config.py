@@ -128,6 +128,24 @@ class Settings(BaseSettings):
     )
     max_json_depth: int = Field(default=32, ge=2, le=256, description="Deepest JSON nesting.")
     echo_sql: bool = Field(default=False, description="Log SQL statements (never parameters).")
+    retention_archive_dir: Path | None = Field(
+        default=None,
+        description=(
+            "Where the retention pass writes the Parquet archive of runs whose policy says "
+            "`archive: true` (a deployment fact, so it lives here and not in definitions)."
+        ),
+    )
+    retention_schedule: str = Field(
+        default="0 3 * * *",
+        description="Cron (UTC) of the Dagster schedule and Airflow DAG of the retention pass.",
+    )
+    retention_schedule_running: bool = Field(
+        default=False,
+        description=(
+            "Start the Dagster retention schedule as running when the code location loads "
+            "(default: stopped until someone turns it on; the pass deletes data)."
+        ),
+    )
     slow_query_ms: float | None = Field(
         default=None,
         ge=0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from etl_meta import MetadataStore
+from etl_meta.repository import rollups
 from tests.factories import T0
 
 
@@ -71,3 +72,9 @@ def seed_every_table(store: MetadataStore) -> None:
     store.executions.tag("run-1", {"reviewed": "yes"})
     store.run_requests.create({"job": "daily_sales", "request_key": "seed"})
     store.sync_cursors.set("airflow.reconcile", {"updated_at_gte": T0.isoformat()})
+    store.retention.set_default({"raw_days": 30, "rollup_days": 365, "archive": False})
+    store.retention.set_job("daily_sales", {"legal_hold": True, "hold_reason": "audit 2026"})
+    # A daily rollup, as the retention pass writes them (the raw points stay here: a seed).
+    with store.transaction() as session:
+        run_id = store.executions.resolve("run-1").id
+        rollups.roll_up_runs(session, [run_id])

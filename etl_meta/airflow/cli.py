@@ -57,19 +57,34 @@ def export(
             help="Interval of the etl_meta_reconcile maintenance DAG (0: no maintenance DAG).",
         ),
     ] = 5.0,
+    retention_schedule: Annotated[
+        str | None,
+        typer.Option(
+            "--retention-schedule",
+            metavar="CRON|off",
+            help=(
+                "Cron (UTC) of the etl_meta_retention DAG, created paused (default: "
+                "ETL_META_RETENTION_SCHEDULE, '0 3 * * *'); 'off': no retention DAG."
+            ),
+            show_default=False,
+        ),
+    ] = None,
     database_url: DatabaseUrlOption = None,
     output: FormatOption = OutputFormat.table,
 ) -> None:
     """Write the store's jobs into DAGS_FOLDER: etl_meta_catalog.json, etl_meta_dags.py and the
-    etl_meta_reconcile maintenance DAG (etl_meta_maintenance.py)."""
+    maintenance DAGs etl_meta_reconcile (etl_meta_maintenance.py) and etl_meta_retention
+    (etl_meta_retention.py)."""
     from etl_meta.airflow.export import export_dags
 
     with open_store(database_url) as store, handle_errors():
+        schedule = retention_schedule or store.settings.retention_schedule
         result = export_dags(
             store,
             dags_folder,
             retry_delay_seconds=retry_delay,
             reconcile_minutes=reconcile_every,
+            retention_schedule=None if schedule.strip().lower() == "off" else schedule,
         )
     if output is OutputFormat.json:
         print_json(
@@ -79,6 +94,7 @@ def export(
                 "maintenance_file": str(result.maintenance_file)
                 if result.maintenance_file
                 else None,
+                "retention_file": str(result.retention_file) if result.retention_file else None,
                 "catalog_revision": result.revision,
                 "dags": list(result.jobs),
                 "jobs_not_exported": result.problems,

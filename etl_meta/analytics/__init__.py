@@ -29,6 +29,7 @@ from etl_meta.analytics.compare import (
     compare_runs,
     last_success_before,
 )
+from etl_meta.analytics.daily import metrics_daily_frame
 from etl_meta.analytics.metrics import (
     AGGREGATES,
     aggregate_metrics,
@@ -57,6 +58,7 @@ __all__ = [
     "latest_metrics",
     "metric_batches",
     "metric_count",
+    "metrics_daily_frame",
     "metrics_frame",
     "metrics_page",
     "parse_filter",

@@ -140,7 +140,7 @@ def _print_timings() -> None:
 
 
 def _register() -> None:
-    from etl_meta.cli import apply, audit, db, gc, jobs, metrics, runs, schema, secrets
+    from etl_meta.cli import apply, audit, db, gc, jobs, metrics, retention, runs, schema, secrets
 
     app.add_typer(db.app, name="db")
     app.add_typer(jobs.app, name="jobs")
@@ -148,6 +148,7 @@ def _register() -> None:
     app.add_typer(metrics.app, name="metrics")
     app.add_typer(secrets.app, name="secrets")
     app.add_typer(audit.app, name="audit")
+    app.add_typer(retention.app, name="retention")
     app.command("apply")(apply.apply)
     app.command("gc")(gc.gc)
     app.command("schema")(schema.schema)

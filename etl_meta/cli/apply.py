@@ -31,6 +31,7 @@ _ACTION_STYLE = {
     "updated": "yellow",
     "renamed": "cyan",
     "archived": "red",
+    "removed": "red",
     "unchanged": "dim",
 }
 

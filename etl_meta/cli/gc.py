@@ -1,4 +1,7 @@
-"""``etl-meta gc --older-than 90d``: delete old finished runs, their attempts and metric points."""
+"""``etl-meta gc --older-than 90d``: delete old finished runs, their attempts and metric points.
+
+``etl-meta gc --policy`` applies the stored retention policies instead (:mod:`.retention`).
+"""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from etl_meta.cli._common import (
     parse_since,
     when,
 )
+from etl_meta.cli.retention import run_policy
 from etl_meta.extras import require_extra
 from etl_meta.store.maintenance import MAX_BATCH_SIZE, GcResult
 
@@ -44,7 +48,7 @@ def _summary(result: GcResult) -> str:
 
 def gc(
     older_than: Annotated[
-        datetime,
+        datetime | None,
         typer.Option(
             "--older-than",
             parser=parse_since,
@@ -52,7 +56,14 @@ def gc(
             help="Delete finished runs that ended before this: 90d, 12h, 2w, or an ISO time.",
             show_default=False,
         ),
-    ],
+    ] = None,
+    policy: Annotated[
+        bool,
+        typer.Option(
+            "--policy",
+            help="Apply the stored retention policies (roll up, archive, delete) per job.",
+        ),
+    ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Count what would be deleted; change nothing.")
     ] = False,
@@ -74,11 +85,31 @@ def gc(
     ] = 500,
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """Delete runs that finished before --older-than, with their step attempts and metrics.
+    """Delete runs that finished before --older-than, with their step attempts and metrics;
+    or, with --policy, apply the stored retention policies and print a per-job report.
 
     Works in short batches (one transaction each), so orchestrators can keep writing meanwhile.
     Queued and running runs are never deleted, however old. Each batch leaves one audit event.
     """
+    if policy and older_than is not None:
+        raise typer.BadParameter(
+            "--policy applies the stored policies; --older-than is for a one-off gc: "
+            "give one of them",
+            param_hint="--policy / --older-than",
+        )
+    if policy and archive is not None:
+        raise typer.BadParameter(
+            "--policy archives where ETL_META_RETENTION_ARCHIVE_DIR says, when a policy asks",
+            param_hint="--archive",
+        )
+    if policy:
+        with open_store(database_url) as store:
+            run_policy(store, dry_run=dry_run, batch_size=batch_size)
+        return
+    if older_than is None:
+        raise typer.BadParameter(
+            "give --older-than AGE|TIME, or --policy", param_hint="--older-than"
+        )
     if archive is not None and not dry_run:
         # Whether or not anything is old enough today: a scheduled gc fails on its first run.
         require_extra("analytics", "pyarrow", needed_by="etl-meta gc --archive")

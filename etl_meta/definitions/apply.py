@@ -3,7 +3,8 @@
 Order matters because entities refer to each other: with ``prune``, the jobs and dataclasses the
 file no longer declares are archived first (see :mod:`etl_meta.definitions._prune`); then
 dataclasses (components link to them), then each job with its components (see
-:mod:`etl_meta.definitions._components` for the order within a job). Every store call joins
+:mod:`etl_meta.definitions._components` for the order within a job), then the retention
+policies (an override may name a job the file creates). Every store call joins
 one ``store.transaction()``, so a refusal anywhere rolls back everything; a dry run does all the
 work and then rolls back on purpose, so it reports the exact plan and surfaces the store's own
 refusals without writing.
@@ -17,6 +18,7 @@ from typing import Any
 
 from etl_meta.definitions import _prune
 from etl_meta.definitions._components import sync_components
+from etl_meta.definitions._retention import sync_retention
 from etl_meta.definitions.contracts import contract_problems
 from etl_meta.definitions.errors import DefinitionProblem, DefinitionsError, DocPath, format_path
 from etl_meta.definitions.loader import SourceMap
@@ -110,6 +112,9 @@ class _Applier:
             self._sync_dataclass(("dataclasses", index), dataclass)
         for index, job in enumerate(self.definitions.jobs):
             self._sync_job(("jobs", index), job)
+        if self.definitions.retention is not None:
+            # After the jobs: an override may name a job this file creates.
+            sync_retention(self.store, self.definitions.retention, self.plan, self.report)
 
     def _find_dataclass(self, name: str) -> DataclassPublic | None:
         try:
@@ -218,8 +223,9 @@ def apply_definitions(
     bumps). Components stored for a declared job but missing from its list are archived; jobs and
     dataclasses the file does not mention are left alone unless ``prune``. Archived jobs and
     dataclasses the file declares are restored. A component declared with ``renamed_from`` is
-    renamed in place when its old name is stored and its new one is not. Everything happens in
-    one transaction.
+    renamed in place when its old name is stored and its new one is not. A ``retention:``
+    section, when present, becomes the complete set of stored retention policies (see
+    :mod:`etl_meta.definitions._retention`). Everything happens in one transaction.
 
     Args:
         store: the store to change.

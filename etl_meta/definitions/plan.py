@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Kind = Literal["dataclass", "job", "component"]
-Action = Literal["created", "updated", "renamed", "unchanged", "archived"]
+Kind = Literal["dataclass", "job", "component", "retention"]
+Action = Literal["created", "updated", "renamed", "unchanged", "archived", "removed"]
 
 #: Actions in the order summaries list them.
-ACTIONS: tuple[Action, ...] = ("created", "updated", "renamed", "archived", "unchanged")
-#: Listed in counts and summaries only when the plan has one: files without renames read (and
-#: their JSON parses) as before renames existed.
-_OPTIONAL_ACTIONS = frozenset({"renamed"})
+ACTIONS: tuple[Action, ...] = ("created", "updated", "renamed", "archived", "removed", "unchanged")
+#: Listed in counts and summaries only when the plan has one: files without renames or removed
+#: retention policies read (and their JSON parses) as before those existed.
+_OPTIONAL_ACTIONS = frozenset({"renamed", "removed"})
 
 
 @dataclass(frozen=True)

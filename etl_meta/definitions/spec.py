@@ -31,6 +31,7 @@ from etl_meta.masking import mask_value
 from etl_meta.models.component import ComponentStatusField
 from etl_meta.models.enums import ComponentStatus, StrategyType
 from etl_meta.models.job import MAX_RETRIES, StrategyTypeField
+from etl_meta.models.retention import HoldReason, RetentionDays, RollupDays
 from etl_meta.validation import (
     STRICT_TYPE_MESSAGES,
     TAG_KEY_RE,
@@ -67,7 +68,8 @@ class _Spec(BaseModel):
     def _empty_is_default(cls, value: Any, info: pydantic.ValidationInfo) -> Any:
         # `components:` with nothing after it is YAML null; mean "none" rather than an error.
         if value is None and info.field_name in _EMPTY_MEANS_NONE:
-            return [] if info.field_name != "tags" else {}
+            factory = cls.model_fields[info.field_name].default_factory
+            return factory() if factory is not None else value  # type: ignore[call-arg]
         return value
 
 
@@ -119,14 +121,58 @@ class JobSpec(_Spec):
     components: list[ComponentSpec] = Field(default_factory=list)
 
 
+class RetentionDefaultSpec(_Spec):
+    """The policy of every job without an override (``docs/retention.md``)."""
+
+    raw_days: RetentionDays
+    rollup_days: RollupDays
+    archive: StrictBool = False
+
+
+class RetentionJobSpec(_Spec):
+    """One job's override: an unset field inherits the default; a legal hold needs a reason."""
+
+    raw_days: RetentionDays | None = None
+    rollup_days: RollupDays | None = None
+    archive: StrictBool | None = None
+    legal_hold: StrictBool = False
+    hold_reason: HoldReason | None = Field(default=None, validate_default=True)
+
+    @pydantic.field_validator("hold_reason")
+    @classmethod
+    def _reason_with_hold(cls, value: str | None, info: pydantic.ValidationInfo) -> str | None:
+        held = info.data.get("legal_hold")
+        if held and value is None:
+            raise ValueError("a legal hold needs a reason")
+        if held is False and value is not None:
+            raise ValueError("only a legal hold has a reason")
+        return value
+
+
+class RetentionSpec(_Spec):
+    """The ``retention:`` section: when present, the complete set of stored policies."""
+
+    default: RetentionDefaultSpec | None = None
+    jobs: dict[Identifier, RetentionJobSpec] = Field(default_factory=dict)
+
+
 class DefinitionsFile(_Spec):
     """A whole definitions file. ``source_map`` says where each part came from (may be empty)."""
 
     version: StrictInt = FORMAT_VERSION
     dataclasses: list[DataclassSpec] = Field(default_factory=list)
     jobs: list[JobSpec] = Field(default_factory=list)
+    #: ``None`` (no ``retention:`` key) leaves the stored policies alone.
+    retention: RetentionSpec | None = Field(default=None)
 
     _source_map: SourceMap = PrivateAttr(default_factory=lambda: SourceMap(TEXT_SOURCE))
+
+    @pydantic.field_validator("retention", mode="before")
+    @classmethod
+    def _empty_retention(cls, value: Any) -> Any:
+        # `retention:` with nothing under it is a section with no policies, as `components:`
+        # with nothing under it is an empty list; only a file without the key leaves them alone.
+        return {} if value is None else value
 
     @pydantic.field_validator("version")
     @classmethod

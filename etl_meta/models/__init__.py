@@ -49,6 +49,7 @@ from etl_meta.models.metric import (
     metric_points,
 )
 from etl_meta.models.relationships import configure as _configure_relationships
+from etl_meta.models.retention import MetricRollup, RetentionPolicy, RetentionPolicyPublic
 from etl_meta.models.run_request import RunRequest, RunRequestCreate, RunRequestPublic
 from etl_meta.models.sync_cursor import SyncCursor, SyncCursorPublic
 
@@ -95,9 +96,12 @@ __all__ = [
     "MetricPoint",
     "MetricPointRow",
     "MetricPublic",
+    "MetricRollup",
     "MetricSeries",
     "Orchestrator",
     "PublicModel",
+    "RetentionPolicy",
+    "RetentionPolicyPublic",
     "RunRequest",
     "RunRequestCreate",
     "RunRequestPublic",

@@ -29,6 +29,7 @@ from etl_meta.models import (
     ExecutionTag,
     Job,
     MetricPointRow,
+    MetricRollup,
     MetricSeries,
     metric_points,
 )
@@ -39,7 +40,7 @@ TERMINAL_STATUSES = tuple(status for status in ExecutionStatus if status.is_term
 UNFINISHED_STATUSES = tuple(status for status in ExecutionStatus if not status.is_terminal)
 
 #: How an archived column is stored: integer, float, text, JSON document (as text) or UTC time.
-ColumnKind = Literal["int", "float", "str", "json", "time"]
+ColumnKind = Literal["int", "float", "str", "json", "time", "date"]
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,11 @@ def delete_runs(session: Session, ids: Sequence[int]) -> DeleteCounts:
         sa.delete(ExecutionTag).where(col(ExecutionTag.execution_id).in_(ids)),
         execution_options=options,
     )
+    # Daily rollups (the retention pass's) go with their runs, uncounted: gc reports raw rows.
+    session.execute(
+        sa.delete(MetricRollup).where(col(MetricRollup.execution_id).in_(ids)),
+        execution_options=options,
+    )
     # Points have no foreign key to their series (see MetricPointRow): they go first, by series.
     series = sa.select(col(MetricSeries.id)).where(col(MetricSeries.execution_id).in_(ids))
     metrics = session.execute(
@@ -216,6 +222,24 @@ TAG_COLUMNS: ArchiveColumns = (
     ("updated_at", ExecutionTag.updated_at, "time"),
 )
 
+ROLLUP_COLUMNS: ArchiveColumns = (
+    ("execution_id", MetricRollup.execution_id, "int"),
+    ("job_name", Job.name, "str"),
+    ("component_id", MetricRollup.component_id, "int"),
+    ("component_name", Component.name, "str"),
+    ("attempt", MetricRollup.attempt, "int"),
+    ("name", MetricRollup.name, "str"),
+    ("day", MetricRollup.day, "date"),
+    ("point_count", MetricRollup.point_count, "int"),
+    ("min_value", MetricRollup.min_value, "float"),
+    ("max_value", MetricRollup.max_value, "float"),
+    ("sum_value", MetricRollup.sum_value, "float"),
+    ("first_step", MetricRollup.first_step, "int"),
+    ("first_value", MetricRollup.first_value, "float"),
+    ("last_step", MetricRollup.last_step, "int"),
+    ("last_value", MetricRollup.last_value, "float"),
+)
+
 #: The archived tables, in archive order: ``{name: columns}``.
 ARCHIVE_TABLES: dict[str, ArchiveColumns] = {
     "runs": RUN_COLUMNS,
@@ -223,10 +247,12 @@ ARCHIVE_TABLES: dict[str, ArchiveColumns] = {
     "metrics": METRIC_COLUMNS,
     "tags": TAG_COLUMNS,
 }
+#: What the retention pass archives: gc's tables and the daily rollups of the runs.
+RETENTION_ARCHIVE_TABLES: dict[str, ArchiveColumns] = {**ARCHIVE_TABLES, "rollups": ROLLUP_COLUMNS}
 
 
 def _archive_query(table: str, ids: Sequence[int]) -> sa.Select[Any]:
-    columns = [column.label(label) for label, column, _kind in ARCHIVE_TABLES[table]]
+    columns = [column.label(label) for label, column, _kind in RETENTION_ARCHIVE_TABLES[table]]
     if table == "runs":
         return (
             sa.select(*columns)
@@ -239,6 +265,21 @@ def _archive_query(table: str, ids: Sequence[int]) -> sa.Select[Any]:
             sa.select(*columns)
             .where(col(ExecutionTag.execution_id).in_(ids))
             .order_by(col(ExecutionTag.execution_id), col(ExecutionTag.key))
+        )
+    if table == "rollups":
+        return (
+            sa.select(*columns)
+            .select_from(MetricRollup)
+            .join(Component, col(Component.id) == MetricRollup.component_id)
+            .join(Job, col(Job.id) == Component.job_id)
+            .where(col(MetricRollup.execution_id).in_(ids))
+            .order_by(
+                col(MetricRollup.execution_id),
+                col(MetricRollup.component_id),
+                col(MetricRollup.attempt),
+                col(MetricRollup.name),
+                col(MetricRollup.day),
+            )
         )
     if table == "metrics":  # in key order: the points' id has no index
         point = metric_points
@@ -263,7 +304,7 @@ def _archive_query(table: str, ids: Sequence[int]) -> sa.Select[Any]:
 def archive_rows(
     session: Session, table: str, ids: Sequence[int], *, chunk_size: int = 50_000
 ) -> Iterator[list[list[Any]]]:
-    """The rows of ``table`` ("runs", "attempts", "metrics", "tags") belonging to the runs ``ids``.
+    """The rows of ``table`` ("runs", "attempts", "metrics", "tags", "rollups") of the runs ``ids``.
 
     Streamed in chunks of at most ``chunk_size`` rows, each chunk column by column in the order
     of ``ARCHIVE_TABLES[table]``, with plain values: enums as their text, JSON documents as JSON
@@ -271,7 +312,7 @@ def archive_rows(
     """
     if not ids:
         return
-    kinds = [kind for _name, _column, kind in ARCHIVE_TABLES[table]]
+    kinds = [kind for _name, _column, kind in RETENTION_ARCHIVE_TABLES[table]]
     # Core, not ORM, execution: plain columns need no ORM row loading, which only adds cost.
     query = _archive_query(table, ids).execution_options(yield_per=chunk_size)
     for partition in session.connection().execute(query).partitions():

@@ -165,9 +165,12 @@ def _add_partition(connection: sa.Connection, partition: Partition) -> int:
     return max(moved, 0)
 
 
-def drop_expired(engine: sa.Engine, expired_runs: sa.Select[Any]) -> PartitionWork:
+def drop_expired(engine: sa.Engine, expired_runs: sa.Select[Any] | None) -> PartitionWork:
     """Detach and drop every full partition whose series all belong to ``expired_runs`` (a
-    SELECT of execution ids). One transaction each; the runs' other rows are the caller's.
+    SELECT of execution ids), or, with ``None``, every full partition that holds no point
+    (retention deleted its rows: dropping it gives the disk back, which ``VACUUM`` would not
+    reuse, since new points go to newer ranges). One transaction each; the runs' other rows
+    are the caller's.
 
     A partition is *full* when a series above its range exists: no new series can take one of
     its ids. A point written after the check into a dropped range lands in the ``DEFAULT``
@@ -183,16 +186,19 @@ def drop_expired(engine: sa.Engine, expired_runs: sa.Select[Any]) -> PartitionWo
             ranges = partitions(connection)
     except sa.exc.DBAPIError as exc:
         return PartitionWork(skipped=_skipped(exc))
-    expired = expired_runs.subquery("expired")
     series = sa.table("metric_series", sa.column("id"), sa.column("execution_id"))
     for partition in ranges:
         if partition.high > last_series:
             break  # still filling, or ahead
-        kept = sa.select(sa.literal(1)).where(
-            series.c.id >= partition.low,
-            series.c.id < partition.high,
-            series.c.execution_id.not_in(sa.select(expired.c[0])),
-        )
+        if expired_runs is None:
+            kept = sa.select(sa.literal(1)).select_from(sa.table(partition.name))
+        else:
+            expired = expired_runs.subquery("expired")
+            kept = sa.select(sa.literal(1)).where(
+                series.c.id >= partition.low,
+                series.c.id < partition.high,
+                series.c.execution_id.not_in(sa.select(expired.c[0])),
+            )
         try:
             with engine.begin() as connection:
                 if connection.execute(sa.select(sa.exists(kept))).scalar_one():

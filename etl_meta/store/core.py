@@ -10,8 +10,8 @@ together::
         store.components.create("daily_sales", {"name": "extract", "component_type": "read_csv"})
 
 Entities have their own namespaces: ``store.jobs``, ``store.components``, ``store.dataclasses``,
-``store.executions``, ``store.metrics``, ``store.run_requests``, ``store.secrets`` and
-``store.audit``.
+``store.executions``, ``store.metrics``, ``store.run_requests``, ``store.secrets``,
+``store.retention`` and ``store.audit``.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ from etl_meta.store.executions import ExecutionsAPI
 from etl_meta.store.jobs import JobsAPI
 from etl_meta.store.maintenance import MaintenanceAPI
 from etl_meta.store.metrics import MetricsAPI
+from etl_meta.store.retention import RetentionAPI
 from etl_meta.store.run_requests import RunRequestsAPI
 from etl_meta.store.secrets import SecretsAPI
 from etl_meta.store.sync_cursors import SyncCursorsAPI
@@ -112,6 +113,7 @@ class MetadataStore:
         self.run_requests = RunRequestsAPI(self)
         self.audit = AuditAPI(self)
         self.maintenance = MaintenanceAPI(self)
+        self.retention = RetentionAPI(self)
         self.secrets = SecretsAPI(self)
         self.sync_cursors = SyncCursorsAPI(self)
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
 
 from etl_meta.access import Role, requires
 from etl_meta.errors import ConflictError, EtlMetaError, ValidationError
@@ -21,11 +22,14 @@ from etl_meta.extras import require_extra
 from etl_meta.repository import maintenance as repo
 from etl_meta.repository import partitions
 from etl_meta.store._base import StoreAPI, record_change
+from etl_meta.store.archive import Archive, ArchiveWriteFailed
 from etl_meta.types import utcnow
 from etl_meta.validation import strict_bool
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
+
+    from etl_meta.store.retention_pass import Progress, RetentionResult
 
 MAX_BATCH_SIZE = 10_000
 
@@ -118,20 +122,24 @@ class MaintenanceAPI(StoreAPI):
                 )
         dropped = partitions.PartitionWork()
         if archive_dir is None:  # an archive reads every point out first: rows, then
-            dropped = self._drop_partitions(horizon)
+            dropped = self.drop_partitions(horizon, repo.expired_run_ids(horizon))
         result = self._delete_in_batches(horizon, batch_size, archive_dir, progress, unfinished)
+        emptied = self.drop_partitions(horizon, None)  # the ranges the batches emptied
         partitions.ensure_ahead(self._store.engine)
-        if not dropped.dropped:
+        names = dropped.dropped + emptied.dropped
+        if not names:
             return result
         return dataclasses.replace(
-            result,
-            metrics=result.metrics + dropped.dropped_points,
-            partitions_dropped=dropped.dropped,
+            result, metrics=result.metrics + dropped.dropped_points, partitions_dropped=names
         )
 
-    def _drop_partitions(self, horizon: datetime) -> partitions.PartitionWork:
-        """Drop the partitions holding only expired runs' points, audited as one event."""
-        work = partitions.drop_expired(self._store.engine, repo.expired_run_ids(horizon))
+    @requires(Role.ADMIN)
+    def drop_partitions(
+        self, horizon: datetime, expired_runs: sa.Select[Any] | None
+    ) -> partitions.PartitionWork:
+        """Drop the full PostgreSQL partitions holding only ``expired_runs``' points (``None``:
+        only empty ones), audited as one event; nothing on SQLite."""
+        work = partitions.drop_expired(self._store.engine, expired_runs)
         if work.dropped:
             with self._tx() as session:
                 record_change(
@@ -149,6 +157,39 @@ class MaintenanceAPI(StoreAPI):
                 )
         return work
 
+    @requires(Role.ADMIN)
+    def apply_retention(
+        self,
+        *,
+        dry_run: bool = False,
+        now: datetime | None = None,
+        batch_size: int = 500,
+        progress: Progress | None = None,
+    ) -> RetentionResult:
+        """Apply every job's retention policy (``store.retention``); a per-job report.
+
+        Per job, skipped whole under a legal hold: finished runs older than ``raw_days +
+        rollup_days`` are archived (when the policy says so, under
+        ``settings.retention_archive_dir``) and deleted; then finished runs older than
+        ``raw_days`` get daily rollups and lose their raw points. Batches of ``batch_size``
+        runs, one transaction and one ``retention`` audit event each; queued and running runs
+        are never touched; a second pass right after does nothing. ``dry_run`` only counts.
+        ``progress(job, phase, runs)`` is called after each commit.
+
+        Raises:
+            ValidationError: a naive or future ``now``, a bad ``batch_size``, or a policy that
+                archives without ``retention_archive_dir``.
+            ConflictError: called inside ``store.transaction()`` (batches commit alone).
+            RetentionArchiveError: a batch's archive could not be written (not deleted).
+        """
+        from etl_meta.store.retention_pass import apply_retention
+
+        strict_bool(dry_run, "dry_run")
+        _check_arguments(utcnow(), batch_size)
+        return apply_retention(
+            self._store, dry_run=dry_run, now=now, batch_size=batch_size, progress=progress
+        )
+
     def _delete_in_batches(
         self,
         horizon: datetime,
@@ -159,7 +200,7 @@ class MaintenanceAPI(StoreAPI):
     ) -> GcResult:
         done: list[repo.DeleteCounts] = []
         files: list[Path] = []
-        archive = _Archive(archive_dir) if archive_dir is not None else None
+        archive = Archive(archive_dir) if archive_dir is not None else None
         after_id = 0
 
         def result() -> GcResult:
@@ -190,7 +231,7 @@ class MaintenanceAPI(StoreAPI):
                     path.unlink(missing_ok=True)
                 if archive is not None:
                     archive.remove_if_empty()
-                if isinstance(exc, _ArchiveWriteFailed):
+                if isinstance(exc, ArchiveWriteFailed):
                     raise ArchiveError(
                         f"could not write the archive under {archive_dir}: {exc.args[0]}; batch "
                         f"{len(done) + 1} was not deleted ({len(done)} earlier batch(es) were)",
@@ -212,7 +253,7 @@ class MaintenanceAPI(StoreAPI):
         session: Session,
         horizon: datetime,
         locked: list[int],
-        archive: _Archive | None,
+        archive: Archive | None,
         number: int,
         written: list[Path],
     ) -> repo.DeleteCounts | None:
@@ -252,106 +293,3 @@ def _check_arguments(older_than: datetime, batch_size: int) -> datetime:
     if not 1 <= batch_size <= MAX_BATCH_SIZE:
         raise ValidationError.single("batch_size", f"must be between 1 and {MAX_BATCH_SIZE}")
     return horizon
-
-
-class _ArchiveWriteFailed(Exception):
-    """Internal: the archive could not be written (``args[0]`` says why)."""
-
-
-class _Archive:
-    """Parquet files of one gc under ``<root>/gc-<UTC timestamp>/``, created at the first batch."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root).expanduser().absolute()
-        stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
-        self.path = self.root / f"gc-{stamp}"
-        self.created = False
-
-    def write_batch(self, session: Session, number: int, ids: list[int], out: list[Path]) -> None:
-        """``runs-N``, ``attempts-N``, ``metrics-N`` and ``tags-N.parquet`` of runs ``ids``,
-        durable on disk.
-
-        Each file is written under a temporary name, fsynced, renamed, and the directory fsynced,
-        all before the caller deletes anything. Every file written is appended to ``out``.
-        """
-        import pyarrow as pa
-
-        try:
-            self._ensure_directory()
-            for table, columns in repo.ARCHIVE_TABLES.items():
-                target = self.path / f"{table}-{number:06d}.parquet"
-                _write_parquet(target, columns, repo.archive_rows(session, table, ids))
-                out.append(target)
-            _fsync(self.path, directory=True)
-        except OSError as exc:
-            raise _ArchiveWriteFailed(exc.strerror or type(exc).__name__) from exc
-        except pa.ArrowException as exc:
-            raise _ArchiveWriteFailed(f"pyarrow {type(exc).__name__}") from exc
-
-    def _ensure_directory(self) -> None:
-        if self.created:
-            return
-        self.root.mkdir(parents=True, exist_ok=True)
-        base, suffix = self.path, 1
-        while True:
-            try:
-                self.path.mkdir()
-                break
-            except FileExistsError:
-                suffix += 1
-                self.path = base.with_name(f"{base.name}-{suffix}")
-        _fsync(self.root, directory=True)
-        self.created = True
-
-    def remove_if_empty(self) -> None:
-        if self.created and self.path.is_dir() and not any(self.path.iterdir()):
-            self.path.rmdir()
-            self.created = False
-
-
-def _arrow_table(columns: list[list[Any]], kinds: repo.ArchiveColumns) -> Any:
-    import pyarrow as pa
-
-    types = {"int": pa.int64(), "float": pa.float64(), "str": pa.string(), "json": pa.string()}
-    types["time"] = pa.timestamp("us", tz="UTC")
-    schema = pa.schema([pa.field(name, types[kind]) for name, _column, kind in kinds])
-    if not columns:
-        return schema.empty_table()
-    arrays = [
-        pa.array(values, type=field.type) for values, field in zip(columns, schema, strict=True)
-    ]
-    return pa.Table.from_arrays(arrays, schema=schema)
-
-
-def _write_parquet(
-    target: Path, kinds: repo.ArchiveColumns, chunks: Iterable[list[list[Any]]]
-) -> None:
-    import pyarrow.parquet as pq
-
-    temporary = target.with_name(f".{target.name}.tmp")
-    try:
-        with pq.ParquetWriter(str(temporary), _arrow_table([], kinds).schema) as writer:
-            empty = True
-            for columns in chunks:
-                writer.write_table(_arrow_table(columns, kinds))
-                empty = False
-            if empty:
-                writer.write_table(_arrow_table([], kinds))
-        _fsync(temporary)
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
-def _fsync(path: Path, *, directory: bool = False) -> None:
-    """Flush ``path`` to disk; for a directory (its new and renamed entries) best effort only."""
-    try:
-        descriptor = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-    except OSError:
-        if not directory:
-            raise

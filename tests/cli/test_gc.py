@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from etl_meta.cli.gc import _summary
-from etl_meta.store import maintenance
+from etl_meta.store import archive as maintenance
 from etl_meta.store.maintenance import GcResult
 from tests.factories import unique
 

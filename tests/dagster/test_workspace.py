@@ -20,6 +20,7 @@ from dagster._core.remote_representation.external import RemoteRepository
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
 
+from dagster_defs.maintenance import RETENTION_JOB
 from etl_meta import MetadataStore
 from etl_meta.definitions import apply_definitions
 from etl_meta.models import ComponentStatus
@@ -153,6 +154,8 @@ def test_location_serves_one_job_per_stored_job(
 
     with load_repository() as repository:
         jobs = {job.name: job for job in repository.get_all_jobs()}
+        # Besides the stored jobs: the maintenance job of the retention schedule.
+        assert jobs.pop(RETENTION_JOB).tags["etl_meta/maintenance"] == "retention"
         assert set(jobs) == set(stored)
         assert jobs_not_loaded(repository) == []
         for name, job in jobs.items():
@@ -173,7 +176,7 @@ def test_unknown_component_type_does_not_break_the_location(
         loaded = {job.name for job in repository.get_all_jobs()}
         not_loaded = jobs_not_loaded(repository)
 
-    assert loaded == {job.name for job in example_definitions().jobs}
+    assert loaded == {job.name for job in example_definitions().jobs} | {RETENTION_JOB}
     assert len(not_loaded) == 1, not_loaded
     (reason,) = not_loaded
     assert reason.startswith("broken_job.mystery_step: "), reason

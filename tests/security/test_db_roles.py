@@ -170,6 +170,9 @@ def test_each_role_holds_exactly_its_share(roles_url):
     assert {"job", "job_tag", "tag", "component", "component_config", "component_dependency"} | {
         "component_dataclass",
         "dataclass",
+        # Retention: policies are definitions; rollups are written by the pass, which is admin's.
+        "retention_policy",
+        "metric_rollup",
     } == set(definition_tables())
 
 
@@ -192,6 +195,28 @@ def test_roles_set_up_before_run_tags_get_their_share_when_the_schema_is_upgrade
         for relation in ("execution_tag", "v_run_tag"):
             granted = {p for r, obj, p in held if r == role and obj == relation}
             assert granted == objects.get(relation, set()), (role, relation)
+
+
+def test_roles_set_up_before_retention_get_their_share_when_the_schema_is_upgraded(
+    pg_scratch_url, tmp_path
+):
+    """Migration 0012 grants its tables to roles ``db roles`` set up at 0011, as ``db roles``
+    would: the writer reads them, the admin changes them (and uses the policy id sequence)."""
+    engine = sa.create_engine(pg_scratch_url)
+    settings = isolated_settings(tmp_path)
+    try:
+        schema_mod.upgrade(engine, settings=settings)
+        ensure_roles(engine, passwords=PASSWORDS)
+        schema_mod.downgrade(engine, "0011", settings=settings)  # the roles as 0011 left them
+        schema_mod.upgrade(engine, settings=settings)
+    finally:
+        engine.dispose()
+    held = held_privileges(pg_scratch_url)
+    for role, objects in EXPECTED.items():
+        for relation in ("retention_policy", "metric_rollup"):
+            granted = {p for r, obj, p in held if r == role and obj == relation}
+            assert granted == objects.get(relation, set()), (role, relation)
+    assert (ADMIN_ROLE, "retention_policy_id_seq", "USAGE") in held
 
 
 def test_role_filter_sets_up_only_the_roles_named(migrated_url):

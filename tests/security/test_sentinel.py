@@ -38,6 +38,7 @@ from etl_meta.components import get_component_type
 from etl_meta.config import get_settings
 from etl_meta.errors import EtlMetaError, StoreUnavailableError, ValidationError
 from etl_meta.masking import MASK
+from etl_meta.repository import rollups
 from etl_meta.runtime import RunIdentity, run_component
 from etl_meta.secrets import SecretDecryptError
 from tests.backends import TEST_SECRET_KEY, isolated_settings
@@ -193,6 +194,12 @@ def seed(store: MetadataStore, sentinel: Sentinel) -> Seeded:
         )
     # A reconcile's position (no secret in it: the record the sentinel test dumps must exist).
     store.sync_cursors.set("airflow.reconcile", {"updated_at_gte": "2026-01-01T00:00:00+00:00"})
+    # Retention policies and a daily rollup, as the retention pass writes them (no secret in
+    # them either: the rows the sentinel test dumps must exist).
+    store.retention.set_default({"raw_days": 30, "rollup_days": 365})
+    store.retention.set_job(JOB, {"legal_hold": True, "hold_reason": "sentinel hold"})
+    with store.transaction() as session:
+        rollups.roll_up_runs(session, [dagster.id])
     return Seeded(
         sentinel, probe_v1, probe_v2, request.id, dagster.external_run_id, airflow.external_run_id
     )
@@ -528,6 +535,8 @@ def test_no_cli_command_or_format_shows_a_secret(
         cli("audit", "list", "--entity", "execution", "--format", fmt)
     cli("secrets", "rotate", "--batch-size", "2")
     cli("gc", "--older-than", "1d", "--dry-run")
+    cli("retention", "show")
+    cli("gc", "--policy", "--dry-run")
     cli("gc", "--older-than", "1d", "--archive", str(out / "archive"))
     cli("runs", "list", "--format", "json")
     # A tag holding a secret is refused, and the refusal does not quote it.
@@ -648,6 +657,8 @@ def test_no_model_repr_str_or_dump_shows_a_secret(
     dump(store.dataclasses.get("sentinel_rows"))
     for cursor in store.sync_cursors.list():
         dump(cursor)
+    for policy in store.retention.list():
+        dump(policy)
     # Input models holding the sentinel: what a caller passes (repr and str are masked).
     inputs: list[Any] = [
         models.ComponentCreate.model_validate(
@@ -786,6 +797,7 @@ def test_no_dataframe_view_or_base_table_shows_a_secret(
         "metrics_page": lambda: analytics.metrics_page(store, limit=2),
         "metric_count": lambda: analytics.metric_count(store),
         "metric_batches": lambda: _batches_frame(analytics.metric_batches(store)),
+        "metrics_daily_frame": lambda: analytics.metrics_daily_frame(store),
         "runs_page": lambda: analytics.runs_page(store, limit=1),
         "parse_filter": lambda: analytics.parse_filter("value > 0 and job = 'sentinel_job'"),
     }

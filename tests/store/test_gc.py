@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from etl_meta import ConflictError, MetadataStore, ValidationError
 from etl_meta.models import ComponentExecution, Execution, metric_points
-from etl_meta.store import maintenance
+from etl_meta.store import archive as maintenance
 from etl_meta.store.maintenance import ArchiveError, GcResult
 from tests.backends import postgresql_only
 from tests.factories import unique

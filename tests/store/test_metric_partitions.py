@@ -146,15 +146,27 @@ def test_a_range_still_filling_is_never_dropped(pg_store):
     assert next(name for name, _, _ in ranges(pg_store)) == "metric_point_1"
 
 
-def test_an_archiving_gc_reads_every_point_out_and_drops_no_range(pg_store, tmp_path):
+def test_an_archiving_gc_reads_every_point_out_then_drops_the_range_it_emptied(pg_store, tmp_path):
     run_with_points(pg_store, OLD)
     next_series(pg_store, SIZE + 1)
     run_with_points(pg_store, RECENT)
+    with pg_store.engine.begin() as connection:  # which way the range went: rows, then empty
+        connection.exec_driver_sql("CREATE TABLE deleted_rows (n int)")
+        connection.exec_driver_sql(
+            "CREATE FUNCTION count_delete() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN INSERT INTO deleted_rows VALUES (1); RETURN OLD; END $$"
+        )
+        connection.exec_driver_sql(
+            "CREATE TRIGGER counted BEFORE DELETE ON metric_point_1 "
+            "FOR EACH ROW EXECUTE FUNCTION count_delete()"
+        )
 
     result = pg_store.maintenance.gc(older_than=HORIZON, archive_dir=tmp_path)
 
-    assert result.partitions_dropped == () and result.metrics == 12
+    assert result.metrics == 12 and result.partitions_dropped == ("metric_point_1",)
     assert len(pd.read_parquet(result.archive_path / "metrics-000001.parquet")) == 12
+    assert count(pg_store, "deleted_rows") == 12  # read out and deleted row by row first
+    assert next(name for name, _, _ in ranges(pg_store)) == f"metric_point_{1 + SIZE}"
 
 
 def test_the_cli_lists_the_ranges_and_creates_them_ahead(pg_store, pg_scratch_url):
