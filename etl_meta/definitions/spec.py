@@ -31,7 +31,12 @@ from etl_meta.masking import mask_value
 from etl_meta.models.component import ComponentStatusField
 from etl_meta.models.enums import ComponentStatus, StrategyType
 from etl_meta.models.job import MAX_RETRIES, StrategyTypeField
-from etl_meta.models.retention import HoldReason, RetentionDays, RollupDays
+from etl_meta.models.retention import (
+    HoldReason,
+    RetentionDays,
+    RollupDays,
+    check_hold_reason,
+)
 from etl_meta.validation import (
     STRICT_TYPE_MESSAGES,
     TAG_KEY_RE,
@@ -138,15 +143,7 @@ class RetentionJobSpec(_Spec):
     legal_hold: StrictBool = False
     hold_reason: HoldReason | None = Field(default=None, validate_default=True)
 
-    @pydantic.field_validator("hold_reason")
-    @classmethod
-    def _reason_with_hold(cls, value: str | None, info: pydantic.ValidationInfo) -> str | None:
-        held = info.data.get("legal_hold")
-        if held and value is None:
-            raise ValueError("a legal hold needs a reason")
-        if held is False and value is not None:
-            raise ValueError("only a legal hold has a reason")
-        return value
+    _reason_with_hold = pydantic.field_validator("hold_reason")(check_hold_reason)
 
 
 class RetentionSpec(_Spec):

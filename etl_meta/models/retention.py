@@ -133,6 +133,16 @@ HoldReason = Annotated[
 ]
 
 
+def check_hold_reason(value: str | None, info: pydantic.ValidationInfo) -> str | None:
+    """``hold_reason``'s rule: a legal hold needs a reason, and only a legal hold has one."""
+    held = info.data.get("legal_hold")
+    if held and value is None:
+        raise ValueError("a legal hold needs a reason")
+    if held is False and value is not None:
+        raise ValueError("only a legal hold has a reason")
+    return value
+
+
 class RetentionDefaultSet(InputModel):
     """What ``store.retention.set_default`` takes: the policy of every job without an override."""
 
@@ -153,12 +163,4 @@ class RetentionOverrideSet(InputModel):
     legal_hold: StrictBool = False
     hold_reason: HoldReason | None = pydantic.Field(default=None, validate_default=True)
 
-    @pydantic.field_validator("hold_reason")
-    @classmethod
-    def _reason_with_hold(cls, value: str | None, info: pydantic.ValidationInfo) -> str | None:
-        held = info.data.get("legal_hold")
-        if held and value is None:
-            raise ValueError("a legal hold needs a reason")
-        if held is False and value is not None:
-            raise ValueError("only a legal hold has a reason")
-        return value
+    _reason_with_hold = pydantic.field_validator("hold_reason")(check_hold_reason)
