@@ -194,3 +194,25 @@ def test_on_sqlite_the_cli_says_there_are_no_partitions(tmp_path):
     assert CliRunner().invoke(app, ["db", "upgrade", "--database-url", url]).exit_code == 0
     result = CliRunner().invoke(app, ["db", "partitions", "--database-url", url])
     assert result.exit_code == 0 and "no partitions" in result.output
+
+
+def test_pages_cross_partitions_in_id_order_without_a_gap_or_a_repeat(pg_store):
+    from etl_meta.analytics import metrics_page
+
+    run_with_points(pg_store, RECENT)  # series in the first range
+    next_series(pg_store, SIZE + 1)
+    run_with_points(pg_store, RECENT)  # in the second
+    next_series(pg_store, 2 * SIZE + 1)
+    run_with_points(pg_store, RECENT)  # beyond every range: DEFAULT
+    frame = metrics_frame(pg_store, attempts="all")
+    assert len(frame) == 36
+
+    ids, cursor = [], None
+    while True:
+        page = metrics_page(pg_store, limit=5, cursor=cursor, attempts="all")
+        ids += page.frame["metric_id"].tolist()
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert ids == frame["metric_id"].tolist() == sorted(ids)
+    assert len(set(ids)) == 36
