@@ -31,10 +31,12 @@ from etl_meta.analytics._select import (
     metric_from,
     metric_latest,
     metric_shape,
+    table_of,
 )
 from etl_meta.analytics._select import component as component_table
 from etl_meta.analytics._select import job as job_table
 from etl_meta.errors import ValidationError
+from etl_meta.models import MetricSeries
 from etl_meta.store import MetadataStore
 
 Every = Literal["1h", "1d", "1w"]
@@ -237,7 +239,16 @@ def _metric_ids_statement(shape: MetricShape) -> sa.Select:
             .where(*metric_conditions(picked))
         )
         chosen = sa.func.array(components.scalar_subquery(), type_=postgresql.ARRAY(sa.Integer))
-        clauses.append(metric.c.component_id == sa.any_(chosen))
+        # The series ids, not the components: a point's partition is found from its series id,
+        # and PostgreSQL costs a join into a partitioned table as a probe of every partition,
+        # so with many partitions it hash-joined every point instead (a frame of 200,000 of
+        # 1e8 points: 6.7 s, against about 1 s as an index condition of each partition).
+        series = table_of(MetricSeries)
+        picked_series = sa.select(series.c.id).where(series.c.component_id == sa.any_(chosen))
+        series_ids = sa.func.array(
+            picked_series.scalar_subquery(), type_=postgresql.ARRAY(sa.BigInteger)
+        )
+        clauses.append(metric.c.series_id == sa.any_(series_ids))
     return sa.select(*columns).select_from(metric).where(*clauses)
 
 
