@@ -40,6 +40,7 @@ _NEED_EXTRAS = [
     "cli/test_gc.py",  # reads archives back with pandas
     "cli/test_metrics_export.py",
     "store/test_gc.py",
+    "store/test_metric_partitions.py",  # compares frames (pandas)
     "store/test_strict_metric_values.py",  # numpy values
     "security/test_db_roles.py",
     "security/test_hostile_input.py",  # hostile filters and frames
