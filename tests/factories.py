@@ -6,8 +6,10 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
+
 from etl_meta import MetadataStore
-from etl_meta.models import ExecutionPublic, JobPublic
+from etl_meta.models import Execution, ExecutionPublic, JobPublic
 
 _counter = itertools.count(1)
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -73,3 +75,16 @@ class Factory:
         return self.execution(
             job, status="success", ended_at=T0 + timedelta(seconds=seconds), **fields
         )
+
+
+def count_rows(store: MetadataStore, model: Any, column: Any, ids: Any) -> int:
+    """Rows of ``model`` (a table class or selectable) whose ``column`` is in ``ids``."""
+    with store.transaction(readonly=True) as session:
+        query = sa.select(sa.func.count()).select_from(model).where(column.in_(ids))
+        return session.scalar(query) or 0
+
+
+def run_ids(store: MetadataStore) -> set[int]:
+    """The ids of every stored run."""
+    with store.transaction(readonly=True) as session:
+        return set(session.scalars(sa.select(Execution.id)))

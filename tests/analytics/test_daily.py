@@ -9,8 +9,8 @@ import pandas.testing as pdt
 
 from etl_meta import analytics
 from etl_meta.models import metric_points
-from tests.factories import unique
-from tests.store.test_retention_pass import NOW, add_run, count
+from tests.factories import count_rows, unique
+from tests.store.test_retention_pass import NOW, add_run
 
 
 def test_the_daily_frame_is_the_same_before_and_after_a_rollup(store, factory):
@@ -25,7 +25,10 @@ def test_the_daily_frame_is_the_same_before_and_after_a_rollup(store, factory):
     store.retention.set_default({"raw_days": 30, "rollup_days": 3650})
     result = store.maintenance.apply_retention()
     assert sum(line.runs_rolled_up for line in result.jobs) == 3  # both jobs' old runs
-    assert count(store, metric_points, metric_points.c.execution_id, [runs[0].id, runs[1].id]) == 0
+    assert (
+        count_rows(store, metric_points, metric_points.c.execution_id, [runs[0].id, runs[1].id])
+        == 0
+    )
     after = analytics.metrics_daily_frame(store, job=job)
     pdt.assert_frame_equal(before, after)
     # Seven rows per old run (rows on two days + bytes, the retried attempt on run 0), three

@@ -13,11 +13,11 @@ import pytest
 import sqlalchemy as sa
 
 from etl_meta import ConflictError, MetadataStore, ValidationError
-from etl_meta.models import ComponentExecution, Execution, metric_points
+from etl_meta.models import ComponentExecution, metric_points
 from etl_meta.store import archive as maintenance
 from etl_meta.store.maintenance import ArchiveError, GcResult
 from tests.backends import postgresql_only
-from tests.factories import unique
+from tests.factories import count_rows, run_ids, unique
 
 NOW = datetime.now(UTC)
 OLD = NOW - timedelta(days=200)
@@ -49,16 +49,6 @@ def add_run(store, job, *, status="success", started=OLD, ended=True, metrics=3,
     return run
 
 
-def rows(store, model, column, ids):
-    with store.transaction(readonly=True) as session:
-        return session.scalar(sa.select(sa.func.count()).select_from(model).where(column.in_(ids)))
-
-
-def run_ids(store):
-    with store.transaction(readonly=True) as session:
-        return set(session.scalars(sa.select(Execution.id)))
-
-
 def gc_events(store):
     return store.audit.list(action="gc")
 
@@ -86,11 +76,11 @@ def test_old_finished_runs_go_with_their_attempts_and_metrics_others_stay(store,
     assert result.unfinished_kept == 2 and not result.dry_run and result.archive_files == ()
     assert run_ids(store) == {r.id for r in kept}
     old_ids = [r.id for r in old]
-    assert rows(store, ComponentExecution, ComponentExecution.execution_id, old_ids) == 0
-    assert rows(store, metric_points, metric_points.c.execution_id, old_ids) == 0
+    assert count_rows(store, ComponentExecution, ComponentExecution.execution_id, old_ids) == 0
+    assert count_rows(store, metric_points, metric_points.c.execution_id, old_ids) == 0
     kept_ids = [r.id for r in kept]
-    assert rows(store, ComponentExecution, ComponentExecution.execution_id, kept_ids) == 8
-    assert rows(store, metric_points, metric_points.c.execution_id, kept_ids) == 12
+    assert count_rows(store, ComponentExecution, ComponentExecution.execution_id, kept_ids) == 8
+    assert count_rows(store, metric_points, metric_points.c.execution_id, kept_ids) == 12
     assert store.maintenance.gc(older_than=HORIZON).runs == 0  # nothing left to do
 
 
@@ -286,7 +276,7 @@ def test_gc_is_safe_while_an_orchestrator_keeps_writing(store, store_url, settin
     assert len(written_runs) >= 6
     remaining = run_ids(store)
     assert remaining == set(written_runs) and not remaining & {r.id for r in old}
-    assert rows(store, metric_points, metric_points.c.execution_id, written_runs) == 4 * len(
+    assert count_rows(store, metric_points, metric_points.c.execution_id, written_runs) == 4 * len(
         written_runs
     )
 

@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 
 from etl_meta import ConflictError, MetadataStore, ValidationError
-from etl_meta.models import Execution, MetricRollup, metric_points
+from etl_meta.models import MetricRollup, metric_points
 from tests.backends import postgresql_only
-from tests.factories import unique
+from tests.factories import count_rows, run_ids, unique
 
 NOW = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=1)
 DAY = timedelta(days=1)
@@ -48,16 +48,6 @@ def add_run(store, job, *, age_days, status="success", points=True):
             execution_id=run.id,
         )
     return run
-
-
-def count(store, model, column, ids):
-    with store.transaction(readonly=True) as session:
-        return session.scalar(sa.select(sa.func.count()).select_from(model).where(column.in_(ids)))
-
-
-def run_ids(store):
-    with store.transaction(readonly=True) as session:
-        return set(session.scalars(sa.select(Execution.id)))
 
 
 def events(store):
@@ -101,9 +91,12 @@ def test_old_runs_are_rolled_up_then_deleted_and_recent_held_and_unfinished_ones
     assert not lines[held].changed
     assert expired.id not in run_ids(store)
     raw_left = [recent.id, stuck.id, *(r.id for r in held_runs)]
-    assert count(store, metric_points, metric_points.c.execution_id, raw_left) == 4 * len(raw_left)
+    assert count_rows(store, metric_points, metric_points.c.execution_id, raw_left) == 4 * len(
+        raw_left
+    )
     assert (
-        count(store, metric_points, metric_points.c.execution_id, [rolled.id, short_rolled.id]) == 0
+        count_rows(store, metric_points, metric_points.c.execution_id, [rolled.id, short_rolled.id])
+        == 0
     )
     with store.transaction(readonly=True) as session:
         rollups = session.execute(
@@ -168,7 +161,7 @@ def test_expired_runs_are_archived_with_their_raw_points_and_rollups(archive_sto
     # First a pass as of 150 days ago: the 200-day-old run is then past raw_days (30) only,
     # so it is rolled up; today it expires, and the archive holds its rollups.
     store.maintenance.apply_retention(now=NOW - timedelta(days=150))
-    assert count(store, metric_points, metric_points.c.execution_id, [old.id]) == 0
+    assert count_rows(store, metric_points, metric_points.c.execution_id, [old.id]) == 0
     result = store.maintenance.apply_retention()
     assert result.archive_path is not None and result.archive_path.name.startswith("retention-")
     names = sorted(p.name for p in result.archive_path.iterdir())
@@ -241,11 +234,11 @@ def test_postgresql_passes_over_a_run_a_writer_holds_and_the_next_pass_gets_it(s
         writer.rollback()
     plain = next(line for line in first.jobs if line.job == jobs["plain"])
     assert plain.runs_rolled_up == 1
-    assert count(store, metric_points, metric_points.c.execution_id, [busy.id]) == 4
-    assert count(store, metric_points, metric_points.c.execution_id, [idle.id]) == 0
+    assert count_rows(store, metric_points, metric_points.c.execution_id, [busy.id]) == 4
+    assert count_rows(store, metric_points, metric_points.c.execution_id, [idle.id]) == 0
     second = store.maintenance.apply_retention()
     assert next(line for line in second.jobs if line.job == jobs["plain"]).runs_rolled_up == 1
-    assert count(store, metric_points, metric_points.c.execution_id, [busy.id]) == 0
+    assert count_rows(store, metric_points, metric_points.c.execution_id, [busy.id]) == 0
 
 
 def test_the_pass_is_safe_while_an_orchestrator_keeps_writing(store, store_url, settings, jobs):
@@ -281,5 +274,7 @@ def test_the_pass_is_safe_while_an_orchestrator_keeps_writing(store, store_url, 
     line = next(line for line in result.jobs if line.job == plain)
     assert (line.runs_deleted, line.runs_rolled_up, line.batches) == (2, 2, 4)
     assert len(written) >= 4
-    assert count(store, metric_points, metric_points.c.execution_id, written) == 4 * len(written)
+    assert count_rows(store, metric_points, metric_points.c.execution_id, written) == 4 * len(
+        written
+    )
     assert not run_ids(store) & {r.id for r in old[:2]}
