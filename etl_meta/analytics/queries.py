@@ -206,11 +206,11 @@ def _metric_ids_statement(shape: MetricShape) -> sa.Select:
     """A whole frame's points with run and component ids instead of their names, unordered
     (PostgreSQL only: see ``_arrow.read_points_named``).
 
-    The job, component and tag filters pick components, so they become
-    ``metric.component_id = ANY(ARRAY(SELECT component.id …))``: PostgreSQL then reads the
-    points of those components through their index instead of hash-joining every point with
-    its component and job (a fifth to a half of a million-point read). A ``filter=``
-    expression may name any field, so it keeps the joins.
+    The job, component and tag filters pick series, so they become
+    ``series_id = ANY(ARRAY(SELECT metric_series.id …))``, each partition's key condition.
+    As a join, PostgreSQL costs the partitioned points as a probe of every partition and
+    hash-joins every point instead (a frame of 200,000 of 1e8 points: 6.7 s, against about
+    1 s). A ``filter=`` expression may name any field, so it keeps the joins.
     """
     columns = (
         metric.c.id,
@@ -231,20 +231,13 @@ def _metric_ids_statement(shape: MetricShape) -> sa.Select:
         picked = MetricShape(
             job=shape.job, component=shape.component, tags=shape.tags, attempts="all"
         )
-        components = (
-            sa.select(component_table.c.id)
-            .select_from(
-                component_table.join(job_table, job_table.c.id == component_table.c.job_id)
-            )
+        series = table_of(MetricSeries)
+        picked_series = (
+            sa.select(series.c.id)
+            .join(component_table, component_table.c.id == series.c.component_id)
+            .join(job_table, job_table.c.id == component_table.c.job_id)
             .where(*metric_conditions(picked))
         )
-        chosen = sa.func.array(components.scalar_subquery(), type_=postgresql.ARRAY(sa.Integer))
-        # The series ids, not the components: a point's partition is found from its series id,
-        # and PostgreSQL costs a join into a partitioned table as a probe of every partition,
-        # so with many partitions it hash-joined every point instead (a frame of 200,000 of
-        # 1e8 points: 6.7 s, against about 1 s as an index condition of each partition).
-        series = table_of(MetricSeries)
-        picked_series = sa.select(series.c.id).where(series.c.component_id == sa.any_(chosen))
         series_ids = sa.func.array(
             picked_series.scalar_subquery(), type_=postgresql.ARRAY(sa.BigInteger)
         )
