@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from sqlmodel import SQLModel
 
 from etl_meta.analytics._compiled import param
 from etl_meta.errors import ValidationError
@@ -31,15 +30,9 @@ from etl_meta.models import (
     Tag,
     metric_points,
 )
+from etl_meta.models.base import table_of
 
 Attempts = Literal["all", "final"]
-
-
-def table_of(model: type[SQLModel]) -> sa.Table:
-    """The table a SQLModel class maps (mypy sees no ``__table__`` on SQLModel classes)."""
-    table = sa.inspect(model).local_table
-    assert isinstance(table, sa.Table)
-    return table
 
 
 #: One row per point, with its series' keys and name (``etl_meta.models.metric_points``).

@@ -89,6 +89,13 @@ class PublicModel(EtlModel):
         return serialized
 
 
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """The table a SQLModel class maps (mypy sees no ``__table__`` on SQLModel classes)."""
+    table = sa.inspect(model).local_table
+    assert isinstance(table, sa.Table)
+    return table
+
+
 def created_at_field() -> Any:
     """``created_at``: set once by the store, aware UTC."""
     return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)

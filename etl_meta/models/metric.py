@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from pydantic import StrictInt
 from sqlmodel import Field
 
-from etl_meta.models.base import EtlModel, InputModel, PublicModel
+from etl_meta.models.base import EtlModel, InputModel, PublicModel, table_of
 from etl_meta.types import BigIntPK, UTCDateTime
 from etl_meta.validation import AwareDatetime, Identifier, MetricValue
 
@@ -134,14 +134,8 @@ class MetricLatest(EtlModel, table=True):
     recorded_at: datetime = Field(sa_type=UTCDateTime)
 
 
-def _table(model: type[EtlModel]) -> sa.Table:
-    table = sa.inspect(model).local_table
-    assert isinstance(table, sa.Table)
-    return table
-
-
 def _metric_points() -> sa.Subquery:
-    point, series, name = _table(MetricPointRow), _table(MetricSeries), _table(MetricName)
+    point, series, name = table_of(MetricPointRow), table_of(MetricSeries), table_of(MetricName)
     return (
         sa.select(
             point.c.id,

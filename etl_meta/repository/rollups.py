@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from etl_meta.models import Execution, MetricName, MetricPointRow, MetricRollup, MetricSeries
+from etl_meta.models.base import table_of
 from etl_meta.repository.dialect import dialect_name, insert
 
 #: The columns of a daily aggregate, in ``metric_rollup``'s order.
@@ -53,13 +54,11 @@ def _utc_day(dialect: str, column: Any) -> sa.ColumnElement[Any]:
     return sa.func.date(column)
 
 
-def _table(model: Any) -> sa.Table:
-    table = sa.inspect(model).local_table
-    assert isinstance(table, sa.Table)
-    return table
-
-
-point, series, metric_name = _table(MetricPointRow), _table(MetricSeries), _table(MetricName)
+point, series, metric_name = (
+    table_of(MetricPointRow),
+    table_of(MetricSeries),
+    table_of(MetricName),
+)
 
 
 def _series_of(
